@@ -1,0 +1,65 @@
+# SimCLR in C. `make` builds ./simclr; `make test` builds and runs every test;
+# `make demo` runs the Fashion-MNIST demo; `make bench` compares with PyTorch.
+# Every src/*.c goes into build/libsimclr.a, every cli/*.c into ./simclr,
+# every tests/test_*.c into its own test binary: adding a file needs no edit here.
+
+CC      ?= gcc
+ARCH    ?= -march=native
+OPT     ?= -O2
+CFLAGS  += -std=gnu11 $(OPT) $(ARCH) -g -fopenmp -Wall -Wextra -Wno-unused-parameter \
+           -Wshadow -Wno-sign-compare -Wno-missing-field-initializers -Wno-format-truncation -Isrc -Ibuild -D_FILE_OFFSET_BITS=64 -MMD -MP
+LDLIBS  += -ldnnl -lopenblas -llapacke -lpng -ljpeg -lz -lm -lpthread
+LDFLAGS += -fopenmp
+
+SRC      := $(wildcard src/*.c)
+CLI      := $(wildcard cli/*.c)
+TESTS    := $(wildcard tests/test_*.c)
+LIB_OBJ  := $(SRC:%.c=build/%.o)
+CLI_OBJ  := $(CLI:%.c=build/%.o)
+TEST_BIN := $(TESTS:tests/%.c=build/tests/%)
+
+all: simclr $(TEST_BIN)
+
+build/libsimclr.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+build/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The subcommand table is generated from the SIMCLR_COMMAND(...) lines of cli/*.c.
+build/commands.inc: $(CLI)
+	@mkdir -p build
+	grep -h '^SIMCLR_COMMAND(' $(CLI) | sort > $@.tmp && mv $@.tmp $@
+
+build/cli/main.o: build/commands.inc
+
+simclr: $(CLI_OBJ) build/libsimclr.a
+	$(CC) $(LDFLAGS) $(CLI_OBJ) build/libsimclr.a $(LDLIBS) -o $@
+
+build/tests/%: tests/%.c build/libsimclr.a tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< build/libsimclr.a $(LDLIBS) $(LDFLAGS) -o $@
+
+deps:
+	bash tools/deps.sh
+
+test: deps all
+	bash tests/run.sh
+
+demo: deps simclr
+	bash tools/demo.sh
+
+bench: deps simclr
+	bash bench/run_all.sh
+
+fixtures:
+	bash tools/deps.sh --python
+	bash tools/make_fixtures.sh
+
+clean:
+	rm -rf build simclr
+
+.PHONY: all deps test demo bench fixtures clean
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

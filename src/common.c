@@ -1,0 +1,248 @@
+/* common.c - see common.h. */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Thread_local char err_buf[2048];
+
+int sc_error_set(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int sc_error_prefix(const char *fmt, ...) {
+    char pre[1024], old[sizeof err_buf];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, err_buf, sizeof old);
+    snprintf(err_buf, sizeof err_buf, "%s: %s", pre, old);
+    return -1;
+}
+
+const char *sc_error(void) { return err_buf[0] ? err_buf : "unknown error"; }
+
+void sc_fatal(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("simclr: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+void sc_warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("simclr: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void *sc_alloc(size_t bytes) {
+    void *p = NULL;
+    size_t n = (bytes + 63) & ~(size_t)63;
+    if (n == 0) n = 64;
+    if (posix_memalign(&p, 64, n) != 0 || !p)
+        sc_fatal("out of memory allocating %zu bytes", bytes);
+    memset(p, 0, n);
+    return p;
+}
+
+void sc_free(void *p) { free(p); }
+
+void *sc_xrealloc(void *p, size_t bytes) {
+    void *q = realloc(p, bytes ? bytes : 1);
+    if (!q) sc_fatal("out of memory allocating %zu bytes", bytes);
+    return q;
+}
+
+char *sc_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = sc_xrealloc(NULL, n);
+    memcpy(d, s, n);
+    return d;
+}
+
+size_t sc_peak_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+double sc_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void sc_set_threads(int n) {
+    if (n < 1) n = 1;
+    omp_set_num_threads(n);
+}
+
+int sc_threads(void) { return omp_get_max_threads(); }
+
+int sc_atomic_open(AtomicFile *af, const char *path) {
+    memset(af, 0, sizeof *af);
+    af->path = sc_strdup(path);
+    size_t n = strlen(path) + 32;
+    af->tmp = sc_xrealloc(NULL, n);
+    snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    af->f = fopen(af->tmp, "wb");
+    if (!af->f) {
+        int e = errno;
+        free(af->path);
+        free(af->tmp);
+        memset(af, 0, sizeof *af);
+        return sc_error_set("%s: cannot create temporary file: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+static void fsync_dir_of(const char *path) {
+    char *copy = sc_strdup(path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(copy);
+}
+
+int sc_atomic_commit(AtomicFile *af) {
+    int rc = 0;
+    if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0)
+        rc = sc_error_set("%s: write failed: %s", af->path, strerror(errno));
+    if (fclose(af->f) != 0 && rc == 0) rc = sc_error_set("%s: close failed: %s", af->path, strerror(errno));
+    af->f = NULL;
+    if (rc == 0 && rename(af->tmp, af->path) != 0)
+        rc = sc_error_set("%s: rename failed: %s", af->path, strerror(errno));
+    if (rc != 0) unlink(af->tmp);
+    else fsync_dir_of(af->path);
+    free(af->path);
+    free(af->tmp);
+    memset(af, 0, sizeof *af);
+    return rc;
+}
+
+void sc_atomic_abort(AtomicFile *af) {
+    if (af->f) fclose(af->f);
+    if (af->tmp) unlink(af->tmp);
+    free(af->path);
+    free(af->tmp);
+    memset(af, 0, sizeof *af);
+}
+
+int sc_write_file_atomic(const char *path, const void *data, size_t n) {
+    AtomicFile af;
+    if (sc_atomic_open(&af, path)) return -1;
+    if (n && fwrite(data, 1, n, af.f) != n) {
+        int e = errno;
+        sc_atomic_abort(&af);
+        return sc_error_set("%s: write failed: %s", path, strerror(e));
+    }
+    return sc_atomic_commit(&af);
+}
+
+int sc_read_file(const char *path, char **data, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return sc_error_set("%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = sc_xrealloc(NULL, cap);
+    size_t r;
+    while ((r = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += r;
+        if (cap - len - 1 == 0) buf = sc_xrealloc(buf, cap *= 2);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return sc_error_set("%s: read error", path);
+    }
+    buf[len] = 0;
+    *data = buf;
+    if (n) *n = len;
+    return 0;
+}
+
+int sc_mkdir_p(const char *path) {
+    char *p = sc_strdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            free(p);
+            return sc_error_set("%s: cannot create directory: %s", path, strerror(e));
+        }
+        *s = '/';
+    }
+    int rc = 0;
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+        rc = sc_error_set("%s: cannot create directory: %s", path, strerror(errno));
+    else if (!sc_is_dir(p))
+        rc = sc_error_set("%s: exists and is not a directory", path);
+    free(p);
+    return rc;
+}
+
+int sc_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int sc_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int sc_map_file(MappedFile *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return sc_error_set("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return sc_error_set("%s: not a regular file", path);
+    }
+    m->size = (size_t)st.st_size;
+    if (m->size > 0) {
+        void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return sc_error_set("%s: mmap failed: %s", path, strerror(errno));
+        }
+        m->data = p;
+    }
+    close(fd);
+    return 0;
+}
+
+void sc_unmap_file(MappedFile *m) {
+    if (m->data) munmap((void *)m->data, m->size);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,238 @@
+/* opts.c - see opts.h. */
+#include "opts.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+Opt *opts_find(Opt **tables, int ntables, const char *name) {
+    for (int t = 0; t < ntables; t++)
+        for (Opt *o = tables[t]; o->name; o++)
+            if (strcmp(o->name, name) == 0) return o;
+    return NULL;
+}
+
+int opts_was_set(Opt **tables, int ntables, const char *name) {
+    Opt *o = opts_find(tables, ntables, name);
+    return o && o->set;
+}
+
+char *opts_choice_name(const char *choices, int i) {
+    const char *s = choices;
+    for (int k = 0; k < i && s; k++) {
+        s = strchr(s, '|');
+        if (s) s++;
+    }
+    if (!s) return sc_strdup("?");
+    const char *e = strchr(s, '|');
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    char *r = sc_xrealloc(NULL, n + 1);
+    memcpy(r, s, n);
+    r[n] = 0;
+    return r;
+}
+
+static int choice_index(const char *choices, const char *v) {
+    size_t vn = strlen(v);
+    int i = 0;
+    for (const char *s = choices; s; i++) {
+        const char *e = strchr(s, '|');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == vn && strncmp(s, v, n) == 0) return i;
+        s = e ? e + 1 : NULL;
+    }
+    return -1;
+}
+
+static void format_value(char *buf, size_t n, const Opt *o) {
+    switch (o->type) {
+    case OPT_INT: snprintf(buf, n, "%d", *(int *)o->dst); break;
+    case OPT_INT64: snprintf(buf, n, "%lld", *(long long *)o->dst); break;
+    case OPT_FLOAT: snprintf(buf, n, "%.9g", *(float *)o->dst); break;
+    case OPT_DOUBLE: snprintf(buf, n, "%.17g", *(double *)o->dst); break;
+    case OPT_STR: {
+        const char *s = *(const char **)o->dst;
+        snprintf(buf, n, "%s", s ? s : "");
+        break;
+    }
+    case OPT_FLAG: snprintf(buf, n, "%s", *(int *)o->dst ? "on" : "off"); break;
+    case OPT_CHOICE: {
+        char *c = opts_choice_name(o->choices, *(int *)o->dst);
+        snprintf(buf, n, "%s", c);
+        free(c);
+        break;
+    }
+    default: buf[0] = 0;
+    }
+}
+
+static void print_help(const char *cmd, const char *summary, Opt **tables, int ntables) {
+    printf("usage: simclr %s [options]\n%s\n\noptions (current value in brackets):\n", cmd,
+           summary ? summary : "");
+    for (int t = 0; t < ntables; t++)
+        for (Opt *o = tables[t]; o->name; o++) {
+            char val[256], left[128];
+            format_value(val, sizeof val, o);
+            const char *arg = o->type == OPT_FLAG     ? ""
+                              : o->type == OPT_CHOICE ? o->choices
+                              : o->type == OPT_STR    ? "STR"
+                              : o->type == OPT_INT || o->type == OPT_INT64 ? "N"
+                                                                            : "X";
+            snprintf(left, sizeof left, "--%s %s", o->name, arg);
+            printf("  %-34s %s [%s]\n", left, o->help ? o->help : "", val);
+        }
+    printf("  %-34s %s\n", "--help", "print this help and exit");
+}
+
+static int range_error(const Opt *o, const char *v, const char *what) {
+    if (o->min < o->max)
+        return sc_error_set("--%s: expected %s in [%g, %g], got '%s'", o->name, what, o->min,
+                            o->max, v);
+    return sc_error_set("--%s: expected %s, got '%s'", o->name, what, v);
+}
+
+static int set_value(Opt *o, const char *v) {
+    char *end;
+    errno = 0;
+    switch (o->type) {
+    case OPT_INT:
+    case OPT_INT64: {
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end) return range_error(o, v, "an integer");
+        if (o->min < o->max && (x < o->min || x > o->max)) return range_error(o, v, "an integer");
+        if (o->type == OPT_INT) {
+            if (x < -2147483647LL || x > 2147483647LL) return range_error(o, v, "an integer");
+            *(int *)o->dst = (int)x;
+        } else
+            *(long long *)o->dst = x;
+        break;
+    }
+    case OPT_FLOAT:
+    case OPT_DOUBLE: {
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(x)) return range_error(o, v, "a number");
+        if (o->min < o->max && (x < o->min || x > o->max)) return range_error(o, v, "a number");
+        if (o->type == OPT_FLOAT) *(float *)o->dst = (float)x;
+        else *(double *)o->dst = x;
+        break;
+    }
+    case OPT_STR:
+        if (!*v) return sc_error_set("--%s: expected a non-empty value", o->name);
+        *(const char **)o->dst = v;
+        break;
+    case OPT_CHOICE: {
+        int i = choice_index(o->choices, v);
+        if (i < 0) return sc_error_set("--%s: expected one of %s, got '%s'", o->name, o->choices, v);
+        *(int *)o->dst = i;
+        break;
+    }
+    case OPT_FLAG:
+        if (!strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true")) *(int *)o->dst = 1;
+        else if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false")) *(int *)o->dst = 0;
+        else return sc_error_set("--%s: expected on or off, got '%s'", o->name, v);
+        break;
+    default: return sc_error_set("--%s: bad option type", o->name);
+    }
+    o->set = 1;
+    return 0;
+}
+
+int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt **tables,
+               int ntables, const char **pos, int *npos_inout) {
+    int max_pos = npos_inout ? *npos_inout : 0, npos = 0;
+    int only_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || a[1] != '-' || a[2] == 0) {
+            if (!only_pos && !strcmp(a, "--")) {
+                only_pos = 1;
+                continue;
+            }
+            if (a[0] == '-' && a[1] && !only_pos)
+                return sc_error_set("%s: unknown option '%s' (options start with --; see --help)",
+                                    cmd, a);
+            if (npos >= max_pos)
+                return sc_error_set("%s: unexpected argument '%s' (see --help)", cmd, a);
+            pos[npos++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--help")) {
+            print_help(cmd, summary, tables, ntables);
+            exit(0);
+        }
+        char name[128];
+        const char *eq = strchr(a + 2, '=');
+        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (n >= sizeof name) return sc_error_set("%s: option name too long: %s", cmd, a);
+        memcpy(name, a + 2, n);
+        name[n] = 0;
+        Opt *o = opts_find(tables, ntables, name);
+        if (!o && !strncmp(name, "no-", 3)) {
+            Opt *f = opts_find(tables, ntables, name + 3);
+            if (f && f->type == OPT_FLAG && !eq) {
+                *(int *)f->dst = 0;
+                f->set = 1;
+                continue;
+            }
+        }
+        if (!o) return sc_error_set("%s: unknown option '--%s' (see --help)", cmd, name);
+        if (o->type == OPT_FLAG && !eq) {
+            *(int *)o->dst = 1;
+            o->set = 1;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v) {
+            if (i + 1 >= argc) return sc_error_set("--%s: missing value", name);
+            v = argv[++i];
+        }
+        if (set_value(o, v)) return -1;
+    }
+    if (npos_inout) *npos_inout = npos;
+    return 0;
+}
+
+void opts_print(FILE *f, Opt **tables, int ntables) {
+    for (int t = 0; t < ntables; t++)
+        for (Opt *o = tables[t]; o->name; o++) {
+            char val[512];
+            format_value(val, sizeof val, o);
+            fprintf(f, "  %-22s %s%s\n", o->name, val, o->set ? "" : "  (default)");
+        }
+}
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+void opts_write_json(FILE *f, Opt **tables, int ntables) {
+    fputc('{', f);
+    int first = 1;
+    for (int t = 0; t < ntables; t++)
+        for (Opt *o = tables[t]; o->name; o++) {
+            char val[512];
+            format_value(val, sizeof val, o);
+            fprintf(f, "%s", first ? "" : ", ");
+            first = 0;
+            json_string(f, o->name);
+            fputs(": ", f);
+            if (o->type == OPT_INT || o->type == OPT_INT64 || o->type == OPT_FLOAT ||
+                o->type == OPT_DOUBLE)
+                fputs(val, f);
+            else if (o->type == OPT_STR && !*(const char **)o->dst)
+                fputs("null", f);
+            else
+                json_string(f, val);
+        }
+    fputs("}\n", f);
+}

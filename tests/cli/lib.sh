@@ -1,0 +1,19 @@
+# Helpers for CLI tests. Source it, call the checks, end with `finish`.
+#   expect_ok  "what" cmd args...            command must exit 0
+#   expect_fail "what" "regex" cmd args...   must exit non-zero (not by a signal) with stderr matching regex
+#   check "what" test-expression...          e.g. check "file exists" -f out.npy
+set -u
+: "${SIMCLR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/simclr}"
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+PASS=0; FAIL=0
+expect_ok() { local what="$1"; shift
+  if "$@" >"$TMP/out" 2>"$TMP/err"; then PASS=$((PASS+1)); echo "ok $what"
+  else FAIL=$((FAIL+1)); echo "FAIL $what (exit $?)"; tail -n 20 "$TMP/err"; fi; }
+expect_fail() { local what="$1" re="$2"; shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"; local rc=$?
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -Eq -- "$re" "$TMP/err"; then PASS=$((PASS+1)); echo "ok $what"
+  else FAIL=$((FAIL+1)); echo "FAIL $what (exit $rc, stderr below; wanted /$re/)"; tail -n 20 "$TMP/err"; fi; }
+check() { local what="$1"; shift
+  if test "$@"; then PASS=$((PASS+1)); echo "ok $what"; else FAIL=$((FAIL+1)); echo "FAIL $what"; fi; }
+finish() { echo "$PASS passed, $FAIL failed"; [ $FAIL -eq 0 ]; }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test binary (build/tests/test_*) and every CLI test script (tests/cli/*.sh) and
+# prints the total as the last line: "N passed, M failed". Exits 1 when anything failed.
+#   tests/run.sh            everything
+#   tests/run.sh PATTERN    only the binaries/scripts whose name contains PATTERN
+set -u
+cd "$(dirname "$0")/.."
+pat="${1:-}"
+total_pass=0; total_fail=0; broken=()
+export SIMCLR="$PWD/simclr"
+export OMP_WAIT_POLICY=passive
+run_one() {  # name, command...
+  local name="$1"; shift
+  local log; log=$(mktemp)
+  local t0=$SECONDS
+  "$@" >"$log" 2>&1; local rc=$?
+  local line; line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+  local p=0 f=0
+  if [ -n "$line" ]; then p=${line%% passed*}; f=${line#*, }; f=${f%% failed*}; fi
+  if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # a crash or a bad exit counts as a failure
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+  printf '%-40s %4d passed %3d failed  (%ds)\n' "$name" "$p" "$f" $((SECONDS - t0))
+  if [ "$f" -ne 0 ]; then broken+=("$name"); sed 's/^/    | /' "$log" | grep -v '^    | ok ' | tail -n 60; fi
+  rm -f "$log"
+}
+for t in build/tests/test_*; do
+  [ -x "$t" ] || continue
+  case "$(basename "$t")" in *"$pat"*) ;; *) continue ;; esac
+  run_one "$(basename "$t")" "$t"
+done
+for s in tests/cli/*.sh; do
+  [ -f "$s" ] || continue
+  case "$(basename "$s")" in lib.sh) continue ;; *"$pat"*) ;; *) continue ;; esac
+  run_one "$(basename "$s")" bash "$s"
+done
+[ ${#broken[@]} -gt 0 ] && echo "failed: ${broken[*]}"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ] && [ "$total_pass" -gt 0 ]
