@@ -199,7 +199,9 @@ int image_write_png(const char *path, const uint8_t *px, int w, int h, int c) {
     return sc_atomic_commit(&af);
 }
 
-/* ---- resampling -------------------------------------------------------------------------- */
+/* ---- resampling --------------------------------------------------------------------------
+ * -O3 from here on: -O2's "very cheap" vectoriser cost model skips the row loops below. */
+#pragma GCC optimize("O3")
 
 static double tri(double x) {
     x = fabs(x);
