@@ -128,7 +128,8 @@ int metrics_read(Metrics *m, const char *path) {
         char v[64];
         if (*line && json_get(line, "step", v, sizeof v) == 0) {
             double step = strtod(v, NULL), epoch = getd(line, "epoch");
-            if (!isnan(getd(line, "loss"))) {
+            char tmp[64];
+            if (json_get(line, "loss", tmp, sizeof tmp) == 0) {
                 push(&m->step, m->n, &m->cap, step, 0);
                 push(&m->epoch, m->n, &m->cap, epoch, 0);
                 push(&m->loss, m->n, &m->cap, getd(line, "loss"), 0);
@@ -137,7 +138,7 @@ int metrics_read(Metrics *m, const char *path) {
                 push(&m->lr, m->n, &m->cap, getd(line, "lr"), 0);
                 push(&m->vps, m->n, &m->cap, getd(line, "views_per_s"), 1);
                 m->n++;
-            } else if (!isnan(getd(line, "knn_top1"))) {
+            } else if (json_get(line, "knn_top1", tmp, sizeof tmp) == 0) {
                 push(&m->e_step, m->ne, &m->ecap, step, 0);
                 push(&m->e_epoch, m->ne, &m->ecap, epoch, 0);
                 push(&m->e_top1, m->ne, &m->ecap, getd(line, "knn_top1"), 0);
