@@ -328,7 +328,8 @@ int cmd_pretrain(int argc, char **argv) {
         sc_fatal("--out %s and --resume %s: give only --resume to continue a run", po.out, po.resume);
     if (po.resume && po.init) sc_fatal("--init and --resume exclude each other");
     char *resume_cfg = NULL;
-    const char *last = run_path(dir, "last.safetensors");
+    char last[4096];
+    snprintf(last, sizeof last, "%s", run_path(dir, "last.safetensors"));
     if (po.resume) {
         if (!sc_file_exists(last))
             sc_fatal("--resume %s: no last.safetensors in the folder (nothing to continue)", dir);

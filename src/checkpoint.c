@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "model.h"
+#include "optim.h"
 
 /* ---- writing ----------------------------------------------------------------------------- */
 
@@ -207,4 +209,75 @@ int run_dir_prepare(const char *dir, int force) {
         return rc;
     }
     return sc_mkdir_p(dir);
+}
+
+/* ---- Model + Optimizer ------------------------------------------------------------------- */
+
+int checkpoint_model_tensors(Model *m, Optimizer *o, int head_optional, CkTensor **tp, int *np) {
+    int nt = model_num_tensors(m);
+    OptimState os[2];
+    int ns = o ? optim_state_tensors(o, os) : 0;
+    int cap = nt * (1 + ns), n = 0;
+    CkTensor *t = calloc((size_t)(cap ? cap : 1), sizeof *t);
+    float *params = model_params(m), *bufs = model_buffers(m);
+    int64_t *counters = model_counters(m);
+    for (int i = 0; i < nt; i++) {
+        const ModelTensor *mt = model_tensor(m, i);
+        CkTensor *c = &t[n++];
+        snprintf(c->name, sizeof c->name, "%s", mt->name);
+        c->ndim = mt->ndim;
+        for (int d = 0; d < mt->ndim; d++) c->shape[d] = mt->shape[d];
+        c->dtype = mt->kind == MODEL_COUNTER ? ST_I64 : ST_F32;
+        c->data = mt->kind == MODEL_PARAM    ? (void *)(params + mt->offset)
+                  : mt->kind == MODEL_BUFFER ? (void *)(bufs + mt->offset)
+                                             : (void *)(counters + mt->offset);
+        c->optional = head_optional && !strncmp(mt->name, "head.", 5);
+    }
+    for (int k = 0; k < ns; k++)
+        for (int i = 0; i < nt; i++) {
+            const ModelTensor *mt = model_tensor(m, i);
+            if (mt->kind != MODEL_PARAM) continue;
+            CkTensor *c = &t[n++];
+            snprintf(c->name, sizeof c->name, "optim.%s.%s", mt->name, os[k].name);
+            c->ndim = mt->ndim;
+            for (int d = 0; d < mt->ndim; d++) c->shape[d] = mt->shape[d];
+            c->dtype = ST_F32;
+            c->data = os[k].data + mt->offset;
+        }
+    *tp = t;
+    *np = n;
+    return 0;
+}
+
+void checkpoint_arch_string(const Model *m, char *buf, size_t n) {
+    const ModelConfig *c = model_config(m);
+    static const char *arch[] = {"resnet18", "resnet34", "resnet50"};
+    snprintf(buf, n, "%s x%g %s-stem %dpx head %dx%d%s",
+             c->arch >= 0 && c->arch < 3 ? arch[c->arch] : "resnet?", c->width,
+             c->stem == STEM_CIFAR ? "cifar" : "imagenet", c->image_size, c->head_layers,
+             model_out_dim(m), c->head_bn ? " bn" : "");
+}
+
+int checkpoint_save(const char *path, Model *m, Optimizer *o, CkMeta *meta) {
+    CkTensor *t;
+    int n;
+    checkpoint_model_tensors(m, o, 0, &t, &n);
+    checkpoint_arch_string(m, meta->arch, sizeof meta->arch);
+    int rc = checkpoint_write(path, t, n, meta);
+    free(t);
+    return rc;
+}
+
+int checkpoint_load(const char *path, Model *m, Optimizer *o, CkMeta *meta) {
+    CkTensor *t;
+    int n;
+    checkpoint_model_tensors(m, o, o == NULL, &t, &n);
+    CkMeta local = {0};
+    CkMeta *mm = meta ? meta : &local;
+    checkpoint_arch_string(m, mm->arch, sizeof mm->arch);
+    int rc = checkpoint_read(path, t, n, mm, 0);
+    if (!rc && o) optim_set_step(o, mm->step);
+    free(t);
+    ck_meta_free(&local);
+    return rc;
 }

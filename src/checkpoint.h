@@ -70,4 +70,20 @@ const char *run_path(const char *dir, const char *name);
 /* "runs/x/epoch_0012.safetensors" */
 const char *run_epoch_path(const char *dir, long epoch);
 
+/* ---- a Model and its Optimizer as a checkpoint ------------------------------------------- */
+typedef struct Model Model;
+typedef struct Optimizer Optimizer;
+
+/* Every tensor of the model in state_dict order (parameters, BN buffers, I64 counters), then,
+ * when o != NULL, optim.<name>.m/.v for every parameter. *t is malloc'ed (free it). The head's
+ * tensors are marked optional when head_optional != 0 (loading a torchvision state_dict). */
+int checkpoint_model_tensors(Model *m, Optimizer *o, int head_optional, CkTensor **t, int *n);
+/* "resnet18 x0.25 cifar-stem 32px head 2x128" */
+void checkpoint_arch_string(const Model *m, char *buf, size_t n);
+/* Saves model (+ optimizer state when o != NULL) with meta (meta->arch is filled in). */
+int checkpoint_save(const char *path, Model *m, Optimizer *o, CkMeta *meta);
+/* Loads into model (+ optimizer when o != NULL, then its step count too). Weights-only loads
+ * (o == NULL) accept files without a head (head left as initialised) and ignore optim.*. */
+int checkpoint_load(const char *path, Model *m, Optimizer *o, CkMeta *meta);
+
 #endif
