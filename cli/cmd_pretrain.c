@@ -41,7 +41,7 @@ static void on_signal(int sig) {
 
 typedef struct {
     int recipe, epochs, batch, threads, checkpoint_every, eval_every, eval_k, shuffle, force;
-    int log_every, precision, eval_dataset;
+    int log_every, precision, eval_dataset, save_init;
     long long max_steps, stop_after, limit, eval_limit, nan_step;
     int seed;
     float eval_t;
@@ -297,6 +297,8 @@ int cmd_pretrain(int argc, char **argv) {
          "(evenly spaced; 0: all)", .min = 0, .max = 1e12},
         {"knn-k", OPT_INT, &po.eval_k, "kNN neighbours", .min = 1, .max = 1e6},
         {"knn-temperature", OPT_FLOAT, &po.eval_t, "kNN vote temperature", .min = 1e-6, .max = 1e6},
+        {"save-init", OPT_FLAG, &po.save_init, "also write init.safetensors: the weights before "
+         "training (the random-init baseline of the same encoder)"},
         {"log-every", OPT_INT, &po.log_every, "metrics line every N steps", .min = 1, .max = 1e9},
         {"precision", OPT_CHOICE, &po.precision, "arithmetic", "fp32"},
         {"stop-after-steps", OPT_INT64, &po.stop_after, "debugging: save last.safetensors and stop "
@@ -457,6 +459,11 @@ int cmd_pretrain(int argc, char **argv) {
     } else if (po.init) {
         if (checkpoint_load(po.init, m, NULL, NULL)) sc_fatal("--init: %s", sc_error());
         printf("initialised from %s\n", po.init);
+    }
+    if (po.save_init && step == 0) {
+        CkMeta im = {.seed = (uint64_t)po.seed, .config_json = cfg};
+        if (checkpoint_save(run_path(dir, "init.safetensors"), m, NULL, &im))
+            sc_fatal("%s", sc_error());
     }
     loader_seek(L, step / bpe, step % bpe);
     RunLog *log;
