@@ -367,6 +367,8 @@ static int idx_parse(const char *path, const uint8_t *data, size_t n, int want_n
         dims[i] = be32(data + 4 + 4 * i);
         if (dims[i] == 0) return sc_error_set("%s: IDX dimension %d is zero", path, i);
         count *= dims[i];
+        if (count > n) /* also keeps the product from overflowing */
+            return sc_error_set("%s: IDX dimensions need more than the file's %zu bytes (truncated?)", path, n);
     }
     *off = 4 + 4 * (size_t)nd;
     if (n - *off != count)
