@@ -202,6 +202,28 @@ TEST(keep_last_in_order) {
     dataset_close(ds);
 }
 
+TEST(workers_prepare_batches_ahead) {
+    Dataset *ds = open_ds();
+    Loader *L = make(ds, 1, 0, 1);
+    /* nobody calls loader_next: the worker alone must fill the prefetch slots (2 by default, plus
+     * the slot the consumer will hold: all 3 are filled before the first call) */
+    int ready = 0;
+    for (int i = 0; i < 1000 && (ready = loader_ready_batches(L)) < 3; i++) usleep(10000);
+    CHECK(ready == 3, "%d batches prepared in the background", ready);
+    const float *x = loader_next(L, NULL);
+    CHECK(x != NULL, "next");
+    /* the consumer holds one slot; the other two are the next batches, already done */
+    ready = loader_ready_batches(L);
+    CHECK(ready == 2, "after one batch: %d ready", ready);
+    loader_free(L);
+    /* with no workers nothing happens until the consumer asks */
+    L = make(ds, 0, 0, 1);
+    usleep(20000);
+    CHECK(loader_ready_batches(L) == 0, "synchronous loader worked in the background");
+    loader_free(L);
+    dataset_close(ds);
+}
+
 TEST(errors) {
     Dataset *ds = open_ds();
     AugmentConfig a = aug();
