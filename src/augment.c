@@ -210,7 +210,8 @@ static void blk_hue(float *R, float *G, float *B, int n, float hf) {
         float cr = maxc - minc;
         float s = cr / (eqc ? 1.0f : maxc);
         float crd = eqc ? 1.0f : cr;
-        float rc = (maxc - r) / crd, gc = (maxc - g) / crd, bc = (maxc - b) / crd;
+        float icr = 1.0f / crd; /* one division instead of three (torch divides: ~1 ulp) */
+        float rc = (maxc - r) * icr, gc = (maxc - g) * icr, bc = (maxc - b) * icr;
         /* bitwise & and | (not && ||): no branches, so the loop vectorises */
         float hr = isr ? bc - gc : 0.0f;
         float hg = (isg & !isr) ? 2.0f + rc - bc : 0.0f;
@@ -242,9 +243,16 @@ static void blk_hue(float *R, float *G, float *B, int n, float hf) {
     }
 }
 
+/* Sum of the grey values of a block: 16 float lanes (vectorises; a single running sum would be
+ * one long dependency chain), lanes added in a fixed order, blocks accumulated in double. */
 static double blk_graysum(const float *r, const float *g, const float *b, int n) {
-    float s = 0; /* per-block float sum, accumulated in double across blocks */
-    for (int i = 0; i < n; i++) s += gray_of(r[i], g[i], b[i]);
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += gray_of(r[i + j], g[i + j], b[i + j]);
+    double s = 0;
+    for (; i < n; i++) s += gray_of(r[i], g[i], b[i]);
+    for (int j = 0; j < 16; j++) s += acc[j];
     return s;
 }
 
@@ -356,7 +364,8 @@ void aug_gaussian_blur(float *x, int c, int h, int w, int k, float sigma, float 
     for (int ch = 0; ch < c; ch++) {
         float *plane = x + (size_t)ch * h * w;
         /* horizontal: plane -> tmp, through a reflect-padded copy of the row so the tap loops
-         * run over contiguous memory (vectorised) with no border cases */
+         * run over contiguous memory (vectorised) with no border cases. (Keeping 16-32 outputs
+         * in registers across the taps measured no faster than these streaming loops.) */
         for (int y = 0; y < h; y++) {
             const float *row = plane + (size_t)y * w;
             for (int i = 0; i < w; i++) pad[r + i] = row[i];
