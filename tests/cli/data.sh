@@ -37,6 +37,11 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
   expect_fail "Fashion-MNIST bad split" "--split.*validation" $SIMCLR augment-preview --dataset fashion-mnist \
     --split validation --output "$TMP/x.png"
 fi
+expect_ok "STL-10 train+unlabeled preview" $SIMCLR augment-preview --dataset stl10 --data "$ROOT/tests/fixtures/data" \
+  --split train+unlabeled --images 5 --views 1 --image-size 32 --output "$TMP/stl.png"
+check "STL-10 describes the split" -n "$(grep 'stl10 train+unlabeled (5 images, 96x96x3' "$TMP/err")"
+expect_fail "STL-10 fold of the test split" "--fold" $SIMCLR augment-preview --dataset stl10 \
+  --data "$ROOT/tests/fixtures/data" --split test --fold 1 --output "$TMP/x.png"
 expect_ok "broken file skipped" $SIMCLR augment-preview --dataset folder --data "$TMP/bad" --images 2 --views 1 \
   --image-size 32 --output "$TMP/b.png"
 check "skip is reported" -n "$(grep 'broken.png' "$TMP/err")"
