@@ -145,7 +145,40 @@ struct Conv {
     dnnl_memory_t ch_src[CONV_WGRAD_CHUNKS], ch_ddst[CONV_WGRAD_CHUNKS], ch_dw[CONV_WGRAD_CHUNKS],
         ch_dwu[CONV_WGRAD_CHUNKS], ch_scr[CONV_WGRAD_CHUNKS];
     size_t ch_scr_bytes, ch_dw_bytes; /* per chunk, rounded to 64 */
+    /* small output maps: forward and backward weights as im2col + GEMM (see conv.h) */
+    int gemm;
+    float *w_krsc; /* (K, R, S, C) */
 };
+
+/* Output maps with at most this many pixels use the GEMM path (override: SIMCLR_CONV_GEMM_PIXELS,
+ * for experiments; 0 disables it). */
+static int gemm_max_pixels(void) {
+    const char *e = getenv("SIMCLR_CONV_GEMM_PIXELS");
+    return e ? atoi(e) : 16;
+}
+
+#define GEMM_CHUNKS 8 /* fixed split of the GEMMs over threads: the bits never depend on it */
+
+/* col (B*OH*OW, R*S*C) from in (B,H,W,C): row (b,oh,ow) holds the receptive field, zero padded */
+static void im2col_nhwc(float *col, const float *in, const ConvShape *s) {
+    size_t rsc = (size_t)s->R * s->S * s->C;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < s->B; b++)
+        for (int oh = 0; oh < s->OH; oh++)
+            for (int ow = 0; ow < s->OW; ow++) {
+                float *row = col + (((size_t)b * s->OH + oh) * s->OW + ow) * rsc;
+                for (int r = 0; r < s->R; r++)
+                    for (int q = 0; q < s->S; q++) {
+                        int ih = oh * s->stride - s->pad + r, iw = ow * s->stride - s->pad + q;
+                        float *dst = row + ((size_t)r * s->S + q) * s->C;
+                        if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W)
+                            memset(dst, 0, sizeof(float) * s->C);
+                        else
+                            memcpy(dst, in + (((size_t)b * s->H + ih) * s->W + iw) * s->C,
+                                   sizeof(float) * s->C);
+                    }
+            }
+}
 
 static size_t pd_scratch(const_dnnl_primitive_desc_t pd) {
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
@@ -264,7 +297,9 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
                                                          pad_r));
     DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_w, &d, attr, g_engine, c->pd_fwd));
     DNNL_TRY(dnnl_primitive_create(&c->bwd_w, c->pd_bwd_w));
-    if (wgrad_chunks_create(c, attr, &md_w_user)) goto fail;
+    c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
+    if (c->gemm) c->w_krsc = sc_alloc(sizeof(float) * s->K * s->C * s->R * s->S);
+    else if (wgrad_chunks_create(c, attr, &md_w_user)) goto fail;
 
     /* memories: activations get their handles at every call */
     DNNL_TRY(dnnl_memory_create(&c->m_src, &md_src, g_engine, DNNL_MEMORY_NONE));
@@ -308,7 +343,11 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
         size_t chunked = (size_t)c->nch * (c->ch_scr_bytes + c->ch_dw_bytes);
         if (chunked > c->scratch_bytes) c->scratch_bytes = chunked;
     }
-    c->wtmp_floats = (size_t)c->nch * s->K * s->C * s->R * s->S;
+    c->wtmp_floats = (size_t)(c->gemm ? 1 : c->nch) * s->K * s->C * s->R * s->S;
+    if (c->gemm) {
+        size_t col = sizeof(float) * s->B * s->OH * s->OW * s->R * s->S * s->C;
+        if (col > c->scratch_bytes) c->scratch_bytes = col;
+    }
     {
         dnnl_memory_desc_t md_scr;
         dnnl_dims_t scr_dims = {(dnnl_dim_t)(c->scratch_bytes ? c->scratch_bytes : 1)};
@@ -350,6 +389,7 @@ void conv_free(Conv *c) {
     if (c->w_bwd && c->w_bwd != c->w_fwd) sc_free(c->w_bwd);
     sc_free(c->w_fwd);
     sc_free(c->dw);
+    sc_free(c->w_krsc);
     sc_free(c);
 }
 
@@ -359,6 +399,7 @@ size_t conv_wtmp_floats(const Conv *c) { return c->wtmp_floats; }
 const char *conv_impl_name(const Conv *c, int which) {
     const_dnnl_primitive_desc_t pd = which == 0 ? c->pd_fwd : which == 1 ? c->pd_bwd_d : c->pd_bwd_w;
     const char *name = "none";
+    if (c->gemm && which != 1) return "im2col+dnnl_sgemm";
     if (pd) dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
     return name;
 }
@@ -373,6 +414,15 @@ static void exec(dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args) {
 }
 
 void conv_set_weights(Conv *c, const float *w) {
+    if (c->gemm) {
+        const ConvShape *s = &c->s;
+        size_t rs = (size_t)s->R * s->S;
+#pragma omp parallel for schedule(static)
+        for (int k = 0; k < s->K; k++)
+            for (int ch = 0; ch < s->C; ch++)
+                for (size_t p = 0; p < rs; p++)
+                    c->w_krsc[((size_t)k * rs + p) * s->C + ch] = w[((size_t)k * s->C + ch) * rs + p];
+    }
     set(c->m_w_user, w);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_fwd}};
     exec(c->reo_w_fwd, 2, a);
@@ -382,7 +432,23 @@ void conv_set_weights(Conv *c, const float *w) {
     }
 }
 
+/* C (M, N) = A (M, Kd) . B^T  with A row-major lda, B (N, Kd) ldb: M split into GEMM_CHUNKS fixed
+ * row blocks, each one single-threaded dnnl_sgemm inside our parallel loop. */
 void conv_forward(Conv *c, float *out, const float *in, void *scratch) {
+    if (c->gemm) {
+        const ConvShape *s = &c->s;
+        long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
+        float *col = scratch;
+        im2col_nhwc(col, in, s);
+#pragma omp parallel for schedule(static, 1)
+        for (int k = 0; k < GEMM_CHUNKS; k++) {
+            long m0 = M * k / GEMM_CHUNKS, m1 = M * (k + 1) / GEMM_CHUNKS;
+            if (m1 > m0)
+                DNNL_RUN(dnnl_sgemm('N', 'T', m1 - m0, N, Kd, 1.0f, col + m0 * Kd, Kd, c->w_krsc,
+                                    Kd, 0.0f, out + m0 * N, N));
+        }
+        return;
+    }
     set(c->m_src, in);
     set(c->m_dst, out);
     set(c->m_scratch, scratch);
@@ -405,6 +471,27 @@ void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float 
                            float *wtmp, void *scratch) {
     const ConvShape *s = &c->s;
     size_t wn = (size_t)s->K * s->C * s->R * s->S;
+    if (c->gemm) {
+        /* dW_krsc (K, RSC) = d_out^T (K, M) . col (M, RSC); split over output channels, so every
+         * element is one full reduction in a fixed order */
+        long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
+        float *col = scratch;
+        im2col_nhwc(col, in, s);
+#pragma omp parallel for schedule(static, 1)
+        for (int k = 0; k < GEMM_CHUNKS; k++) {
+            long n0 = N * k / GEMM_CHUNKS, n1 = N * (k + 1) / GEMM_CHUNKS;
+            if (n1 > n0)
+                DNNL_RUN(dnnl_sgemm('T', 'N', n1 - n0, Kd, M, 1.0f, d_out + n0, N, col, Kd, 0.0f,
+                                    wtmp + n0 * Kd, Kd));
+        }
+        size_t rs = (size_t)s->R * s->S;
+#pragma omp parallel for schedule(static)
+        for (int k = 0; k < s->K; k++)
+            for (int ch = 0; ch < s->C; ch++)
+                for (size_t p = 0; p < rs; p++)
+                    d_w[((size_t)k * s->C + ch) * rs + p] += wtmp[((size_t)k * rs + p) * s->C + ch];
+        return;
+    }
     size_t in_row = (size_t)s->H * s->W * s->C, out_row = (size_t)s->OH * s->OW * s->K;
     /* chunk k: single-threaded primitive on rows [row0, row0 + rows), its own stream, memories,
      * scratchpad and partial sum wtmp[k] (OIHW) */

@@ -13,6 +13,11 @@
  *     shape in conv_create, on nhwc activations so no activation is ever reordered; weights are
  *     reordered from (K,C,R,S) into the layout the primitive chose once per step
  *     (conv_set_weights), weight gradients back into (K,C,R,S) and added.
+ *   Small output maps (OH*OW <= 16: the last stages of a ResNet at 64-96 px) run the forward and
+ *     the backward weights as im2col + dnnl_sgemm instead (oneDNN's direct kernels block a row of
+ *     the map into registers, and a 3-pixel row leaves them mostly idle); backward data stays a
+ *     oneDNN convolution. The GEMMs are cut into fixed blocks (rows of the output for the forward,
+ *     output channels for the weight gradient), one single-threaded GEMM per block.
  * What it deliberately does not do: bias, groups, dilation (ResNets need none of them).
  *
  * Threads: oneDNN plans its work split when a primitive is created, from omp_get_max_threads();
