@@ -63,6 +63,8 @@ struct Model {
     int nhead;
     float *hs[2];                /* head gradient scratch (B, max width) */
     float *g[3];                 /* encoder gradient / scratch buffers (B * max activation) */
+    float *ascratch;             /* BN+ReLU outputs inside blocks: written in the forward, read by
+                                    the next conv, recomputed from the conv output in backward */
     size_t act_max;              /* floats per row of the largest activation */
     void *scratch;               /* oneDNN scratchpad */
     size_t scratch_bytes;
@@ -296,7 +298,7 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
          * gradient goes into the stem's own output buffer, see encoder_backward */
         if (i > 0 || !sp->pool) act = maxz(act, n);
         u->c = sc_alloc(B * n * sizeof(float));
-        if (ru->relu) u->a = sc_alloc(B * n * sizeof(float));
+        if (ru->relu && i == 0) u->a = sc_alloc(B * n * sizeof(float)); /* blocks: m->ascratch */
         u->mean = sc_alloc(ru->K * sizeof(float));
         u->rstd = sc_alloc(ru->K * sizeof(float));
         part = maxz(part, batchnorm_partials(B * ru->OH * ru->OW, ru->K));
@@ -313,6 +315,7 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
     }
     m->act_max = act;
     for (int k = 0; k < 3; k++) m->g[k] = sc_alloc(B * act * sizeof(float));
+    m->ascratch = sc_alloc(B * act * sizeof(float));
     m->h = sc_alloc(B * D * sizeof(float));
     m->dh = sc_alloc(B * D * sizeof(float));
     for (int l = 0; l < m->nhead; l++) {
@@ -352,6 +355,7 @@ void model_free(Model *m) {
         sc_free(hl->u), sc_free(hl->r), sc_free(hl->mean), sc_free(hl->rstd);
     }
     for (int k = 0; k < 3; k++) sc_free(m->g[k]);
+    sc_free(m->ascratch);
     for (int k = 0; k < 2; k++) sc_free(m->hs[k]);
     sc_free(m->params), sc_free(m->grads), sc_free(m->buffers), sc_free(m->counters);
     sc_free(m->xin), sc_free(m->pool_out), sc_free(m->argmax), sc_free(m->h), sc_free(m->dh);
@@ -412,12 +416,13 @@ static int encoder_forward(Model *m, const float *x, int B) {
         }
         const float *xin = cur;
         for (int j = 0; j < blk->nconv; j++) {
-            Unit *u = &m->units[blk->unit[j]];
             int last = j == blk->nconv - 1;
-            if (unit_forward(m, blk->unit[j], last ? m->block_out[b] : u->a, xin,
+            /* a BN+ReLU output inside the block lives in ascratch until the next conv has read it
+             * (a bottleneck's second one overwrites the first after conv2 consumed it) */
+            if (unit_forward(m, blk->unit[j], last ? m->block_out[b] : m->ascratch, xin,
                              last ? res : NULL, 1, B))
                 return -1;
-            xin = u->a;
+            xin = m->ascratch;
         }
         cur = m->block_out[b];
     }
@@ -489,7 +494,19 @@ static void encoder_backward(Model *m, const float *dh) {
         unit_bn_backward(m, last, p, g, m->block_out[b], B);
         for (int j = blk->nconv - 1; j >= 0; j--) {
             int ui = blk->unit[j];
-            const float *x_in = j > 0 ? m->units[blk->unit[j - 1]].a : block_in;
+            const float *x_in = block_in;
+            if (j > 0) {
+                /* recompute the previous unit's BN+ReLU output (bit-identical to the forward's):
+                 * the input of this conv and the ReLU mask of that unit's BN backward */
+                int pi = blk->unit[j - 1], tbn = m->units[pi].t_bn;
+                const ResUnit *pr = &sp->units[pi];
+                PROF_BEGIN;
+                batchnorm_apply(m->ascratch, m->units[pi].c, m->units[pi].mean, m->units[pi].rstd,
+                                tp(m, tbn), tp(m, tbn + 1), NULL, 1, (size_t)B * pr->OH * pr->OW, pr->K,
+                                m->partials);
+                PROF_END(4);
+                x_in = m->ascratch;
+            }
             Conv *c = cur_conv(m, ui);
             PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[ui].t_w), p, x_in, m->wtmp, m->scratch);
@@ -499,7 +516,7 @@ static void encoder_backward(Model *m, const float *dh) {
             PROF_END(1);
             if (j > 0) {
                 int prev = blk->unit[j - 1];
-                unit_bn_backward(m, prev, q, q, m->units[prev].a, B);
+                unit_bn_backward(m, prev, q, q, m->ascratch, B);
             }
             t = p, p = q, q = t;
         }
