@@ -9,6 +9,10 @@ check "last line is JSON with views_per_s, ms_per_step, gflops, peak_rss_mb" \
   "$(/usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(all(k in d and d[k] > 0 for k in ("views_per_s","ms_per_step","gflops","peak_rss_mb")))' "$last" 2>/dev/null)" = True
 check "loss is finite and near log(2N-1)" \
   "$(/usr/bin/python3 -c 'import json,sys,math; d=json.loads(sys.argv[1]); print(abs(d["loss"]-math.log(7)) < 1.5)' "$last" 2>/dev/null)" = True
+expect_ok "same run with 1 thread" "$SIMCLR" bench "${small[@]}" --threads 1
+l1=$(tail -n 1 "$TMP/out" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["loss"])')
+l2=$(echo "$last" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["loss"])')
+check "same loss with 1 and 2 threads ($l1 $l2)" "$l1" = "$l2"
 expect_ok "resnet50 cifar stem, 1 thread" "$SIMCLR" bench --arch resnet50 --stem cifar --width 0.0625 --image-size 8 --batch-size 2 --steps 1 --warmup 0 --threads 1
 expect_ok "resnet34, head 3 with BN" "$SIMCLR" bench --arch resnet34 --width 0.0625 --image-size 32 --batch-size 2 --steps 1 --warmup 0 --head-layers 3 --head-bn
 expect_ok "--precision fp32 accepted" "$SIMCLR" bench "${small[@]}" --precision fp32
