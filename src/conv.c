@@ -1,0 +1,317 @@
+/* conv.c - 2-D convolution: plain reference loops and the oneDNN fast path (see conv.h). */
+#include "conv.h"
+
+#include <dnnl.h>
+#include <dnnl_debug.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <stdlib.h>
+
+#include "common.h"
+
+int conv_shape_init(ConvShape *s, int B, int H, int W, int C, int K, int R, int S, int stride,
+                    int pad) {
+    s->B = B, s->H = H, s->W = W, s->C = C, s->K = K, s->R = R, s->S = S;
+    s->stride = stride, s->pad = pad;
+    if (B < 1 || H < 1 || W < 1 || C < 1 || K < 1 || R < 1 || S < 1 || stride < 1 || pad < 0)
+        return sc_error_set("convolution: invalid shape B%d H%d W%d C%d K%d R%d S%d stride %d pad %d",
+                            B, H, W, C, K, R, S, stride, pad);
+    int oh = H + 2 * pad - R, ow = W + 2 * pad - S;
+    if (oh < 0 || ow < 0)
+        return sc_error_set("convolution: %dx%d input too small for a %dx%d kernel with padding %d",
+                            H, W, R, S, pad);
+    s->OH = oh / stride + 1;
+    s->OW = ow / stride + 1;
+    return 0;
+}
+
+double conv_macs(const ConvShape *s) {
+    return (double)s->B * s->OH * s->OW * s->K * s->C * s->R * s->S;
+}
+
+/* ---- reference ----------------------------------------------------------------------------- */
+
+void conv2d_forward_ref(float *out, const float *in, const float *w, const ConvShape *s) {
+    int B = s->B, H = s->H, W = s->W, C = s->C, K = s->K, R = s->R, S = s->S;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int oh = 0; oh < s->OH; oh++)
+            for (int ow = 0; ow < s->OW; ow++)
+                for (int k = 0; k < K; k++) {
+                    double acc = 0;
+                    for (int r = 0; r < R; r++) {
+                        int ih = oh * s->stride - s->pad + r;
+                        if (ih < 0 || ih >= H) continue;
+                        for (int q = 0; q < S; q++) {
+                            int iw = ow * s->stride - s->pad + q;
+                            if (iw < 0 || iw >= W) continue;
+                            const float *x = in + (((size_t)b * H + ih) * W + iw) * C;
+                            for (int c = 0; c < C; c++)
+                                acc += (double)x[c] * w[(((size_t)k * C + c) * R + r) * S + q];
+                        }
+                    }
+                    out[(((size_t)b * s->OH + oh) * s->OW + ow) * K + k] = (float)acc;
+                }
+}
+
+void conv2d_backward_ref(float *d_in, float *d_w, const float *d_out, const float *in,
+                         const float *w, const ConvShape *s) {
+    int B = s->B, H = s->H, W = s->W, C = s->C, K = s->K, R = s->R, S = s->S;
+    /* d_w[k,c,r,q] = sum_{b,oh,ow} d_out[b,oh,ow,k] * in[b, ih, iw, c]; one thread per k. */
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < R; r++)
+                for (int q = 0; q < S; q++) {
+                    double acc = 0;
+                    for (int b = 0; b < B; b++)
+                        for (int oh = 0; oh < s->OH; oh++) {
+                            int ih = oh * s->stride - s->pad + r;
+                            if (ih < 0 || ih >= H) continue;
+                            for (int ow = 0; ow < s->OW; ow++) {
+                                int iw = ow * s->stride - s->pad + q;
+                                if (iw < 0 || iw >= W) continue;
+                                acc += (double)d_out[(((size_t)b * s->OH + oh) * s->OW + ow) * K + k] *
+                                       in[(((size_t)b * H + ih) * W + iw) * C + c];
+                            }
+                        }
+                    d_w[(((size_t)k * C + c) * R + r) * S + q] += (float)acc;
+                }
+    if (!d_in) return;
+    /* d_in[b,ih,iw,c] = sum over the outputs whose window covers (ih,iw); one thread per image. */
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int oh = 0; oh < s->OH; oh++)
+            for (int ow = 0; ow < s->OW; ow++)
+                for (int r = 0; r < R; r++) {
+                    int ih = oh * s->stride - s->pad + r;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int q = 0; q < S; q++) {
+                        int iw = ow * s->stride - s->pad + q;
+                        if (iw < 0 || iw >= W) continue;
+                        float *dx = d_in + (((size_t)b * H + ih) * W + iw) * C;
+                        const float *dy = d_out + (((size_t)b * s->OH + oh) * s->OW + ow) * K;
+                        for (int k = 0; k < K; k++)
+                            for (int c = 0; c < C; c++)
+                                dx[c] += dy[k] * w[(((size_t)k * C + c) * R + r) * S + q];
+                    }
+                }
+}
+
+/* ---- oneDNN -------------------------------------------------------------------------------- */
+
+static dnnl_engine_t g_engine;
+static dnnl_stream_t g_stream;
+static int g_dnnl_ok;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void dnnl_init_once(void) {
+    if (dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success) return;
+    if (dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) return;
+    g_dnnl_ok = 1;
+}
+
+#define DNNL_TRY(call)                                                                           \
+    do {                                                                                         \
+        dnnl_status_t st_ = (call);                                                              \
+        if (st_ != dnnl_success) {                                                               \
+            sc_error_set("oneDNN: %s failed (%s) for a conv B%d %dx%dx%d -> %d, %dx%d/%d pad %d",  \
+                         #call, dnnl_status2str(st_), s->B, s->H, s->W, s->C, s->K, s->R, s->S,  \
+                         s->stride, s->pad);                                                     \
+            goto fail;                                                                           \
+        }                                                                                        \
+    } while (0)
+
+#define DNNL_RUN(call) SC_ASSERT((call) == dnnl_success)
+
+struct Conv {
+    ConvShape s;
+    dnnl_primitive_desc_t pd_fwd, pd_bwd_d, pd_bwd_w;
+    dnnl_primitive_t fwd, bwd_d, bwd_w;
+    dnnl_primitive_t reo_w_fwd, reo_w_bwd, reo_dw; /* oihw -> fwd layout, -> bwd-data, dw -> oihw */
+    dnnl_memory_t m_src, m_dst, m_w_user, m_w_fwd, m_w_bwd, m_dw, m_dw_user, m_scratch;
+    dnnl_memory_t m_dsrc, m_ddst;
+    float *w_fwd, *w_bwd, *dw; /* private layouts (w_bwd may equal w_fwd) */
+    size_t scratch_bytes, wtmp_floats;
+};
+
+static size_t pd_scratch(const_dnnl_primitive_desc_t pd) {
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    return md ? dnnl_memory_desc_get_size(md) : 0;
+}
+
+int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
+    pthread_once(&g_once, dnnl_init_once);
+    if (!g_dnnl_ok) return sc_error_set("oneDNN: cannot create the CPU engine");
+    Conv *c = sc_alloc(sizeof *c);
+    c->s = *s;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_memory_desc_t md_src, md_dst, md_w_any, md_w_user;
+    dnnl_dims_t src_dims = {s->B, s->C, s->H, s->W}, dst_dims = {s->B, s->K, s->OH, s->OW};
+    dnnl_dims_t w_dims = {s->K, s->C, s->R, s->S};
+    dnnl_dims_t strides = {s->stride, s->stride}, pad_l = {s->pad, s->pad};
+    /* right padding so that the output size is exactly OH/OW (oneDNN checks consistency) */
+    dnnl_dims_t pad_r = {(s->OH - 1) * s->stride + s->R - s->H - s->pad,
+                         (s->OW - 1) * s->stride + s->S - s->W - s->pad};
+    DNNL_TRY(dnnl_primitive_attr_create(&attr));
+    DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, dnnl_f32, dnnl_nhwc));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, dnnl_f32, dnnl_nhwc));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_user, 4, w_dims, dnnl_f32, dnnl_oihw));
+
+    dnnl_convolution_desc_t d;
+    DNNL_TRY(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct,
+                                                &md_src, &md_w_any, NULL, &md_dst, strides, pad_l,
+                                                pad_r));
+    DNNL_TRY(dnnl_primitive_desc_create(&c->pd_fwd, &d, attr, g_engine, NULL));
+    DNNL_TRY(dnnl_primitive_create(&c->fwd, c->pd_fwd));
+    if (need_bwd_data) {
+        DNNL_TRY(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &md_src,
+                                                          &md_w_any, &md_dst, strides, pad_l,
+                                                          pad_r));
+        DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_d, &d, attr, g_engine, c->pd_fwd));
+        DNNL_TRY(dnnl_primitive_create(&c->bwd_d, c->pd_bwd_d));
+    }
+    DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &md_src,
+                                                         &md_w_any, NULL, &md_dst, strides, pad_l,
+                                                         pad_r));
+    DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_w, &d, attr, g_engine, c->pd_fwd));
+    DNNL_TRY(dnnl_primitive_create(&c->bwd_w, c->pd_bwd_w));
+
+    /* memories: activations get their handles at every call */
+    DNNL_TRY(dnnl_memory_create(&c->m_src, &md_src, g_engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&c->m_dst, &md_dst, g_engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&c->m_dsrc, &md_src, g_engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&c->m_ddst, &md_dst, g_engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&c->m_w_user, &md_w_user, g_engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&c->m_dw_user, &md_w_user, g_engine, DNNL_MEMORY_NONE));
+
+    const dnnl_memory_desc_t *md_wf = dnnl_primitive_desc_query_md(c->pd_fwd, dnnl_query_weights_md, 0);
+    c->w_fwd = sc_alloc(dnnl_memory_desc_get_size(md_wf));
+    DNNL_TRY(dnnl_memory_create(&c->m_w_fwd, md_wf, g_engine, c->w_fwd));
+    dnnl_primitive_desc_t rpd;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, &md_w_user, g_engine, md_wf, g_engine, NULL));
+    DNNL_TRY(dnnl_primitive_create(&c->reo_w_fwd, rpd));
+    dnnl_primitive_desc_destroy(rpd);
+    if (need_bwd_data) {
+        const dnnl_memory_desc_t *md_wb = dnnl_primitive_desc_query_md(c->pd_bwd_d, dnnl_query_weights_md, 0);
+        if (dnnl_memory_desc_equal(md_wb, md_wf)) {
+            c->w_bwd = c->w_fwd;
+            DNNL_TRY(dnnl_memory_create(&c->m_w_bwd, md_wb, g_engine, c->w_bwd));
+        } else {
+            c->w_bwd = sc_alloc(dnnl_memory_desc_get_size(md_wb));
+            DNNL_TRY(dnnl_memory_create(&c->m_w_bwd, md_wb, g_engine, c->w_bwd));
+            DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, &md_w_user, g_engine, md_wb, g_engine, NULL));
+            DNNL_TRY(dnnl_primitive_create(&c->reo_w_bwd, rpd));
+            dnnl_primitive_desc_destroy(rpd);
+        }
+    }
+    const dnnl_memory_desc_t *md_dw = dnnl_primitive_desc_query_md(c->pd_bwd_w, dnnl_query_diff_weights_md, 0);
+    c->dw = sc_alloc(dnnl_memory_desc_get_size(md_dw));
+    DNNL_TRY(dnnl_memory_create(&c->m_dw, md_dw, g_engine, c->dw));
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, md_dw, g_engine, &md_w_user, g_engine, NULL));
+    DNNL_TRY(dnnl_primitive_create(&c->reo_dw, rpd));
+    dnnl_primitive_desc_destroy(rpd);
+
+    c->scratch_bytes = pd_scratch(c->pd_fwd);
+    if (c->pd_bwd_d && pd_scratch(c->pd_bwd_d) > c->scratch_bytes) c->scratch_bytes = pd_scratch(c->pd_bwd_d);
+    if (pd_scratch(c->pd_bwd_w) > c->scratch_bytes) c->scratch_bytes = pd_scratch(c->pd_bwd_w);
+    c->wtmp_floats = (size_t)s->K * s->C * s->R * s->S;
+    {
+        dnnl_memory_desc_t md_scr;
+        dnnl_dims_t scr_dims = {(dnnl_dim_t)(c->scratch_bytes ? c->scratch_bytes : 1)};
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_scr, 1, scr_dims, dnnl_u8, dnnl_a));
+        DNNL_TRY(dnnl_memory_create(&c->m_scratch, &md_scr, g_engine, DNNL_MEMORY_NONE));
+    }
+    dnnl_primitive_attr_destroy(attr);
+    *out = c;
+    return 0;
+fail:
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    conv_free(c);
+    return -1;
+}
+
+void conv_free(Conv *c) {
+    if (!c) return;
+    dnnl_primitive_t prims[] = {c->fwd, c->bwd_d, c->bwd_w, c->reo_w_fwd, c->reo_w_bwd, c->reo_dw};
+    for (size_t i = 0; i < sizeof prims / sizeof *prims; i++)
+        if (prims[i]) dnnl_primitive_destroy(prims[i]);
+    dnnl_primitive_desc_t pds[] = {c->pd_fwd, c->pd_bwd_d, c->pd_bwd_w};
+    for (size_t i = 0; i < 3; i++)
+        if (pds[i]) dnnl_primitive_desc_destroy(pds[i]);
+    dnnl_memory_t mems[] = {c->m_src, c->m_dst, c->m_w_user, c->m_w_fwd, c->m_w_bwd, c->m_dw,
+                            c->m_dw_user, c->m_scratch, c->m_dsrc, c->m_ddst};
+    for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    if (c->w_bwd && c->w_bwd != c->w_fwd) sc_free(c->w_bwd);
+    sc_free(c->w_fwd);
+    sc_free(c->dw);
+    sc_free(c);
+}
+
+size_t conv_scratch_bytes(const Conv *c) { return c->scratch_bytes; }
+size_t conv_wtmp_floats(const Conv *c) { return c->wtmp_floats; }
+
+const char *conv_impl_name(const Conv *c, int which) {
+    const_dnnl_primitive_desc_t pd = which == 0 ? c->pd_fwd : which == 1 ? c->pd_bwd_d : c->pd_bwd_w;
+    const char *name = "none";
+    if (pd) dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
+    return name;
+}
+
+static void set(dnnl_memory_t m, const void *p) {
+    DNNL_RUN(dnnl_memory_set_data_handle(m, (void *)p));
+}
+
+static void exec(dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args) {
+    DNNL_RUN(dnnl_primitive_execute(p, g_stream, n, args));
+    DNNL_RUN(dnnl_stream_wait(g_stream));
+}
+
+void conv_set_weights(Conv *c, const float *w) {
+    set(c->m_w_user, w);
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_fwd}};
+    exec(c->reo_w_fwd, 2, a);
+    if (c->reo_w_bwd) {
+        dnnl_exec_arg_t b[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_bwd}};
+        exec(c->reo_w_bwd, 2, b);
+    }
+}
+
+void conv_forward(Conv *c, float *out, const float *in, void *scratch) {
+    set(c->m_src, in);
+    set(c->m_dst, out);
+    set(c->m_scratch, scratch);
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->m_src}, {DNNL_ARG_WEIGHTS, c->m_w_fwd},
+                           {DNNL_ARG_DST, c->m_dst}, {DNNL_ARG_SCRATCHPAD, c->m_scratch}};
+    exec(c->fwd, 4, a);
+}
+
+void conv_backward_data(Conv *c, float *d_in, const float *d_out, void *scratch) {
+    SC_ASSERT(c->bwd_d);
+    set(c->m_dsrc, d_in);
+    set(c->m_ddst, d_out);
+    set(c->m_scratch, scratch);
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_DIFF_SRC, c->m_dsrc}, {DNNL_ARG_WEIGHTS, c->m_w_bwd},
+                           {DNNL_ARG_DIFF_DST, c->m_ddst}, {DNNL_ARG_SCRATCHPAD, c->m_scratch}};
+    exec(c->bwd_d, 4, a);
+}
+
+void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float *in,
+                           float *wtmp, void *scratch) {
+    set(c->m_src, in);
+    set(c->m_ddst, d_out);
+    set(c->m_scratch, scratch);
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->m_src}, {DNNL_ARG_DIFF_DST, c->m_ddst},
+                           {DNNL_ARG_DIFF_WEIGHTS, c->m_dw}, {DNNL_ARG_SCRATCHPAD, c->m_scratch}};
+    exec(c->bwd_w, 4, a);
+    set(c->m_dw_user, wtmp);
+    dnnl_exec_arg_t r[] = {{DNNL_ARG_FROM, c->m_dw}, {DNNL_ARG_TO, c->m_dw_user}};
+    exec(c->reo_dw, 2, r);
+    size_t n = c->wtmp_floats;
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) d_w[i] += wtmp[i];
+}

@@ -1,0 +1,68 @@
+/* conv.h - 2-D convolution (no bias), forward and backward, float32, channels-last.
+ *
+ * Dimension legend (used in every shape comment of this file):
+ *   B batch rows, H W input height/width, C input channels, K output channels,
+ *   R S kernel height/width, OH OW output height/width:
+ *   OH = (H + 2*pad - R) / stride + 1, OW = (W + 2*pad - S) / stride + 1.
+ * Activations are channels-last (B, H, W, C) ("nhwc"); weights are torchvision's (K, C, R, S).
+ *
+ * Two implementations:
+ *   conv2d_forward_ref / conv2d_backward_ref: plain loops, the algorithmic reference (tests only;
+ *     far too slow for training).
+ *   Conv: oneDNN 2.6 primitives (forward, backward data, backward weights) created once per layer
+ *     shape in conv_create, on nhwc activations so no activation is ever reordered; weights are
+ *     reordered from (K,C,R,S) into the layout the primitive chose once per step
+ *     (conv_set_weights), weight gradients back into (K,C,R,S) and added.
+ * What it deliberately does not do: bias, groups, dilation (ResNets need none of them).
+ *
+ * Threads: oneDNN plans its work split when a primitive is created, from omp_get_max_threads();
+ * call sc_set_threads() before conv_create. The forward pass and backward data give the same bits
+ * for any thread count (each output is one dot product in a fixed order); backward weights reduces
+ * over the batch in a split chosen by oneDNN, see doc/core.md for what that means.
+ */
+#ifndef SIMCLR_CONV_H
+#define SIMCLR_CONV_H
+
+#include <stddef.h>
+
+typedef struct {
+    int B, H, W, C, K, R, S, stride, pad;
+    int OH, OW; /* filled by conv_shape_init */
+} ConvShape;
+
+/* Fills OH/OW; returns 0, or -1 when the output would be empty (sc_error set). */
+int conv_shape_init(ConvShape *s, int B, int H, int W, int C, int K, int R, int S, int stride,
+                    int pad);
+/* Multiply-accumulates of one forward pass of the whole batch. */
+double conv_macs(const ConvShape *s);
+
+/* ---- reference ----------------------------------------------------------------------------- */
+/* out (B,OH,OW,K) = conv(in (B,H,W,C), w (K,C,R,S)); overwrites out. */
+void conv2d_forward_ref(float *out, const float *in, const float *w, const ConvShape *s);
+/* d_in (B,H,W,C) += ..., d_w (K,C,R,S) += ... from d_out (B,OH,OW,K). d_in may be NULL. */
+void conv2d_backward_ref(float *d_in, float *d_w, const float *d_out, const float *in,
+                         const float *w, const ConvShape *s);
+
+/* ---- fast path (oneDNN) -------------------------------------------------------------------- */
+typedef struct Conv Conv;
+/* Creates the primitives for shape s (s->B is the batch they run on). need_bwd_data = 0 skips the
+ * backward-data primitive (first layer: nobody needs the gradient of the images). */
+int conv_create(Conv **c, const ConvShape *s, int need_bwd_data);
+void conv_free(Conv *c);
+/* Bytes of scratch memory the primitives need (pass a buffer at least that large to the calls;
+ * one buffer can be shared by every Conv that runs one after another). */
+size_t conv_scratch_bytes(const Conv *c);
+/* Name of the oneDNN implementations chosen (e.g. "jit:avx512_core"), for logs and docs. */
+const char *conv_impl_name(const Conv *c, int which /* 0 fwd, 1 bwd data, 2 bwd weights */);
+/* Copies weights w (K,C,R,S) into the primitives' private layout. Call after every change of w. */
+void conv_set_weights(Conv *c, const float *w);
+/* out (B,OH,OW,K) = conv(in (B,H,W,C)); overwrites. */
+void conv_forward(Conv *c, float *out, const float *in, void *scratch);
+/* d_in (B,H,W,C) = gradient wrt the input; OVERWRITES d_in (not accumulated). */
+void conv_backward_data(Conv *c, float *d_in, const float *d_out, void *scratch);
+/* d_w (K,C,R,S) += gradient wrt the weights. wtmp: scratch of at least conv_wtmp_floats floats. */
+void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float *in,
+                           float *wtmp, void *scratch);
+size_t conv_wtmp_floats(const Conv *c);
+
+#endif

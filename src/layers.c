@@ -1,0 +1,424 @@
+/* layers.c - batch norm (+ fused residual add and ReLU), ReLU, max pool, global average pool,
+ * linear. See layers.h for the contracts. Fast kernels first, references at the end. */
+#include "layers.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include <stdlib.h>
+
+#include "common.h"
+
+/* Rows per reduction chunk: a constant, so the chunking (and the bits) never depend on the
+ * number of threads. Within a chunk float sums (vectorised over channels), across chunks a
+ * double sum in chunk order. */
+#define BN_CHUNK 256
+
+static size_t nchunks(size_t N) { return (N + BN_CHUNK - 1) / BN_CHUNK; }
+
+size_t batchnorm_partials(size_t N, int C) { return 2 * nchunks(N) * (size_t)C + 2 * (size_t)C; }
+
+/* acc[c] = sum over chunk rows of x[r,c] (sq == 0) or (x[r,c]-mean[c])^2 (sq == 1). */
+static void chunk_sum(double *acc, const float *x, const float *mean, size_t r0, size_t r1, int C,
+                      int sq) {
+    float s[C];
+    for (int c = 0; c < C; c++) s[c] = 0;
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = x + r * C;
+        if (sq) {
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float d = xr[c] - mean[c];
+                s[c] += d * d;
+            }
+        } else {
+#pragma omp simd
+            for (int c = 0; c < C; c++) s[c] += xr[c];
+        }
+    }
+    for (int c = 0; c < C; c++) acc[c] = s[c];
+}
+
+void batchnorm_forward(float *out, float *mean, float *rstd, const float *x, const float *gamma,
+                       const float *beta, float *run_mean, float *run_var, int64_t *nbt,
+                       const float *residual, int relu, int training, size_t N, int C,
+                       double *partials) {
+    size_t nch = nchunks(N);
+    if (training) {
+#pragma omp parallel for schedule(static)
+        for (size_t k = 0; k < nch; k++)
+            chunk_sum(partials + k * C, x, NULL, k * BN_CHUNK,
+                      k * BN_CHUNK + BN_CHUNK < N ? k * BN_CHUNK + BN_CHUNK : N, C, 0);
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (size_t k = 0; k < nch; k++) s += partials[k * C + c];
+            mean[c] = (float)(s / N);
+        }
+#pragma omp parallel for schedule(static)
+        for (size_t k = 0; k < nch; k++)
+            chunk_sum(partials + k * C, x, mean, k * BN_CHUNK,
+                      k * BN_CHUNK + BN_CHUNK < N ? k * BN_CHUNK + BN_CHUNK : N, C, 1);
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (size_t k = 0; k < nch; k++) s += partials[k * C + c];
+            double var = s / N;
+            rstd[c] = (float)(1.0 / sqrt(var + BN_EPS));
+            if (run_mean) {
+                double unbiased = N > 1 ? s / (N - 1) : var;
+                run_mean[c] = (1 - BN_MOMENTUM) * run_mean[c] + BN_MOMENTUM * mean[c];
+                run_var[c] = (1 - BN_MOMENTUM) * run_var[c] + BN_MOMENTUM * (float)unbiased;
+            }
+        }
+        if (nbt) (*nbt)++;
+    } else {
+        for (int c = 0; c < C; c++) {
+            mean[c] = run_mean[c];
+            rstd[c] = (float)(1.0 / sqrt((double)run_var[c] + BN_EPS));
+        }
+    }
+    float *scale = (float *)(partials + 2 * nch * C), *shift = scale + C;
+    for (int c = 0; c < C; c++) {
+        scale[c] = gamma[c] * rstd[c];
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++) {
+        const float *xr = x + r * C;
+        float *o = out + r * C;
+        if (residual) {
+            const float *res = residual + r * C;
+            if (relu) {
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    float v = xr[c] * scale[c] + shift[c] + res[c];
+                    o[c] = v > 0 ? v : 0;
+                }
+            } else {
+#pragma omp simd
+                for (int c = 0; c < C; c++) o[c] = xr[c] * scale[c] + shift[c] + res[c];
+            }
+        } else if (relu) {
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float v = xr[c] * scale[c] + shift[c];
+                o[c] = v > 0 ? v : 0;
+            }
+        } else {
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = xr[c] * scale[c] + shift[c];
+        }
+    }
+}
+
+void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, const float *relu_out,
+                        const float *x, const float *mean, const float *rstd, const float *gamma,
+                        int training, size_t N, int C, double *partials) {
+    size_t nch = nchunks(N);
+    /* pass 1: per chunk sum(dy) and sum(dy * (x - mean)), masking dy in place */
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < nch; k++) {
+        size_t r0 = k * BN_CHUNK, r1 = r0 + BN_CHUNK < N ? r0 + BN_CHUNK : N;
+        float sdy[C], sdx[C];
+        for (int c = 0; c < C; c++) sdy[c] = sdx[c] = 0;
+        for (size_t r = r0; r < r1; r++) {
+            float *dy = dout + r * C;
+            const float *xr = x + r * C;
+            if (relu_out) {
+                const float *o = relu_out + r * C;
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    float g = o[c] > 0 ? dy[c] : 0;
+                    dy[c] = g;
+                    sdy[c] += g;
+                    sdx[c] += g * (xr[c] - mean[c]);
+                }
+            } else {
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    sdy[c] += dy[c];
+                    sdx[c] += dy[c] * (xr[c] - mean[c]);
+                }
+            }
+        }
+        double *p = partials + 2 * k * C;
+        for (int c = 0; c < C; c++) p[c] = sdy[c], p[C + c] = sdx[c];
+    }
+    float *ka = (float *)(partials + 2 * nch * C), *kb = ka + C, *kc = kb + C;
+    for (int c = 0; c < C; c++) {
+        double sdy = 0, sdx = 0;
+        for (size_t k = 0; k < nch; k++) sdy += partials[2 * k * C + c], sdx += partials[2 * k * C + C + c];
+        double sdxhat = sdx * rstd[c]; /* sum dy * xhat */
+        dbeta[c] += (float)sdy;
+        dgamma[c] += (float)sdxhat;
+        double a = (double)gamma[c] * rstd[c];
+        if (training) {
+            /* dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)) = a*dy + b*x + cc */
+            double b = -a * rstd[c] * sdxhat / N;
+            ka[c] = (float)a;
+            kb[c] = (float)b;
+            kc[c] = (float)(-a * sdy / N - b * mean[c]);
+        } else {
+            ka[c] = (float)a, kb[c] = 0, kc[c] = 0;
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++) {
+        const float *dy = dout + r * C, *xr = x + r * C;
+        float *d = dx + r * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+    }
+}
+
+/* ---- ReLU, add ----------------------------------------------------------------------------- */
+
+void relu_forward(float *out, const float *in, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = in[i] > 0 ? in[i] : 0;
+}
+
+void relu_backward(float *d_in, const float *d_out, const float *out, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) d_in[i] = out[i] > 0 ? d_out[i] : 0;
+}
+
+void add_inplace(float *y, const float *x, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* ---- max pool ------------------------------------------------------------------------------ */
+
+int pool_out_size(int in, int k, int stride, int pad) {
+    int span = in + 2 * pad - k;
+    return span < 0 ? 0 : span / stride + 1;
+}
+
+void maxpool_forward(float *out, uint8_t *argmax, const float *in, int B, int H, int W, int C,
+                     int k, int stride, int pad) {
+    int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float *o = out + (((size_t)b * OH + oh) * OW + ow) * C;
+                uint8_t *am = argmax + (((size_t)b * OH + oh) * OW + ow) * C;
+                for (int c = 0; c < C; c++) o[c] = -INFINITY, am[c] = 0;
+                for (int r = 0; r < k; r++) {
+                    int ih = oh * stride - pad + r;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int q = 0; q < k; q++) {
+                        int iw = ow * stride - pad + q;
+                        if (iw < 0 || iw >= W) continue;
+                        const float *x = in + (((size_t)b * H + ih) * W + iw) * C;
+                        uint8_t pos = (uint8_t)(r * k + q);
+#pragma omp simd
+                        for (int c = 0; c < C; c++) {
+                            int take = x[c] > o[c] || x[c] != x[c];
+                            o[c] = take ? x[c] : o[c];
+                            am[c] = take ? pos : am[c];
+                        }
+                    }
+                }
+            }
+}
+
+void maxpool_backward(float *d_in, const float *d_out, const uint8_t *argmax, int B, int H, int W,
+                      int C, int k, int stride, int pad) {
+    int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
+    /* one thread per image: the scatter-adds of an image happen in a fixed order */
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        float *di = d_in + (size_t)b * H * W * C;
+        memset(di, 0, sizeof(float) * H * W * C);
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                size_t o = (((size_t)b * OH + oh) * OW + ow) * C;
+                for (int c = 0; c < C; c++) {
+                    int pos = argmax[o + c], ih = oh * stride - pad + pos / k,
+                        iw = ow * stride - pad + pos % k;
+                    di[((size_t)ih * W + iw) * C + c] += d_out[o + c];
+                }
+            }
+    }
+}
+
+/* ---- global average pool ------------------------------------------------------------------- */
+
+void avgpool_forward(float *out, const float *in, int B, int HW, int C) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        float *o = out + (size_t)b * C;
+        for (int c = 0; c < C; c++) o[c] = 0;
+        for (int p = 0; p < HW; p++) {
+            const float *x = in + ((size_t)b * HW + p) * C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] += x[c];
+        }
+        float inv = 1.0f / HW;
+        for (int c = 0; c < C; c++) o[c] *= inv;
+    }
+}
+
+void avgpool_backward(float *d_in, const float *d_out, int B, int HW, int C) {
+    float inv = 1.0f / HW;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int p = 0; p < HW; p++) {
+            float *d = d_in + ((size_t)b * HW + p) * C;
+            const float *g = d_out + (size_t)b * C;
+#pragma omp simd
+            for (int c = 0; c < C; c++) d[c] = g[c] * inv;
+        }
+}
+
+/* ---- linear -------------------------------------------------------------------------------- */
+
+void linear_forward(float *out, const float *in, const float *w, const float *bias, int B, int I,
+                    int O) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < O; o++) {
+            const float *x = in + (size_t)b * I, *wr = w + (size_t)o * I;
+            float acc = 0;
+#pragma omp simd reduction(+ : acc)
+            for (int i = 0; i < I; i++) acc += x[i] * wr[i];
+            out[(size_t)b * O + o] = acc + (bias ? bias[o] : 0);
+        }
+}
+
+void linear_backward(float *d_in, float *d_w, float *d_bias, const float *d_out, const float *in,
+                     const float *w, int B, int I, int O) {
+    if (d_in) {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *dx = d_in + (size_t)b * I;
+            for (int i = 0; i < I; i++) dx[i] = 0;
+            for (int o = 0; o < O; o++) {
+                float g = d_out[(size_t)b * O + o];
+                const float *wr = w + (size_t)o * I;
+#pragma omp simd
+                for (int i = 0; i < I; i++) dx[i] += g * wr[i];
+            }
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < O; o++) {
+        float *dw = d_w + (size_t)o * I;
+        float db = 0;
+        for (int b = 0; b < B; b++) {
+            float g = d_out[(size_t)b * O + o];
+            const float *x = in + (size_t)b * I;
+            db += g;
+#pragma omp simd
+            for (int i = 0; i < I; i++) dw[i] += g * x[i];
+        }
+        if (d_bias) d_bias[o] += db;
+    }
+}
+
+/* ---- references ---------------------------------------------------------------------------- */
+
+void batchnorm_forward_ref(float *out, float *mean, float *rstd, const float *x,
+                           const float *gamma, const float *beta, float *run_mean, float *run_var,
+                           int64_t *nbt, const float *residual, int relu, int training, size_t N,
+                           int C) {
+    for (int c = 0; c < C; c++) {
+        double m, v;
+        if (training) {
+            double s = 0, ss = 0;
+            for (size_t r = 0; r < N; r++) s += x[r * C + c];
+            m = s / N;
+            for (size_t r = 0; r < N; r++) ss += (x[r * C + c] - m) * (x[r * C + c] - m);
+            v = ss / N;
+            if (run_mean) {
+                run_mean[c] = (float)(0.9 * run_mean[c] + 0.1 * m);
+                run_var[c] = (float)(0.9 * run_var[c] + 0.1 * (N > 1 ? ss / (N - 1) : v));
+            }
+        } else {
+            m = run_mean[c], v = run_var[c];
+        }
+        mean[c] = (float)m;
+        rstd[c] = (float)(1 / sqrt(v + BN_EPS));
+        for (size_t r = 0; r < N; r++) {
+            double y = (x[r * C + c] - m) / sqrt(v + BN_EPS) * gamma[c] + beta[c];
+            if (residual) y += residual[r * C + c];
+            if (relu && y < 0) y = 0;
+            out[r * C + c] = (float)y;
+        }
+    }
+    if (training && nbt) (*nbt)++;
+}
+
+void batchnorm_backward_ref(float *dx, float *dgamma, float *dbeta, float *dout,
+                            const float *relu_out, const float *x, const float *mean,
+                            const float *rstd, const float *gamma, int training, size_t N, int C) {
+    for (int c = 0; c < C; c++) {
+        double sdy = 0, sdyxh = 0;
+        for (size_t r = 0; r < N; r++) {
+            size_t i = r * C + c;
+            if (relu_out && !(relu_out[i] > 0)) dout[i] = 0;
+            sdy += dout[i];
+            sdyxh += dout[i] * (x[i] - mean[c]) * rstd[c];
+        }
+        dbeta[c] += (float)sdy;
+        dgamma[c] += (float)sdyxh;
+        for (size_t r = 0; r < N; r++) {
+            size_t i = r * C + c;
+            double xh = (x[i] - mean[c]) * rstd[c];
+            double g = training ? dout[i] - sdy / N - xh * sdyxh / N : dout[i];
+            dx[i] = (float)(gamma[c] * rstd[c] * g);
+        }
+    }
+}
+
+void maxpool_forward_ref(float *out, const float *in, int B, int H, int W, int C, int k,
+                         int stride, int pad) {
+    int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    float m = -INFINITY;
+                    for (int r = 0; r < k; r++)
+                        for (int q = 0; q < k; q++) {
+                            int ih = oh * stride - pad + r, iw = ow * stride - pad + q;
+                            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                            float v = in[(((size_t)b * H + ih) * W + iw) * C + c];
+                            if (v > m) m = v;
+                        }
+                    out[(((size_t)b * OH + oh) * OW + ow) * C + c] = m;
+                }
+}
+
+void linear_forward_ref(float *out, const float *in, const float *w, const float *bias, int B,
+                        int I, int O) {
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < O; o++) {
+            double acc = bias ? bias[o] : 0;
+            for (int i = 0; i < I; i++) acc += (double)in[(size_t)b * I + i] * w[(size_t)o * I + i];
+            out[(size_t)b * O + o] = (float)acc;
+        }
+}
+
+void linear_backward_ref(float *d_in, float *d_w, float *d_bias, const float *d_out,
+                         const float *in, const float *w, int B, int I, int O) {
+    for (int i = 0; i < I; i++) {
+        for (int b = 0; b < B && d_in; b++) {
+            double acc = 0;
+            for (int o = 0; o < O; o++) acc += (double)d_out[(size_t)b * O + o] * w[(size_t)o * I + i];
+            d_in[(size_t)b * I + i] = (float)acc;
+        }
+        for (int o = 0; o < O; o++) {
+            double acc = 0;
+            for (int b = 0; b < B; b++) acc += (double)d_out[(size_t)b * O + o] * in[(size_t)b * I + i];
+            d_w[(size_t)o * I + i] += (float)acc;
+        }
+    }
+    for (int o = 0; o < O && d_bias; o++) {
+        double acc = 0;
+        for (int b = 0; b < B; b++) acc += d_out[(size_t)b * O + o];
+        d_bias[o] += (float)acc;
+    }
+}

@@ -1,0 +1,89 @@
+/* layers.h - the non-convolution layers of a ResNet and its projection head, float32.
+ *
+ * Dimension legend: B batch rows; H W spatial size; C channels; N = rows of a (N, C) matrix
+ * (N = B*H*W for a channels-last activation, N = B for a (B, C) feature matrix); I O input and
+ * output features of a linear layer.
+ * Every activation is channels-last, so batch norm over a conv output (B,H,W,C) and
+ * BatchNorm1d over features (B,C) are the same kernel on an (N, C) matrix.
+ *
+ * Order of arguments (llm.c): x_forward(out, saved..., in, params..., dims...),
+ * x_backward(d_in, d_params..., d_out, saved..., in, params..., dims...).
+ * Parameter gradients are ADDED to; activation gradients (d_in) are overwritten.
+ *
+ * Determinism: every reduction (batch-norm statistics and their backward sums, the linear
+ * layer's weight gradient, the pools) runs over fixed chunks of rows combined in a fixed order,
+ * so results are bit-identical for any number of OpenMP threads.
+ *
+ * Each fast kernel has a plain reference (suffix _ref, double accumulation, no fusion) used by
+ * the tests.
+ */
+#ifndef SIMCLR_LAYERS_H
+#define SIMCLR_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- batch norm (2-D over (B,H,W,C) or 1-D over (B,C)), with fused residual add and ReLU ---- */
+#define BN_MOMENTUM 0.1f
+#define BN_EPS 1e-5f
+/* Size in doubles of the `partials` scratch the batch-norm kernels need for N rows, C channels. */
+size_t batchnorm_partials(size_t N, int C);
+
+/* training != 0: mean and biased variance over the N rows normalise x; running statistics are
+ * updated as PyTorch does (run = (1-m)*run + m*stat with the UNBIASED variance, m = 0.1) and
+ * *nbt is incremented (run_mean/run_var/nbt may be NULL to skip the update).
+ * training == 0: the running statistics normalise x.
+ * out (N,C) = [relu]( gamma * (x - mean) * rstd + beta [+ residual] ); mean, rstd (C) are saved
+ * for the backward pass. residual may be NULL. out may alias residual, not x. */
+void batchnorm_forward(float *out, float *mean, float *rstd, const float *x, const float *gamma,
+                       const float *beta, float *run_mean, float *run_var, int64_t *nbt,
+                       const float *residual, int relu, int training, size_t N, int C,
+                       double *partials);
+/* dout (N,C): the gradient wrt out. With relu_out (= the forward's out) non-NULL the ReLU mask
+ * is applied and the MASKED gradient is written back into dout (the residual branch reads it).
+ * dx (N,C) is overwritten and may alias dout. dgamma, dbeta (C) are added to.
+ * training must match the forward (eval: mean/rstd are constants). */
+void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, const float *relu_out,
+                        const float *x, const float *mean, const float *rstd, const float *gamma,
+                        int training, size_t N, int C, double *partials);
+/* References: the same contract without fusion-specific tricks, double accumulation, serial. */
+void batchnorm_forward_ref(float *out, float *mean, float *rstd, const float *x,
+                           const float *gamma, const float *beta, float *run_mean, float *run_var,
+                           int64_t *nbt, const float *residual, int relu, int training, size_t N,
+                           int C);
+void batchnorm_backward_ref(float *dx, float *dgamma, float *dbeta, float *dout,
+                            const float *relu_out, const float *x, const float *mean,
+                            const float *rstd, const float *gamma, int training, size_t N, int C);
+
+/* ---- ReLU and residual add ---------------------------------------------------------------- */
+void relu_forward(float *out, const float *in, size_t n);                        /* may alias */
+void relu_backward(float *d_in, const float *d_out, const float *out, size_t n); /* may alias */
+void add_inplace(float *y, const float *x, size_t n);                            /* y += x */
+
+/* ---- max pool (k x k, stride, pad; PyTorch floor mode; first maximum wins on ties) -------- */
+int pool_out_size(int in, int k, int stride, int pad);
+/* out (B,OH,OW,C), argmax (B,OH,OW,C): window position r*k+q of the maximum (k*k <= 255). */
+void maxpool_forward(float *out, uint8_t *argmax, const float *in, int B, int H, int W, int C,
+                     int k, int stride, int pad);
+/* d_in (B,H,W,C) overwritten. */
+void maxpool_backward(float *d_in, const float *d_out, const uint8_t *argmax, int B, int H, int W,
+                      int C, int k, int stride, int pad);
+void maxpool_forward_ref(float *out, const float *in, int B, int H, int W, int C, int k,
+                         int stride, int pad);
+
+/* ---- global average pool: (B, HW, C) -> (B, C) -------------------------------------------- */
+void avgpool_forward(float *out, const float *in, int B, int HW, int C);
+void avgpool_backward(float *d_in, const float *d_out, int B, int HW, int C); /* overwrites */
+
+/* ---- linear: out (B,O) = in (B,I) w (O,I)^T + bias (O) ------------------------------------ */
+void linear_forward(float *out, const float *in, const float *w, const float *bias, int B, int I,
+                    int O);
+/* d_in (B,I) overwritten (may be NULL); d_w (O,I), d_bias (O) added to (d_bias may be NULL). */
+void linear_backward(float *d_in, float *d_w, float *d_bias, const float *d_out, const float *in,
+                     const float *w, int B, int I, int O);
+void linear_forward_ref(float *out, const float *in, const float *w, const float *bias, int B,
+                        int I, int O);
+void linear_backward_ref(float *d_in, float *d_w, float *d_bias, const float *d_out,
+                         const float *in, const float *w, int B, int I, int O);
+
+#endif

@@ -1,0 +1,575 @@
+/* model.c - builds and runs the ResNet encoder + projection head (see model.h).
+ *
+ * Activations are channels-last (B, H, W, C) from the first conv to the global pool, the layout
+ * oneDNN's convolutions run on directly, so no activation is ever reordered; the images are
+ * converted from NCHW once at the input. Batch norm, ReLU and the residual add are fused into
+ * one pass (layers.c). Saved for the backward pass, per conv+BN unit: the conv output c and,
+ * when a ReLU follows inside a block, the BN+ReLU output a; per block its output.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <stdlib.h>
+
+#include "common.h"
+#include "conv.h"
+#include "layers.h"
+#include "rng.h"
+
+#define NCACHE 3 /* conv primitive sets kept per unit, one per batch size seen */
+#define MAX_TENSORS 512
+#define MAX_HEAD 16
+
+enum { INIT_NONE, INIT_CONV, INIT_UNIFORM, INIT_ONE, INIT_ZERO };
+
+typedef struct {
+    ConvShape shape; /* at max_batch */
+    Conv *conv[NCACHE];
+    int conv_B[NCACHE], nconv, next_evict;
+    int t_w, t_bn;   /* tensor index of the conv weight, of the BN weight (bias +1, mean +2,
+                        var +3, num_batches_tracked +4) */
+    float *c, *a;    /* conv output, BN(+ReLU) output (NULL when written elsewhere) */
+    float *mean, *rstd;
+} Unit;
+
+typedef struct {
+    int I, O, bn, relu;
+    int t_w, t_b, t_bn; /* t_b -1 without bias; t_bn -1 without BN */
+    float *u, *r;       /* linear output (B,O); post BN/ReLU output (B,O) for hidden layers */
+    float *mean, *rstd;
+} HeadLayer;
+
+struct Model {
+    ModelConfig cfg;
+    ResNetSpec spec;
+    int max_batch, B; /* B of the last forward */
+    int training;     /* of the last forward */
+    ModelTensor tensors[MAX_TENSORS];
+    unsigned char init[MAX_TENSORS];
+    float init_arg[MAX_TENSORS];
+    int ntensors;
+    size_t nparams, nbuffers, ncounters;
+    float *params, *grads, *buffers;
+    int64_t *counters;
+    Unit units[RESNET_MAX_UNITS];
+    float *block_out[RESNET_MAX_BLOCKS];
+    float *xin;                  /* (B,S,S,3) */
+    float *pool_out;             /* (B,PH,PW,C) */
+    uint8_t *argmax;
+    float *h, *dh;               /* (B,D) */
+    HeadLayer head[MAX_HEAD];
+    int nhead;
+    float *hs[2];                /* head gradient scratch (B, max width) */
+    float *g[3];                 /* encoder gradient / scratch buffers (B * max activation) */
+    size_t act_max;              /* floats per row of the largest activation */
+    void *scratch;               /* oneDNN scratchpad */
+    size_t scratch_bytes;
+    float *wtmp;
+    size_t wtmp_floats;
+    double *partials;
+};
+
+/* ---- configuration and options ------------------------------------------------------------- */
+
+void model_config_default(ModelConfig *c) {
+    *c = (ModelConfig){.arch = ARCH_RESNET18, .stem = STEM_IMAGENET, .width = 1.0f,
+                       .image_size = 96, .head_layers = 2, .head_bn = 0, .head_hidden = 0,
+                       .out_dim = 128, .zero_init_residual = 0};
+}
+
+int model_opts(Opt *o, ModelConfig *cfg) {
+    int n = 0;
+    o[n++] = (Opt){"arch", OPT_CHOICE, &cfg->arch, "encoder architecture",
+                   .choices = "resnet18|resnet34|resnet50"};
+    o[n++] = (Opt){"stem", OPT_CHOICE, &cfg->stem,
+                   "first layer: imagenet (7x7/2 conv + max pool) or cifar (3x3/1 conv, no pool)",
+                   .choices = "imagenet|cifar"};
+    o[n++] = (Opt){"width", OPT_FLOAT, &cfg->width,
+                   "width multiplier: round(64*width) base channels (1 = torchvision)"};
+    o[n++] = (Opt){"image-size", OPT_INT, &cfg->image_size, "input image side in pixels"};
+    o[n++] = (Opt){"head-layers", OPT_INT, &cfg->head_layers,
+                   "projection head linear layers: 0 none, 1 linear, 2 MLP, >2 SimCLRv2"};
+    o[n++] = (Opt){"head-hidden", OPT_INT, &cfg->head_hidden,
+                   "hidden width of the projection head (0 = feature dim)"};
+    o[n++] = (Opt){"head-bn", OPT_FLAG, &cfg->head_bn,
+                   "BatchNorm1d after each hidden head linear (which then has no bias)"};
+    o[n++] = (Opt){"out-dim", OPT_INT, &cfg->out_dim, "projection output dimension"};
+    o[n++] = (Opt){"zero-init-residual", OPT_FLAG, &cfg->zero_init_residual,
+                   "start the last BN weight of every residual block at 0"};
+    o[n] = (Opt){0};
+    SC_ASSERT(n < MODEL_OPTS_MAX);
+    return n;
+}
+
+int model_config_check(const ModelConfig *c) {
+    ResNetSpec spec;
+    if (resnet_spec(&spec, c->arch, c->stem, c->width, c->image_size)) return -1;
+    if (c->head_layers < 0 || c->head_layers > MAX_HEAD)
+        return sc_error_set("--head-layers: expected 0..%d, got %d", MAX_HEAD, c->head_layers);
+    if (c->head_layers > 0 && (c->out_dim < 1 || c->out_dim > 1 << 20))
+        return sc_error_set("--out-dim: expected a positive size, got %d", c->out_dim);
+    if (c->head_hidden < 0 || c->head_hidden > 1 << 20)
+        return sc_error_set("--head-hidden: expected 0 (feature dim) or a positive size, got %d",
+                            c->head_hidden);
+    return 0;
+}
+
+/* ---- tensor table -------------------------------------------------------------------------- */
+
+static int add_tensor(Model *m, const char *prefix, const char *suffix, int ndim, const int64_t *shape,
+                      int kind, int is_bn_or_bias, int init, float init_arg) {
+    SC_ASSERT(m->ntensors < MAX_TENSORS);
+    int i = m->ntensors++;
+    ModelTensor *t = &m->tensors[i];
+    snprintf(t->name, sizeof t->name, "%s%s", prefix, suffix);
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d], t->numel *= shape[d];
+    t->kind = kind;
+    t->is_bn_or_bias = is_bn_or_bias;
+    size_t *count = kind == MODEL_PARAM ? &m->nparams : kind == MODEL_BUFFER ? &m->nbuffers : &m->ncounters;
+    t->offset = *count;
+    *count += t->numel;
+    m->init[i] = (unsigned char)init;
+    m->init_arg[i] = init_arg;
+    return i;
+}
+
+/* BN tensors (weight, bias, running_mean, running_var, num_batches_tracked); returns the first. */
+static int add_bn(Model *m, const char *name, int C) {
+    int64_t s[1] = {C};
+    int first = add_tensor(m, name, ".weight", 1, s, MODEL_PARAM, 1, INIT_ONE, 0);
+    add_tensor(m, name, ".bias", 1, s, MODEL_PARAM, 1, INIT_ZERO, 0);
+    add_tensor(m, name, ".running_mean", 1, s, MODEL_BUFFER, 0, INIT_ZERO, 0);
+    add_tensor(m, name, ".running_var", 1, s, MODEL_BUFFER, 0, INIT_ONE, 0);
+    add_tensor(m, name, ".num_batches_tracked", 0, s, MODEL_COUNTER, 0, INIT_ZERO, 0);
+    return first;
+}
+
+static float *tp(Model *m, int t) { return m->params + m->tensors[t].offset; }
+static float *tg(Model *m, int t) { return m->grads + m->tensors[t].offset; }
+static float *tb(Model *m, int t) { return m->buffers + m->tensors[t].offset; }
+static int64_t *tc(Model *m, int t) { return m->counters + m->tensors[t].offset; }
+
+static void init_tensors(Model *m, uint64_t seed) {
+    for (int i = 0; i < m->ntensors; i++) {
+        ModelTensor *t = &m->tensors[i];
+        if (t->kind == MODEL_COUNTER) {
+            m->counters[t->offset] = 0;
+            continue;
+        }
+        float *p = (t->kind == MODEL_PARAM ? m->params : m->buffers) + t->offset;
+        Rng r = rng_derive(seed, RNG_STREAM_INIT, (uint64_t)i, 0, 0);
+        for (size_t k = 0; k < t->numel; k++) {
+            switch (m->init[i]) {
+            case INIT_CONV: p[k] = (float)(rng_normal(&r) * m->init_arg[i]); break;
+            case INIT_UNIFORM: p[k] = rng_range(&r, -m->init_arg[i], m->init_arg[i]); break;
+            case INIT_ONE: p[k] = 1; break;
+            default: p[k] = 0; break;
+            }
+        }
+    }
+}
+
+/* ---- creation ------------------------------------------------------------------------------ */
+
+static Conv *unit_conv(Model *m, Unit *u, int B, int first) {
+    for (int i = 0; i < u->nconv; i++)
+        if (u->conv_B[i] == B) return u->conv[i];
+    ConvShape s = u->shape;
+    s.B = B;
+    Conv *c;
+    if (conv_create(&c, &s, !first)) return NULL;
+    int slot;
+    if (u->nconv < NCACHE) slot = u->nconv++;
+    else {
+        /* never evict the max_batch set (slot 0) */
+        slot = 1 + u->next_evict;
+        u->next_evict = (u->next_evict + 1) % (NCACHE - 1);
+        conv_free(u->conv[slot]);
+    }
+    u->conv[slot] = c;
+    u->conv_B[slot] = B;
+    if (conv_scratch_bytes(c) > m->scratch_bytes) {
+        sc_free(m->scratch);
+        m->scratch_bytes = conv_scratch_bytes(c);
+        m->scratch = sc_alloc(m->scratch_bytes);
+    }
+    if (conv_wtmp_floats(c) > m->wtmp_floats) {
+        sc_free(m->wtmp);
+        m->wtmp_floats = conv_wtmp_floats(c);
+        m->wtmp = sc_alloc(m->wtmp_floats * sizeof(float));
+    }
+    return c;
+}
+
+static size_t maxz(size_t a, size_t b) { return a > b ? a : b; }
+
+int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t seed) {
+    *out = NULL;
+    if (model_config_check(cfg)) return -1;
+    if (max_batch < 1 || max_batch > 1 << 20)
+        return sc_error_set("--batch-size: expected a positive batch size, got %d", max_batch);
+    Model *m = sc_alloc(sizeof *m);
+    m->cfg = *cfg;
+    m->max_batch = max_batch;
+    resnet_spec(&m->spec, cfg->arch, cfg->stem, cfg->width, cfg->image_size);
+    const ResNetSpec *sp = &m->spec;
+    size_t B = (size_t)max_batch;
+
+    /* tensors in state_dict order */
+    for (int i = 0; i < sp->nunits; i++) {
+        const ResUnit *ru = &sp->units[i];
+        Unit *u = &m->units[i];
+        int64_t ws[4] = {ru->K, ru->C, ru->R, ru->R};
+        u->t_w = add_tensor(m, ru->conv, ".weight", 4, ws, MODEL_PARAM, 0, INIT_CONV,
+                            (float)sqrt(2.0 / ((double)ru->K * ru->R * ru->R)));
+        u->t_bn = add_bn(m, ru->bn, ru->K);
+        conv_shape_init(&u->shape, max_batch, ru->H, ru->W, ru->C, ru->K, ru->R, ru->R, ru->stride, ru->pad);
+    }
+    if (cfg->zero_init_residual)
+        for (int b = 0; b < sp->nblocks; b++) {
+            const ResBlock *blk = &sp->blocks[b];
+            m->init[m->units[blk->unit[blk->nconv - 1]].t_bn] = INIT_ZERO;
+        }
+    int D = sp->feat_dim, hid = cfg->head_hidden ? cfg->head_hidden : D;
+    m->nhead = cfg->head_layers;
+    int idx = 0, in = D, widest = D;
+    for (int l = 0; l < m->nhead; l++) {
+        HeadLayer *hl = &m->head[l];
+        int last = l == m->nhead - 1;
+        hl->I = in, hl->O = last ? cfg->out_dim : hid;
+        hl->bn = !last && cfg->head_bn;
+        hl->relu = !last;
+        char name[32];
+        snprintf(name, sizeof name, "head.%d", idx);
+        int64_t ws[2] = {hl->O, hl->I}, bs[1] = {hl->O};
+        float bound = (float)(1.0 / sqrt((double)hl->I));
+        hl->t_w = add_tensor(m, name, ".weight", 2, ws, MODEL_PARAM, 0, INIT_UNIFORM, bound);
+        hl->t_b = hl->bn ? -1 : add_tensor(m, name, ".bias", 1, bs, MODEL_PARAM, 1, INIT_UNIFORM, bound);
+        hl->t_bn = -1;
+        idx++;
+        if (hl->bn) {
+            snprintf(name, sizeof name, "head.%d", idx++);
+            hl->t_bn = add_bn(m, name, hl->O);
+        }
+        if (hl->relu) idx++;
+        in = hl->O;
+        if (hl->O > widest) widest = hl->O;
+    }
+    m->params = sc_alloc(maxz(m->nparams, 1) * sizeof(float));
+    m->grads = sc_alloc(maxz(m->nparams, 1) * sizeof(float));
+    m->buffers = sc_alloc(maxz(m->nbuffers, 1) * sizeof(float));
+    m->counters = sc_alloc(maxz(m->ncounters, 1) * sizeof(int64_t));
+    init_tensors(m, seed);
+
+    /* activations */
+    size_t S = (size_t)cfg->image_size, act = S * S * 3, part = 0;
+    m->xin = sc_alloc(B * act * sizeof(float));
+    for (int i = 0; i < sp->nunits; i++) {
+        const ResUnit *ru = &sp->units[i];
+        Unit *u = &m->units[i];
+        size_t n = (size_t)ru->OH * ru->OW * ru->K;
+        act = maxz(act, n);
+        u->c = sc_alloc(B * n * sizeof(float));
+        if (ru->relu) u->a = sc_alloc(B * n * sizeof(float));
+        u->mean = sc_alloc(ru->K * sizeof(float));
+        u->rstd = sc_alloc(ru->K * sizeof(float));
+        part = maxz(part, batchnorm_partials(B * ru->OH * ru->OW, ru->K));
+    }
+    if (sp->pool) {
+        size_t n = (size_t)sp->pool_H * sp->pool_W * sp->units[0].K;
+        m->pool_out = sc_alloc(B * n * sizeof(float));
+        m->argmax = sc_alloc(B * n);
+    }
+    for (int b = 0; b < sp->nblocks; b++) {
+        const ResBlock *blk = &sp->blocks[b];
+        m->block_out[b] = sc_alloc(B * blk->OH * blk->OW * blk->K * sizeof(float));
+    }
+    m->act_max = act;
+    for (int k = 0; k < 3; k++) m->g[k] = sc_alloc(B * act * sizeof(float));
+    m->h = sc_alloc(B * D * sizeof(float));
+    m->dh = sc_alloc(B * D * sizeof(float));
+    for (int l = 0; l < m->nhead; l++) {
+        HeadLayer *hl = &m->head[l];
+        hl->u = sc_alloc(B * hl->O * sizeof(float));
+        if (hl->relu) hl->r = sc_alloc(B * hl->O * sizeof(float));
+        if (hl->bn) {
+            hl->mean = sc_alloc(hl->O * sizeof(float));
+            hl->rstd = sc_alloc(hl->O * sizeof(float));
+            part = maxz(part, batchnorm_partials(B, hl->O));
+        }
+    }
+    for (int k = 0; k < 2; k++) m->hs[k] = sc_alloc(B * widest * sizeof(float));
+    m->partials = sc_alloc(part * sizeof(double));
+
+    /* conv primitives for max_batch */
+    for (int i = 0; i < sp->nunits; i++)
+        if (!unit_conv(m, &m->units[i], max_batch, i == 0)) {
+            sc_error_prefix("%s", sp->units[i].conv);
+            model_free(m);
+            return -1;
+        }
+    *out = m;
+    return 0;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->spec.nunits; i++) {
+        Unit *u = &m->units[i];
+        for (int k = 0; k < u->nconv; k++) conv_free(u->conv[k]);
+        sc_free(u->c), sc_free(u->a), sc_free(u->mean), sc_free(u->rstd);
+    }
+    for (int b = 0; b < m->spec.nblocks; b++) sc_free(m->block_out[b]);
+    for (int l = 0; l < m->nhead; l++) {
+        HeadLayer *hl = &m->head[l];
+        sc_free(hl->u), sc_free(hl->r), sc_free(hl->mean), sc_free(hl->rstd);
+    }
+    for (int k = 0; k < 3; k++) sc_free(m->g[k]);
+    for (int k = 0; k < 2; k++) sc_free(m->hs[k]);
+    sc_free(m->params), sc_free(m->grads), sc_free(m->buffers), sc_free(m->counters);
+    sc_free(m->xin), sc_free(m->pool_out), sc_free(m->argmax), sc_free(m->h), sc_free(m->dh);
+    sc_free(m->scratch), sc_free(m->wtmp), sc_free(m->partials);
+    sc_free(m);
+}
+
+/* ---- forward ------------------------------------------------------------------------------- */
+
+/* x (B,3,S,S) -> xin (B,S,S,3) */
+static void nchw_to_nhwc(float *out, const float *x, int B, int C, int HW) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int p = 0; p < HW; p++)
+            for (int c = 0; c < C; c++)
+                out[((size_t)b * HW + p) * C + c] = x[((size_t)b * C + c) * HW + p];
+}
+
+/* conv + BN of one unit: out = [relu](bn(conv(in)) [+ residual]) */
+static int unit_forward(Model *m, int i, float *out, const float *in, const float *residual,
+                        int relu, int B) {
+    Unit *u = &m->units[i];
+    Conv *c = unit_conv(m, u, B, i == 0);
+    if (!c) return sc_error_prefix("%s", m->spec.units[i].conv);
+    conv_set_weights(c, tp(m, u->t_w));
+    conv_forward(c, u->c, in, m->scratch);
+    const ResUnit *ru = &m->spec.units[i];
+    int t = u->t_bn;
+    batchnorm_forward(out, u->mean, u->rstd, u->c, tp(m, t), tp(m, t + 1), tb(m, t + 2),
+                      tb(m, t + 3), tc(m, t + 4), residual, relu, m->training,
+                      (size_t)B * ru->OH * ru->OW, ru->K, m->partials);
+    return 0;
+}
+
+static int encoder_forward(Model *m, const float *x, int B) {
+    const ResNetSpec *sp = &m->spec;
+    int S = sp->image_size;
+    nchw_to_nhwc(m->xin, x, B, 3, S * S);
+    Unit *u0 = &m->units[0];
+    if (unit_forward(m, 0, u0->a, m->xin, NULL, 1, B)) return -1;
+    const float *cur = u0->a;
+    if (sp->pool) {
+        const ResUnit *r0 = &sp->units[0];
+        maxpool_forward(m->pool_out, m->argmax, u0->a, B, r0->OH, r0->OW, r0->K, 3, 2, 1);
+        cur = m->pool_out;
+    }
+    for (int b = 0; b < sp->nblocks; b++) {
+        const ResBlock *blk = &sp->blocks[b];
+        const float *res = cur;
+        if (blk->down >= 0) {
+            /* shortcut BN output goes to scratch g[0] (unused until the backward pass) */
+            if (unit_forward(m, blk->down, m->g[0], cur, NULL, 0, B)) return -1;
+            res = m->g[0];
+        }
+        const float *xin = cur;
+        for (int j = 0; j < blk->nconv; j++) {
+            Unit *u = &m->units[blk->unit[j]];
+            int last = j == blk->nconv - 1;
+            if (unit_forward(m, blk->unit[j], last ? m->block_out[b] : u->a, xin,
+                             last ? res : NULL, 1, B))
+                return -1;
+            xin = u->a;
+        }
+        cur = m->block_out[b];
+    }
+    avgpool_forward(m->h, cur, B, sp->final_H * sp->final_W, sp->feat_dim);
+    return 0;
+}
+
+static void head_forward(Model *m, int B) {
+    const float *x = m->h;
+    for (int l = 0; l < m->nhead; l++) {
+        HeadLayer *hl = &m->head[l];
+        linear_forward(hl->u, x, tp(m, hl->t_w), hl->t_b >= 0 ? tp(m, hl->t_b) : NULL, B, hl->I, hl->O);
+        if (hl->bn) {
+            int t = hl->t_bn;
+            batchnorm_forward(hl->r, hl->mean, hl->rstd, hl->u, tp(m, t), tp(m, t + 1), tb(m, t + 2),
+                              tb(m, t + 3), tc(m, t + 4), NULL, 1, m->training, B, hl->O, m->partials);
+        } else if (hl->relu) {
+            relu_forward(hl->r, hl->u, (size_t)B * hl->O);
+        }
+        x = hl->relu ? hl->r : hl->u;
+    }
+}
+
+int model_forward(Model *m, const float *x, int B, int training) {
+    if (B < 1 || B > m->max_batch)
+        return sc_error_set("model_forward: batch of %d rows, expected 1..%d", B, m->max_batch);
+    m->B = B;
+    m->training = training != 0;
+    if (encoder_forward(m, x, B)) return -1;
+    head_forward(m, B);
+    return 0;
+}
+
+const float *model_h(const Model *m) { return m->h; }
+const float *model_z(const Model *m) { return m->nhead ? m->head[m->nhead - 1].u : m->h; }
+
+/* ---- backward ------------------------------------------------------------------------------ */
+
+static void unit_bn_backward(Model *m, int i, float *dx, float *dout, const float *relu_out, int B) {
+    Unit *u = &m->units[i];
+    const ResUnit *ru = &m->spec.units[i];
+    int t = u->t_bn;
+    batchnorm_backward(dx, tg(m, t), tg(m, t + 1), dout, relu_out, u->c, u->mean, u->rstd,
+                       tp(m, t), m->training, (size_t)B * ru->OH * ru->OW, ru->K, m->partials);
+}
+
+static Conv *cur_conv(Model *m, int i) {
+    Unit *u = &m->units[i];
+    for (int k = 0; k < u->nconv; k++)
+        if (u->conv_B[k] == m->B) return u->conv[k];
+    SC_ASSERT(!"conv primitives of the last forward's batch size");
+    return NULL;
+}
+
+static void encoder_backward(Model *m, const float *dh) {
+    const ResNetSpec *sp = &m->spec;
+    int B = m->B;
+    float *g = m->g[0], *p = m->g[1], *q = m->g[2], *t;
+    avgpool_backward(g, dh, B, sp->final_H * sp->final_W, sp->feat_dim);
+    for (int b = sp->nblocks - 1; b >= 0; b--) {
+        const ResBlock *blk = &sp->blocks[b];
+        const float *block_in = b > 0 ? m->block_out[b - 1] : sp->pool ? m->pool_out : m->units[0].a;
+        int last = blk->unit[blk->nconv - 1];
+        /* g: grad wrt the block output; masked by its ReLU in place -> grad of the sum */
+        unit_bn_backward(m, last, p, g, m->block_out[b], B);
+        for (int j = blk->nconv - 1; j >= 0; j--) {
+            int ui = blk->unit[j];
+            const float *x_in = j > 0 ? m->units[blk->unit[j - 1]].a : block_in;
+            Conv *c = cur_conv(m, ui);
+            conv_backward_weights(c, tg(m, m->units[ui].t_w), p, x_in, m->wtmp, m->scratch);
+            conv_backward_data(c, q, p, m->scratch);
+            if (j > 0) {
+                int prev = blk->unit[j - 1];
+                unit_bn_backward(m, prev, q, q, m->units[prev].a, B);
+            }
+            t = p, p = q, q = t;
+        }
+        /* p: grad wrt the block input through the main branch */
+        if (blk->down >= 0) {
+            unit_bn_backward(m, blk->down, g, g, NULL, B);
+            Conv *c = cur_conv(m, blk->down);
+            conv_backward_weights(c, tg(m, m->units[blk->down].t_w), g, block_in, m->wtmp, m->scratch);
+            conv_backward_data(c, q, g, m->scratch);
+            const ResUnit *ru = &sp->units[blk->down];
+            add_inplace(p, q, (size_t)B * ru->H * ru->W * ru->C);
+        } else {
+            add_inplace(p, g, (size_t)B * blk->OH * blk->OW * blk->K);
+        }
+        t = g, g = p, p = t;
+    }
+    /* g: grad wrt the pool output (or the stem output) */
+    const ResUnit *r0 = &sp->units[0];
+    if (sp->pool) {
+        maxpool_backward(p, g, m->argmax, B, r0->OH, r0->OW, r0->K, 3, 2, 1);
+        t = g, g = p, p = t;
+    }
+    unit_bn_backward(m, 0, g, g, m->units[0].a, B);
+    conv_backward_weights(cur_conv(m, 0), tg(m, m->units[0].t_w), g, m->xin, m->wtmp, m->scratch);
+}
+
+static void head_backward(Model *m, const float *dz) {
+    int B = m->B;
+    const float *g = dz;
+    int k = 0;
+    for (int l = m->nhead - 1; l >= 0; l--) {
+        HeadLayer *hl = &m->head[l];
+        const float *in = l > 0 ? m->head[l - 1].r : m->h;
+        float *d_in = l > 0 ? m->hs[k] : m->dh;
+        linear_backward(d_in, tg(m, hl->t_w), hl->t_b >= 0 ? tg(m, hl->t_b) : NULL, g, in,
+                        tp(m, hl->t_w), B, hl->I, hl->O);
+        if (l > 0) {
+            HeadLayer *pl = &m->head[l - 1];
+            if (pl->bn) {
+                int t = pl->t_bn;
+                batchnorm_backward(d_in, tg(m, t), tg(m, t + 1), d_in, pl->r, pl->u, pl->mean,
+                                   pl->rstd, tp(m, t), m->training, B, pl->O, m->partials);
+            } else {
+                relu_backward(d_in, d_in, pl->r, (size_t)B * pl->O);
+            }
+            g = d_in;
+            k ^= 1;
+        }
+    }
+    if (m->nhead == 0) memcpy(m->dh, dz, sizeof(float) * B * m->spec.feat_dim);
+}
+
+void model_backward(Model *m, const float *dz) {
+    SC_ASSERT(m->B > 0);
+    head_backward(m, dz);
+    encoder_backward(m, m->dh);
+}
+
+void model_backward_h(Model *m, const float *dh) {
+    SC_ASSERT(m->B > 0);
+    encoder_backward(m, dh);
+}
+
+void model_zero_grad(Model *m) { memset(m->grads, 0, sizeof(float) * m->nparams); }
+
+/* ---- accessors ----------------------------------------------------------------------------- */
+
+float *model_params(Model *m) { return m->params; }
+float *model_grads(Model *m) { return m->grads; }
+size_t model_num_params(const Model *m) { return m->nparams; }
+float *model_buffers(Model *m) { return m->buffers; }
+size_t model_num_buffers(const Model *m) { return m->nbuffers; }
+int64_t *model_counters(Model *m) { return m->counters; }
+size_t model_num_counters(const Model *m) { return m->ncounters; }
+int model_num_tensors(const Model *m) { return m->ntensors; }
+const ModelTensor *model_tensor(const Model *m, int i) {
+    return i >= 0 && i < m->ntensors ? &m->tensors[i] : NULL;
+}
+int model_find_tensor(const Model *m, const char *name) {
+    for (int i = 0; i < m->ntensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return i;
+    return -1;
+}
+const ModelConfig *model_config(const Model *m) { return &m->cfg; }
+const ResNetSpec *model_spec(const Model *m) { return &m->spec; }
+int model_feature_dim(const Model *m) { return m->spec.feat_dim; }
+int model_out_dim(const Model *m) { return m->nhead ? m->head[m->nhead - 1].O : m->spec.feat_dim; }
+int model_max_batch(const Model *m) { return m->max_batch; }
+
+double model_forward_flops(const Model *m, int B) {
+    double macs = 0;
+    for (int i = 0; i < m->spec.nunits; i++) {
+        ConvShape s = m->units[i].shape;
+        s.B = B;
+        macs += conv_macs(&s);
+    }
+    for (int l = 0; l < m->nhead; l++) macs += (double)B * m->head[l].I * m->head[l].O;
+    return 2 * macs;
+}
+
+const float *model_block_output(const Model *m, int i) {
+    if (i < 0) return m->spec.pool ? m->pool_out : m->units[0].a;
+    return i < m->spec.nblocks ? m->block_out[i] : NULL;
+}
+
+const char *model_conv_impl(const Model *m) {
+    return m->spec.nunits > 1 ? conv_impl_name(m->units[1].conv[0], 0) : "none";
+}

@@ -1,0 +1,124 @@
+/* model.h - the SimCLR network: a torchvision ResNet encoder f and a projection head g.
+ *
+ *     ModelConfig cfg; model_config_default(&cfg);          // resnet18, imagenet stem, 96 px
+ *     sc_set_threads(2);                                    // before model_create
+ *     Model *m;
+ *     if (model_create(&m, &cfg, 128, seed)) sc_fatal("%s", sc_error());
+ *     model_zero_grad(m);
+ *     model_forward(m, x, 128, 1);                          // x (128, 3, 96, 96) NCHW
+ *     ... loss on model_z(m) gives dz ...
+ *     model_backward(m, dz);                                // adds into model_grads(m)
+ *     optimizer step on model_params(m) / model_grads(m)
+ *     model_free(m);
+ *
+ * Parameters live in ONE contiguous float buffer (model_params) in torchvision's state_dict
+ * order, without gaps, and the gradients in a buffer of the same layout (model_grads). BN running
+ * statistics live in a second float buffer (model_buffers), the int64 num_batches_tracked
+ * counters in a third (model_counters). model_tensor(i) describes every tensor in state_dict
+ * order: name, shape, kind and offset into its buffer.
+ *
+ * Head (nn.Sequential under "head."), with L = head_layers, d = feature dim, hid = head_hidden
+ * (0 = d):
+ *   L = 0: z = h (no tensors).
+ *   L = 1: head.0 = Linear(d, out_dim).
+ *   L >= 2 without BN: [Linear(., hid) with bias, ReLU] x (L-1), Linear(hid, out_dim):
+ *          default L = 2 -> head.0.weight/bias, head.2.weight/bias (ReLU is head.1).
+ *   L >= 2 with --head-bn (SimCLRv2 / lightly style): [Linear(., hid) WITHOUT bias,
+ *          BatchNorm1d(hid), ReLU] x (L-1), Linear(hid, out_dim) with bias and no BN:
+ *          L = 2 -> head.0.weight, head.1.{weight,bias,running_mean,running_var,
+ *          num_batches_tracked}, head.3.weight, head.3.bias (ReLU is head.2).
+ *   (head_bn has no effect when L <= 1: the output layer never has BN.)
+ *
+ * Init (as torchvision): convs kaiming_normal_(fan_out, relu) = N(0, 2 / (K*R*S)); BN weight 1,
+ * bias 0, running mean 0, var 1; head linears as nn.Linear: weight and bias U(+-1/sqrt(fan_in)).
+ * zero_init_residual: the last BN weight of each block starts at 0. Tensor i draws only from
+ * rng_derive(seed, RNG_STREAM_INIT, i, 0, 0).
+ *
+ * Memory: every activation is allocated for max_batch in model_create; forward/backward allocate
+ * nothing (a first call with a new, smaller batch size creates that size's conv primitives once).
+ * Call sc_set_threads() before model_create: the conv primitives plan for that thread count.
+ */
+#ifndef SIMCLR_MODEL_H
+#define SIMCLR_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "opts.h"
+#include "resnet.h"
+
+typedef struct {
+    int arch;            /* ARCH_RESNET18 | ARCH_RESNET34 | ARCH_RESNET50 */
+    int stem;            /* STEM_IMAGENET (7x7/2 + maxpool) | STEM_CIFAR (3x3/1, no maxpool) */
+    float width;         /* width multiplier, 1.0 = torchvision (64 base channels) */
+    int image_size;      /* S */
+    int head_layers;     /* 0 none, 1 linear, 2 default MLP, >2 SimCLRv2 */
+    int head_bn;         /* BatchNorm1d in the head */
+    int head_hidden;     /* hidden width, 0 = feature dim */
+    int out_dim;         /* 128 */
+    int zero_init_residual;
+} ModelConfig;
+
+typedef enum { MODEL_PARAM = 0, MODEL_BUFFER = 1, MODEL_COUNTER = 2 } ModelTensorKind;
+
+typedef struct {
+    char name[64];       /* torchvision state_dict name, e.g. "layer1.0.bn1.running_mean" */
+    int ndim;            /* 0 for num_batches_tracked (a scalar) */
+    int64_t shape[4];
+    size_t numel;
+    int kind;            /* MODEL_PARAM (model_params), MODEL_BUFFER (model_buffers, F32),
+                            MODEL_COUNTER (model_counters, I64) */
+    size_t offset;       /* in elements, into the buffer of its kind */
+    int is_bn_or_bias;   /* BN weight/bias or any bias: excluded from weight decay / LARS */
+} ModelTensor;
+
+typedef struct Model Model;
+
+#define MODEL_OPTS_MAX 10
+void model_config_default(ModelConfig *cfg);
+/* Fills out[0..n) with the model options (--arch --stem --width --image-size --head-layers
+ * --head-hidden --head-bn --out-dim --zero-init-residual) writing into cfg, plus a {0}
+ * terminator; out must hold MODEL_OPTS_MAX entries. Returns the number of options. */
+int model_opts(Opt *out, ModelConfig *cfg);
+/* 0, or -1 with a message naming the option (unknown arch, sizes <= 0, image too small, ...). */
+int model_config_check(const ModelConfig *cfg);
+
+int model_create(Model **m, const ModelConfig *cfg, int max_batch, uint64_t seed);
+void model_free(Model *m);
+/* x (B,3,S,S) NCHW, 1 <= B <= max_batch. training != 0: batch statistics, running stats updated
+ * (momentum 0.1, unbiased var). Returns 0, or -1 (B out of range, primitive creation failed). */
+int model_forward(Model *m, const float *x, int B, int training);
+const float *model_h(const Model *m); /* (B, D) after the last forward */
+const float *model_z(const Model *m); /* (B, out_dim); equals h when head_layers == 0 */
+/* dz (B, out_dim) for the B of the last forward; adds into the grads. When only the encoder is
+ * trained from h, model_backward_h takes dh (B, D) and skips the head. */
+void model_backward(Model *m, const float *dz);
+void model_backward_h(Model *m, const float *dh);
+void model_zero_grad(Model *m);
+
+float *model_params(Model *m);
+float *model_grads(Model *m);
+size_t model_num_params(const Model *m);
+float *model_buffers(Model *m);     /* BN running mean/var */
+size_t model_num_buffers(const Model *m);
+int64_t *model_counters(Model *m);  /* num_batches_tracked */
+size_t model_num_counters(const Model *m);
+int model_num_tensors(const Model *m);
+const ModelTensor *model_tensor(const Model *m, int i);
+int model_find_tensor(const Model *m, const char *name); /* index or -1 */
+
+const ModelConfig *model_config(const Model *m);
+const ResNetSpec *model_spec(const Model *m);
+int model_feature_dim(const Model *m);   /* D */
+int model_out_dim(const Model *m);       /* out_dim, or D when head_layers == 0 */
+int model_max_batch(const Model *m);
+/* FLOPs (2 x multiply-adds of convs and linears) of one forward pass over B rows. A training
+ * step costs about 3x this (forward + backward data + backward weights). */
+double model_forward_flops(const Model *m, int B);
+/* Activation block index boundaries for tests: the output (B, OH, OW, K) channels-last of
+ * block i (0..nblocks-1), or of the stem (i = -1, after the max pool when there is one). */
+const float *model_block_output(const Model *m, int i);
+/* The oneDNN implementation names of the first conv (for logs). */
+const char *model_conv_impl(const Model *m);
+
+#endif
