@@ -123,7 +123,7 @@ static int build_model(EvalInputs *in, Opt **tables, int nt, Model **m, uint64_t
     if (checkpoint_load(in->checkpoint, *m, NULL, NULL)) {
         model_free(*m);
         *m = NULL;
-        return sc_error_prefix("--checkpoint %s", in->checkpoint);
+        return sc_error_prefix("--checkpoint");
     }
     *hash = features_model_hash(*m);
     in->ac.out_size = in->mc.image_size;
@@ -330,9 +330,10 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
         return -1;
     }
     if (Dte != d->D) {
+        int Dtr = d->D;
         eval_data_free(d);
         return sc_error_set("--test-features %s: %d features per row, but --train-features %s "
-                            "has %d", in->test_features, Dte, in->train_features, d->D);
+                            "has %d", in->test_features, Dte, in->train_features, Dtr);
     }
     if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "--test-labels", &d->K)) {
         eval_data_free(d);
