@@ -53,7 +53,7 @@ def gen(d):
     W = rs.randn(K, nb).astype(np.float32)
     for split, n in (("tr", 5000), ("te", 2000)):
         y = rs.randint(0, K, n)
-        coef = (rs.randn(n, nb).astype(np.float32) + 0.7 * W[y])
+        coef = (rs.randn(n, nb).astype(np.float32) + 0.12 * W[y])
         X = 0.5 + 0.08 * (coef @ B) + 0.05 * rs.randn(n, P).astype(np.float32)
         np.save(f"{d}/pix_X{split}.npy", np.clip(X, 0, 1).astype(np.float32))
         np.save(f"{d}/pix_y{split}.npy", y.astype(np.int64))
