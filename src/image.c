@@ -282,7 +282,6 @@ void image_resample_u8(float *dst, const uint8_t *src, int sh, int sw, int c,
     row_span(ay, &r0, &r1);
     SC_ASSERT(r0 >= 0 && r1 <= sh);
     int rows = r1 - r0, ow = ax->out, oh = ay->out, tx = ax->taps, ty = ay->taps;
-    const float inv = 1.0f / 255.0f;
     for (int r = 0; r < rows; r++) {
         const uint8_t *line = src + (size_t)(r0 + r) * sw * c;
         if (c == 3) {
@@ -294,7 +293,7 @@ void image_resample_u8(float *dst, const uint8_t *src, int sh, int sw, int c,
                 for (int t = 0; t < tx; t++) {
                     s0 += w[t] * p[3 * t], s1 += w[t] * p[3 * t + 1], s2 += w[t] * p[3 * t + 2];
                 }
-                o0[x] = s0 * inv, o1[x] = s1 * inv, o2[x] = s2 * inv;
+                o0[x] = s0 / 255.0f, o1[x] = s1 / 255.0f, o2[x] = s2 / 255.0f; /* exact for 1 tap */
             }
         } else {
             float *o = tmp + (size_t)r * ow;
@@ -303,7 +302,7 @@ void image_resample_u8(float *dst, const uint8_t *src, int sh, int sw, int c,
                 const float *w = ax->w + (size_t)x * tx;
                 float s = 0;
                 for (int t = 0; t < tx; t++) s += w[t] * p[t];
-                o[x] = s * inv;
+                o[x] = s / 255.0f;
             }
         }
     }

@@ -30,7 +30,7 @@ void optim_config_default(OptimConfig *c, int type) {
     memset(c, 0, sizeof *c);
     c->type = type;
     c->momentum = 0.9f;
-    c->beta1 = 0.9f, c->beta2 = 0.999f, c->eps = 1e-8f;
+    c->beta1 = 0.9, c->beta2 = 0.999, c->eps = 1e-8f;
     c->trust_coef = 1e-3f;
 }
 
@@ -141,7 +141,7 @@ void optim_step(Optimizer *o, float *params, const float *grads, float lr) {
     /* scalars as torch computes them (python floats, i.e. double), then used in float32 */
     const double bc1 = 1.0 - pow(c->beta1, (double)t), bc2 = 1.0 - pow(c->beta2, (double)t);
     const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    const float b1 = c->beta1, b2 = c->beta2, ob1 = (float)(1.0 - c->beta1),
+    const float b1 = (float)c->beta1, b2 = (float)c->beta2, ob1 = (float)(1.0 - c->beta1),
                 ob2 = (float)(1.0 - c->beta2), eps = c->eps, mu = c->momentum;
     for (int si = 0; si < o->nseg; si++) {
         const OptimSegment *s = &o->seg[si];

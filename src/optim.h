@@ -44,7 +44,7 @@ typedef struct {
 typedef struct {
     int type;            /* OPTIM_ADAM | OPTIM_ADAMW | OPTIM_SGD | OPTIM_LARS */
     float momentum;      /* SGD and LARS (0.9) */
-    float beta1, beta2;  /* Adam(W): 0.9, 0.999 */
+    double beta1, beta2; /* Adam(W): 0.9, 0.999 (double: torch computes 1 - beta in double) */
     float eps;           /* Adam(W): 1e-8 */
     float weight_decay;
     float trust_coef;    /* LARS eta: 0.001 */

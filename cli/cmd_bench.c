@@ -1,0 +1,107 @@
+/* cmd_bench.c - `simclr bench`: times full SimCLR training steps on random inputs.
+ *
+ * One step = forward of 2N views through encoder + head, NT-Xent, backward, Adam update, exactly
+ * what `simclr pretrain` does per batch minus the data loader. Prints views/s, ms/step, achieved
+ * GFLOP/s (FLOPs counted analytically from the layer shapes: forward 2 x MACs of convs and
+ * linears, a training step 3 x forward) and the peak RSS; the LAST line is one JSON object.
+ * The PyTorch twin is bench/pytorch_train_bench.py; bench/bench_train.sh runs both.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common.h"
+#include "model.h"
+#include "ntxent.h"
+#include "optim.h"
+#include "rng.h"
+
+SIMCLR_COMMAND(cmd_bench, "bench", "time full training steps (forward, NT-Xent, backward, Adam) on random inputs")
+
+int cmd_bench(int argc, char **argv) {
+    ModelConfig mc;
+    model_config_default(&mc);
+    int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2;
+    long long seed = 0;
+    float tau = 0.5f, lr = 3e-4f;
+    Opt mopts[MODEL_OPTS_MAX];
+    model_opts(mopts, &mc);
+    Opt common[] = {
+        {"batch-size", OPT_INT, &batch, "images per step (each gives --views views)", .min = 1, .max = 1 << 16},
+        {"views", OPT_INT, &views, "views per image", .min = 2, .max = 16},
+        {"steps", OPT_INT, &steps, "timed training steps", .min = 1, .max = 1000000},
+        {"warmup", OPT_INT, &warmup, "untimed steps first", .min = 0, .max = 1000000},
+        {"threads", OPT_INT, &threads, "compute threads", .min = 1, .max = 1024},
+        {"precision", OPT_CHOICE, &precision, "arithmetic (bf16 comes later)", .choices = "fp32"},
+        {"seed", OPT_INT64, &seed, "seed of the init and the random inputs"},
+        {"temperature", OPT_FLOAT, &tau, "NT-Xent temperature", .min = 1e-4, .max = 1e4},
+        {"lr", OPT_FLOAT, &lr, "Adam learning rate", .min = 0, .max = 1e3},
+        {0}};
+    Opt *tables[] = {mopts, common};
+    if (opts_parse("bench", "time full training steps on random inputs", argc, argv, tables, 2,
+                   NULL, NULL))
+        sc_fatal("%s", sc_error());
+    if (model_config_check(&mc)) sc_fatal("%s", sc_error());
+    sc_set_threads(threads);
+    int B = batch * views;
+    Model *m;
+    if (model_create(&m, &mc, B, (uint64_t)seed)) sc_fatal("%s", sc_error());
+    int dim = model_out_dim(m);
+    Ntxent *nt;
+    if (ntxent_create(&nt, B, B, dim)) sc_fatal("%s", sc_error());
+    int nt_ = model_num_tensors(m), nseg = 0;
+    OptimSegment *seg = sc_alloc(sizeof *seg * (nt_ + 1));
+    for (int i = 0; i < nt_; i++) {
+        const ModelTensor *t = model_tensor(m, i);
+        if (t->kind != MODEL_PARAM) continue;
+        seg[nseg++] = (OptimSegment){t->offset, t->numel, t->is_bn_or_bias};
+    }
+    OptimConfig oc;
+    optim_config_default(&oc, OPTIM_ADAM);
+    Optimizer *opt;
+    if (optim_create(&opt, &oc, model_num_params(m), seg, nseg)) sc_fatal("%s", sc_error());
+
+    size_t S = (size_t)mc.image_size, nx = (size_t)B * 3 * S * S;
+    float *x = sc_alloc(nx * sizeof(float)), *dz = sc_alloc((size_t)B * dim * sizeof(float));
+    Rng r = rng_derive((uint64_t)seed, RNG_STREAM_BENCH, 0, 0, 0);
+    for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(&r);
+
+    const ResNetSpec *sp = model_spec(m);
+    printf("simclr bench: %s, %s stem, width %g, %dx%d, batch %d (%d views), %d threads, fp32, "
+           "conv %s\n", resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width,
+           mc.image_size, mc.image_size, batch, B, threads, model_conv_impl(m));
+    printf("params %zu, features %d, projection %d, %.3f GFLOP per view per step\n",
+           model_num_params(m), sp->feat_dim, dim, 3 * model_forward_flops(m, 1) / 1e9);
+    NtxentStats st = {0};
+    double t0 = 0, tf = 0, tb = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        if (s == warmup) t0 = sc_now(), tf = tb = 0;
+        double a = sc_now();
+        model_zero_grad(m);
+        if (model_forward(m, x, B, 1)) sc_fatal("%s", sc_error());
+        double b = sc_now();
+        if (ntxent_loss(nt, model_z(m), batch, views, dim, tau, dz, &st)) sc_fatal("%s", sc_error());
+        model_backward(m, dz);
+        optim_step(opt, model_params(m), model_grads(m), lr);
+        double c = sc_now();
+        tf += b - a, tb += c - b;
+    }
+    double dt = (sc_now() - t0) / steps;
+    double vps = B / dt, gflops = 3 * model_forward_flops(m, B) / dt / 1e9;
+    double rss = sc_peak_rss() / (1024.0 * 1024.0);
+    printf("%.1f views/s, %.1f ms/step (forward %.1f, loss+backward+update %.1f), %.1f GFLOP/s, "
+           "peak RSS %.0f MB, loss %.4f\n", vps, dt * 1e3, tf / steps * 1e3, tb / steps * 1e3,
+           gflops, rss, st.loss);
+    printf("{\"impl\": \"simclr\", \"arch\": \"%s\", \"stem\": \"%s\", \"width\": %g, "
+           "\"image_size\": %d, \"batch_size\": %d, \"views\": %d, \"threads\": %d, "
+           "\"precision\": \"fp32\", \"views_per_s\": %.2f, \"ms_per_step\": %.2f, "
+           "\"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.6f}\n",
+           resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width, mc.image_size, batch,
+           views, threads, vps, dt * 1e3, gflops, rss, st.loss);
+    optim_free(opt);
+    ntxent_free(nt);
+    model_free(m);
+    sc_free(seg), sc_free(x), sc_free(dz);
+    return 0;
+}

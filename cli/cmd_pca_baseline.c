@@ -1,0 +1,65 @@
+/* cmd_pca_baseline.c - `simclr pca-baseline`: PCA on the raw pixels of the train split (k
+ * components, default 256), both splits projected, then the linear evaluation's logistic
+ * regression. The baseline SimCLR's STL-10 table compares against (36% there). */
+#include <stdlib.h>
+
+#include "cli.h"
+#include "common.h"
+#include "eval_cli.h"
+#include "pca.h"
+
+SIMCLR_COMMAND(cmd_pca_baseline, "pca-baseline", "PCA on raw pixels, then the linear evaluation")
+
+int cmd_pca_baseline(int argc, char **argv) {
+    EvalInputs in;
+    eval_inputs_init(&in);
+    in.pixels = 1;
+    EvalLinear l;
+    eval_linear_init(&l);
+    int k = 256, method = 0;
+    Opt own[] = {
+        {"components", OPT_INT, &k, "principal components kept (at most min(rows, pixels))", .min = 1, .max = 1 << 20},
+        {"pca-method", OPT_CHOICE, &method, "auto | cov (covariance, N >= D) | gram (N x N Gram "
+         "matrix, exact) | randomized (Gram + subspace iteration, default above 2048 rows)",
+         .choices = "auto|cov|gram|randomized"},
+        {0}};
+    Opt *tables[EVAL_MAX_TABLES + 2];
+    int nt = eval_inputs_tables(&in, tables, 0);
+    tables[nt++] = own;
+    tables[nt++] = l.opts;
+    if (opts_parse("pca-baseline", "PCA on raw pixels, then the linear evaluation", argc, argv,
+                   tables, nt, NULL, NULL))
+        sc_fatal("%s", sc_error());
+    EvalData d;
+    if (eval_inputs_load(&in, tables, nt, &d)) sc_fatal("%s", sc_error());
+    size_t mn = d.ntr < (size_t)d.D ? d.ntr : (size_t)d.D;
+    if ((size_t)k > mn) {
+        if (opts_was_set(tables, nt, "components"))
+            sc_fatal("--components %d: the train split has only %zu rows of %d values; at most "
+                     "%zu components", k, d.ntr, d.D, mn);
+        k = (int)mn;
+    }
+    Pca p;
+    if (pca_fit(&p, d.Xtr, d.ntr, d.D, k, method)) sc_fatal("%s", sc_error());
+    double ev = 0;
+    for (int i = 0; i < k; i++) ev += p.explained_variance_ratio[i];
+    printf("PCA: %d of %d dimensions keep %.1f%% of the variance (%s, %.2fs)\n", k, d.D, 100 * ev,
+           p.method == PCA_COV ? "covariance" : p.method == PCA_GRAM ? "Gram" : "randomized Gram",
+           p.seconds);
+    float *tr = sc_alloc(sizeof(float) * d.ntr * k), *te = sc_alloc(sizeof(float) * d.nte * k);
+    pca_transform(&p, d.Xtr, d.ntr, tr);
+    pca_transform(&p, d.Xte, d.nte, te);
+    free(d.Xtr);
+    free(d.Xte);
+    d.Xtr = tr; /* eval_data_free uses free(): sc_alloc memory is malloc'ed too */
+    d.Xte = te;
+    d.D = k;
+    if (d.fold_X) {
+        sc_free(d.fold_X);
+        d.fold_X = sc_alloc(sizeof(float) * d.ntr * k);
+    }
+    if (eval_linear_run(&l, &in, &d, tables, nt, "pca-baseline", &p)) sc_fatal("%s", sc_error());
+    pca_free(&p);
+    eval_data_free(&d);
+    return 0;
+}

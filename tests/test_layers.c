@@ -1,0 +1,381 @@
+/* test_layers.c - every layer: fast kernel against its reference, and finite-difference
+ * gradient checks of forward/backward on tiny shapes.
+ *
+ * Finite differences: L = sum(out * R) for a fixed random R, so dL/dout = R; a central
+ * difference with step EPS on a sample of inputs/params, L summed in double. Float32 forward
+ * passes limit the accuracy to about 1e-3 relative: tolerance rtol 2e-2, atol 2e-3. */
+#include <stdlib.h>
+
+#include "common.h"
+#include "conv.h"
+#include "layers.h"
+#include "rng.h"
+#include "test.h"
+
+static float *randv(size_t n, uint64_t tag, float lo, float hi) {
+    float *v = malloc(n * sizeof(float));
+    Rng r = rng_derive(77, RNG_STREAM_TEST, tag, 0, 0);
+    for (size_t i = 0; i < n; i++) v[i] = rng_range(&r, lo, hi);
+    return v;
+}
+
+static double dotd(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+#define EPS 1e-2f
+#define FD_RTOL 2e-2
+#define FD_ATOL 2e-3
+
+/* Checks analytic gradient `an` of variable v (n elements) against central differences of
+ * loss(): probes up to 40 evenly spread elements. */
+typedef double (*LossFn)(void *ctx);
+static void fd_check(const char *what, float *v, const float *an, size_t n, LossFn loss, void *ctx,
+                     float eps) {
+    size_t step = n > 40 ? n / 40 : 1;
+    int bad = 0;
+    for (size_t i = 0; i < n; i += step) {
+        float s = v[i];
+        v[i] = s + eps;
+        double lp = loss(ctx);
+        v[i] = s - eps;
+        double lm = loss(ctx);
+        v[i] = s;
+        double fd = (lp - lm) / (2.0 * eps);
+        if (!test_close(an[i], fd, FD_RTOL, FD_ATOL) && bad++ < 3)
+            CHECK(0, "%s[%zu]: analytic %.6g, finite difference %.6g", what, i, an[i], fd);
+    }
+    CHECK(!bad, "%s: %d elements off", what, bad);
+}
+
+/* ---- convolution --------------------------------------------------------------------------- */
+
+typedef struct {
+    ConvShape s;
+    float *in, *w, *out, *R;
+} ConvCtx;
+
+static double conv_loss(void *p) {
+    ConvCtx *c = p;
+    conv2d_forward_ref(c->out, c->in, c->w, &c->s);
+    return dotd(c->out, c->R, (size_t)c->s.B * c->s.OH * c->s.OW * c->s.K);
+}
+
+static const int conv_cases[][9] = {
+    /* B H W C K R stride pad */
+    {2, 5, 6, 3, 4, 3, 1, 1, 0}, {2, 7, 7, 3, 5, 3, 2, 1, 0}, {1, 9, 8, 3, 4, 7, 2, 3, 0},
+    {2, 6, 6, 4, 6, 1, 2, 0, 0}, {3, 4, 4, 5, 3, 1, 1, 0, 0}, {1, 5, 5, 16, 16, 3, 1, 1, 0},
+};
+
+TEST(conv_reference_gradcheck) {
+    for (size_t k = 0; k < sizeof conv_cases / sizeof *conv_cases; k++) {
+        const int *q = conv_cases[k];
+        ConvCtx c;
+        SC_ASSERT(!conv_shape_init(&c.s, q[0], q[1], q[2], q[3], q[4], q[5], q[5], q[6], q[7]));
+        size_t ni = (size_t)q[0] * q[1] * q[2] * q[3], nw = (size_t)q[4] * q[3] * q[5] * q[5];
+        size_t no = (size_t)c.s.B * c.s.OH * c.s.OW * c.s.K;
+        c.in = randv(ni, 1 + k, -1, 1), c.w = randv(nw, 2 + k, -1, 1), c.R = randv(no, 3 + k, -1, 1);
+        c.out = malloc(no * 4);
+        float *din = calloc(ni, 4), *dw = calloc(nw, 4);
+        conv2d_backward_ref(din, dw, c.R, c.in, c.w, &c.s);
+        char what[64];
+        snprintf(what, sizeof what, "conv case %zu d_in", k);
+        fd_check(what, c.in, din, ni, conv_loss, &c, EPS);
+        snprintf(what, sizeof what, "conv case %zu d_w", k);
+        fd_check(what, c.w, dw, nw, conv_loss, &c, EPS);
+        free(c.in), free(c.w), free(c.R), free(c.out), free(din), free(dw);
+    }
+}
+
+/* oneDNN path against the reference, on ResNet-like shapes (incl. the 7x7/2 stem on 3 channels,
+ * strided 1x1 downsample, odd sizes). Tolerance rtol 1e-4, atol 1e-5 x sqrt(reduction length). */
+TEST(conv_onednn_matches_reference) {
+    static const int cases[][8] = {
+        {2, 16, 16, 3, 8, 7, 2, 3}, {2, 8, 8, 8, 8, 3, 1, 1},   {3, 9, 9, 8, 16, 3, 2, 1},
+        {2, 8, 8, 8, 16, 1, 2, 0},  {2, 5, 7, 32, 16, 3, 1, 1}, {2, 6, 6, 16, 64, 1, 1, 0},
+        {4, 4, 4, 64, 64, 3, 1, 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const int *q = cases[k];
+        ConvShape s;
+        SC_ASSERT(!conv_shape_init(&s, q[0], q[1], q[2], q[3], q[4], q[5], q[5], q[6], q[7]));
+        size_t ni = (size_t)q[0] * q[1] * q[2] * q[3], nw = (size_t)q[4] * q[3] * q[5] * q[5];
+        size_t no = (size_t)s.B * s.OH * s.OW * s.K;
+        float *in = randv(ni, 10 + k, -1, 1), *w = randv(nw, 20 + k, -1, 1), *dout = randv(no, 30 + k, -1, 1);
+        float *out = malloc(no * 4), *out_ref = malloc(no * 4);
+        float *din = malloc(ni * 4), *din_ref = calloc(ni, 4);
+        float *dw = calloc(nw, 4), *dw_ref = calloc(nw, 4), *wtmp;
+        Conv *c;
+        if (conv_create(&c, &s, 1)) {
+            CHECK(0, "conv_create: %s", sc_error());
+            continue;
+        }
+        void *scratch = sc_alloc(conv_scratch_bytes(c) + 64);
+        wtmp = malloc(conv_wtmp_floats(c) * 4);
+        conv_set_weights(c, w);
+        conv_forward(c, out, in, scratch);
+        conv2d_forward_ref(out_ref, in, w, &s);
+        conv_backward_data(c, din, dout, scratch);
+        for (size_t i = 0; i < nw; i++) dw[i] = 0.5f; /* backward weights must add */
+        conv_backward_weights(c, dw, dout, in, wtmp, scratch);
+        for (size_t i = 0; i < nw; i++) dw[i] -= 0.5f;
+        conv2d_backward_ref(din_ref, dw_ref, dout, in, w, &s);
+        double at = 1e-5 * sqrt((double)q[3] * q[5] * q[5] + s.OH * s.OW * s.B);
+        char what[96];
+        snprintf(what, sizeof what, "case %zu (%s) forward", k, conv_impl_name(c, 0));
+        CHECK_ARRAY_CLOSE(what, out, out_ref, no, 1e-4, at);
+        snprintf(what, sizeof what, "case %zu (%s) backward data", k, conv_impl_name(c, 1));
+        CHECK_ARRAY_CLOSE(what, din, din_ref, ni, 1e-4, at);
+        snprintf(what, sizeof what, "case %zu (%s) backward weights", k, conv_impl_name(c, 2));
+        CHECK_ARRAY_CLOSE(what, dw, dw_ref, nw, 1e-4, at);
+        conv_free(c);
+        sc_free(scratch);
+        free(in), free(w), free(dout), free(out), free(out_ref), free(din), free(din_ref), free(dw),
+            free(dw_ref), free(wtmp);
+    }
+}
+
+TEST(conv_shape_errors) {
+    ConvShape s;
+    CHECK(conv_shape_init(&s, 1, 2, 2, 3, 4, 7, 7, 2, 0) == -1 && strstr(sc_error(), "too small"),
+          "%s", sc_error());
+    CHECK(conv_shape_init(&s, 0, 2, 2, 3, 4, 1, 1, 1, 0) == -1, "B = 0");
+    CHECK(conv_shape_init(&s, 1, 1, 1, 3, 4, 7, 7, 2, 3) == 0 && s.OH == 1, "1x1 with pad 3");
+}
+
+/* ---- batch norm ---------------------------------------------------------------------------- */
+
+typedef struct {
+    size_t N;
+    int C, relu, training, fast;
+    float *x, *gamma, *beta, *res, *out, *R, *mean, *rstd, *rm, *rv;
+    double *partials;
+} BnCtx;
+
+static double bn_loss(void *p) {
+    BnCtx *b = p;
+    if (b->fast)
+        batchnorm_forward(b->out, b->mean, b->rstd, b->x, b->gamma, b->beta,
+                          b->training ? NULL : b->rm, b->training ? NULL : b->rv, NULL,
+                          b->res, b->relu, b->training, b->N, b->C, b->partials);
+    else
+        batchnorm_forward_ref(b->out, b->mean, b->rstd, b->x, b->gamma, b->beta, b->rm, b->rv,
+                              NULL, b->res, b->relu, b->training, b->N, b->C);
+    return dotd(b->out, b->R, b->N * b->C);
+}
+
+TEST(batchnorm_gradcheck) {
+    /* (N, C, relu, residual, training, fast) */
+    static const int cases[][6] = {{12, 3, 0, 0, 1, 0}, {12, 3, 1, 0, 1, 0}, {10, 4, 1, 1, 1, 0},
+                                   {12, 3, 0, 0, 1, 1}, {300, 5, 0, 1, 1, 1}, {12, 3, 1, 1, 1, 1}, {9, 3, 1, 0, 0, 1},
+                                   {9, 3, 0, 1, 0, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const int *q = cases[k];
+        BnCtx b = {.N = q[0], .C = q[1], .relu = q[2], .training = q[4], .fast = q[5]};
+        size_t n = b.N * b.C;
+        b.x = randv(n, 40 + k, -2, 3);
+        b.gamma = randv(b.C, 50 + k, 0.5f, 1.5f), b.beta = randv(b.C, 60 + k, -0.5f, 0.5f);
+        b.res = q[3] ? randv(n, 70 + k, -1, 1) : NULL;
+        b.R = randv(n, 80 + k, -1, 1);
+        b.out = malloc(n * 4), b.mean = malloc(b.C * 4), b.rstd = malloc(b.C * 4);
+        b.rm = randv(b.C, 90 + k, -0.2f, 0.2f), b.rv = randv(b.C, 95 + k, 0.5f, 2.0f);
+        b.partials = malloc(batchnorm_partials(b.N, b.C) * sizeof(double));
+        bn_loss(&b);
+        float *dout = malloc(n * 4), *dx = malloc(n * 4), *dg = calloc(b.C, 4), *db = calloc(b.C, 4);
+        memcpy(dout, b.R, n * 4);
+        if (b.fast)
+            batchnorm_backward(dx, dg, db, dout, b.relu ? b.out : NULL, b.x, b.mean, b.rstd,
+                               b.gamma, b.training, b.N, b.C, b.partials);
+        else
+            batchnorm_backward_ref(dx, dg, db, dout, b.relu ? b.out : NULL, b.x, b.mean, b.rstd,
+                                   b.gamma, b.training, b.N, b.C);
+        /* the masked upstream gradient is the residual's gradient */
+        if (b.res) {
+            int ok = 1;
+            for (size_t i = 0; i < n; i++) ok &= dout[i] == (b.relu && !(b.out[i] > 0) ? 0 : b.R[i]);
+            CHECK(ok, "case %zu: masked dout written back", k);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "bn case %zu dx", k);
+        float eps = b.relu ? 1e-3f : 1e-2f; /* small steps across the ReLU kinks */
+        fd_check(what, b.x, dx, n, bn_loss, &b, eps);
+        snprintf(what, sizeof what, "bn case %zu dgamma", k);
+        fd_check(what, b.gamma, dg, b.C, bn_loss, &b, eps);
+        snprintf(what, sizeof what, "bn case %zu dbeta", k);
+        fd_check(what, b.beta, db, b.C, bn_loss, &b, eps);
+        free(b.x), free(b.gamma), free(b.beta), free(b.res), free(b.R), free(b.out), free(b.mean),
+            free(b.rstd), free(b.rm), free(b.rv), free(b.partials), free(dout), free(dx), free(dg), free(db);
+    }
+}
+
+/* Fast kernel vs reference on a large N (several reduction chunks), all fusions, train and eval;
+ * running statistics as PyTorch (momentum 0.1, unbiased variance). */
+TEST(batchnorm_fast_matches_reference) {
+    size_t N = 1000;
+    int C = 19;
+    for (int mode = 0; mode < 8; mode++) {
+        int relu = mode & 1, use_res = mode & 2, training = !(mode & 4);
+        size_t n = N * C;
+        float *x = randv(n, 100 + mode, -1, 5), *g = randv(C, 110, 0.5f, 2), *b = randv(C, 111, -1, 1);
+        float *res = use_res ? randv(n, 112, -1, 1) : NULL, *R = randv(n, 113, -1, 1);
+        float *o1 = malloc(n * 4), *o2 = malloc(n * 4), m1[19], m2[19], r1[19], r2[19];
+        float rm1[19], rv1[19], rm2[19], rv2[19];
+        int64_t nb1 = 3, nb2 = 3;
+        for (int c = 0; c < C; c++) rm1[c] = rm2[c] = 0.1f * c, rv1[c] = rv2[c] = 1 + 0.05f * c;
+        double *part = malloc(batchnorm_partials(N, C) * sizeof(double));
+        batchnorm_forward(o1, m1, r1, x, g, b, rm1, rv1, &nb1, res, relu, training, N, C, part);
+        batchnorm_forward_ref(o2, m2, r2, x, g, b, rm2, rv2, &nb2, res, relu, training, N, C);
+        CHECK_ARRAY_CLOSE("bn out", o1, o2, n, 1e-5, 1e-5);
+        CHECK_ARRAY_CLOSE("bn running mean", rm1, rm2, C, 1e-5, 1e-6);
+        CHECK_ARRAY_CLOSE("bn running var", rv1, rv2, C, 1e-5, 1e-6);
+        CHECK(nb1 == 3 + training && nb2 == nb1, "num_batches_tracked %lld", (long long)nb1);
+        if (training) {
+            /* running stats by hand: 0.9 * old + 0.1 * stat, unbiased variance */
+            for (int c = 0; c < C; c++) {
+                double s = 0, ss = 0;
+                for (size_t r = 0; r < N; r++) s += x[r * C + c];
+                double mu = s / N;
+                for (size_t r = 0; r < N; r++) ss += (x[r * C + c] - mu) * (x[r * C + c] - mu);
+                CHECK_CLOSE("running mean", rm1[c], 0.9 * 0.1 * c + 0.1 * mu, 1e-5, 1e-6);
+                CHECK_CLOSE("running var", rv1[c], 0.9 * (1 + 0.05 * c) + 0.1 * ss / (N - 1), 1e-5, 1e-6);
+            }
+        }
+        float *d1 = malloc(n * 4), *d2 = malloc(n * 4), *dx1 = malloc(n * 4), *dx2 = malloc(n * 4);
+        float dg1[19] = {0}, db1[19] = {0}, dg2[19] = {0}, db2[19] = {0};
+        memcpy(d1, R, n * 4), memcpy(d2, R, n * 4);
+        batchnorm_backward(dx1, dg1, db1, d1, relu ? o1 : NULL, x, m1, r1, g, training, N, C, part);
+        batchnorm_backward_ref(dx2, dg2, db2, d2, relu ? o2 : NULL, x, m2, r2, g, training, N, C);
+        CHECK_ARRAY_CLOSE("bn dx", dx1, dx2, n, 1e-4, 1e-5);
+        CHECK_ARRAY_CLOSE("bn dgamma", dg1, dg2, C, 1e-4, 1e-4);
+        CHECK_ARRAY_CLOSE("bn dbeta", db1, db2, C, 1e-4, 1e-4);
+        /* in place (dx aliasing dout) gives the same */
+        memcpy(d1, R, n * 4);
+        memset(dg1, 0, sizeof dg1), memset(db1, 0, sizeof db1);
+        batchnorm_backward(d1, dg1, db1, d1, relu ? o1 : NULL, x, m1, r1, g, training, N, C, part);
+        CHECK(!memcmp(d1, dx1, n * 4), "in-place backward identical");
+        free(x), free(g), free(b), free(res), free(R), free(o1), free(o2), free(part), free(d1),
+            free(d2), free(dx1), free(dx2);
+    }
+}
+
+TEST(batchnorm_thread_independent) {
+    size_t N = 5000;
+    int C = 24, saved = sc_threads();
+    float *x = randv(N * C, 120, -1, 3), *g = randv(C, 121, 0.5f, 2), *b = randv(C, 122, -1, 1);
+    float *R = randv(N * C, 123, -1, 1), *o[3], *dx[3], dg[3][24], db[3][24];
+    double *part = malloc(batchnorm_partials(N, C) * sizeof(double));
+    for (int t = 0; t < 3; t++) {
+        sc_set_threads(t + 1);
+        float mean[24], rstd[24];
+        o[t] = malloc(N * C * 4), dx[t] = malloc(N * C * 4);
+        memset(dg[t], 0, sizeof dg[t]), memset(db[t], 0, sizeof db[t]);
+        batchnorm_forward(o[t], mean, rstd, x, g, b, NULL, NULL, NULL, NULL, 1, 1, N, C, part);
+        memcpy(dx[t], R, N * C * 4);
+        batchnorm_backward(dx[t], dg[t], db[t], dx[t], o[t], x, mean, rstd, g, 1, N, C, part);
+    }
+    sc_set_threads(saved);
+    for (int t = 1; t < 3; t++) {
+        CHECK(!memcmp(o[0], o[t], N * C * 4), "bn out, %d threads vs 1", t + 1);
+        CHECK(!memcmp(dx[0], dx[t], N * C * 4), "bn dx, %d threads vs 1", t + 1);
+        CHECK(!memcmp(dg[0], dg[t], C * 4) && !memcmp(db[0], db[t], C * 4), "bn dgamma/dbeta");
+    }
+    for (int t = 0; t < 3; t++) free(o[t]), free(dx[t]);
+    free(x), free(g), free(b), free(R), free(part);
+}
+
+/* ---- relu, pools, linear ------------------------------------------------------------------- */
+
+typedef struct {
+    int B, H, W, C, kind; /* 0 relu, 1 maxpool, 2 avgpool, 3 linear */
+    int I, O;
+    float *in, *out, *R, *w, *bias;
+    uint8_t *am;
+} MiscCtx;
+
+static double misc_loss(void *p) {
+    MiscCtx *m = p;
+    size_t n = 0;
+    if (m->kind == 0) n = (size_t)m->B * m->C, relu_forward(m->out, m->in, n);
+    if (m->kind == 1) {
+        maxpool_forward(m->out, m->am, m->in, m->B, m->H, m->W, m->C, 3, 2, 1);
+        n = (size_t)m->B * pool_out_size(m->H, 3, 2, 1) * pool_out_size(m->W, 3, 2, 1) * m->C;
+    }
+    if (m->kind == 2) n = (size_t)m->B * m->C, avgpool_forward(m->out, m->in, m->B, m->H * m->W, m->C);
+    if (m->kind == 3) n = (size_t)m->B * m->O, linear_forward(m->out, m->in, m->w, m->bias, m->B, m->I, m->O);
+    return dotd(m->out, m->R, n);
+}
+
+TEST(relu_gradcheck) {
+    MiscCtx m = {.B = 4, .C = 10, .kind = 0};
+    m.in = randv(40, 130, -1, 1), m.out = malloc(160), m.R = randv(40, 131, -1, 1);
+    float *d = malloc(160);
+    misc_loss(&m);
+    relu_backward(d, m.R, m.out, 40);
+    fd_check("relu d_in", m.in, d, 40, misc_loss, &m, 1e-3f);
+    float y[3] = {1, 2, 3}, x[3] = {0.5f, -1, 2};
+    add_inplace(y, x, 3);
+    CHECK(y[0] == 1.5f && y[1] == 1 && y[2] == 5, "add");
+    free(m.in), free(m.out), free(m.R), free(d);
+}
+
+TEST(maxpool_matches_reference_and_gradcheck) {
+    static const int cases[][4] = {{2, 8, 8, 3}, {1, 7, 5, 4}, {2, 6, 6, 17}};
+    for (int k = 0; k < 3; k++) {
+        MiscCtx m = {.B = cases[k][0], .H = cases[k][1], .W = cases[k][2], .C = cases[k][3], .kind = 1};
+        int OH = pool_out_size(m.H, 3, 2, 1), OW = pool_out_size(m.W, 3, 2, 1);
+        size_t ni = (size_t)m.B * m.H * m.W * m.C, no = (size_t)m.B * OH * OW * m.C;
+        m.in = randv(ni, 140 + k, -1, 1), m.out = malloc(no * 4), m.R = randv(no, 150 + k, -1, 1);
+        m.am = malloc(no);
+        float *ref = malloc(no * 4), *d = malloc(ni * 4);
+        misc_loss(&m);
+        maxpool_forward_ref(ref, m.in, m.B, m.H, m.W, m.C, 3, 2, 1);
+        CHECK(!memcmp(ref, m.out, no * 4), "maxpool case %d equals reference", k);
+        maxpool_backward(d, m.R, m.am, m.B, m.H, m.W, m.C, 3, 2, 1);
+        fd_check("maxpool d_in", m.in, d, ni, misc_loss, &m, 1e-3f);
+        free(m.in), free(m.out), free(m.R), free(m.am), free(ref), free(d);
+    }
+    /* ties: the first maximum in scan order gets the gradient (PyTorch) */
+    float in[4] = {1, 1, 1, 1}, out[1], dout[1] = {1}, din[4];
+    uint8_t am[1];
+    maxpool_forward(out, am, in, 1, 2, 2, 1, 3, 2, 1);
+    maxpool_backward(din, dout, am, 1, 2, 2, 1, 3, 2, 1);
+    CHECK(out[0] == 1 && din[0] == 1 && din[1] == 0 && din[2] == 0 && din[3] == 0, "tie rule");
+    CHECK(pool_out_size(96 / 2, 3, 2, 1) == 24 && pool_out_size(1, 3, 2, 1) == 1, "pool sizes");
+}
+
+TEST(avgpool_gradcheck) {
+    MiscCtx m = {.B = 3, .H = 3, .W = 2, .C = 5, .kind = 2};
+    size_t ni = 3 * 6 * 5;
+    m.in = randv(ni, 160, -1, 1), m.out = malloc(15 * 4), m.R = randv(15, 161, -1, 1);
+    float *d = malloc(ni * 4);
+    misc_loss(&m);
+    CHECK_CLOSE("avg", m.out[0], (m.in[0] + m.in[5] + m.in[10] + m.in[15] + m.in[20] + m.in[25]) / 6, 1e-6, 1e-7);
+    avgpool_backward(d, m.R, 3, 6, 5);
+    fd_check("avgpool d_in", m.in, d, ni, misc_loss, &m, 1e-2f);
+    free(m.in), free(m.out), free(m.R), free(d);
+}
+
+TEST(linear_matches_reference_and_gradcheck) {
+    MiscCtx m = {.B = 5, .I = 7, .O = 3, .kind = 3};
+    m.in = randv(35, 170, -1, 1), m.w = randv(21, 171, -1, 1), m.bias = randv(3, 172, -1, 1);
+    m.out = malloc(15 * 4), m.R = randv(15, 173, -1, 1);
+    float ref[15], din[35], din_ref[35], dw[21] = {0}, dw_ref[21] = {0}, db[3] = {0}, db_ref[3] = {0};
+    misc_loss(&m);
+    linear_forward_ref(ref, m.in, m.w, m.bias, 5, 7, 3);
+    CHECK_ARRAY_CLOSE("linear forward", m.out, ref, 15, 1e-6, 1e-6);
+    linear_backward(din, dw, db, m.R, m.in, m.w, 5, 7, 3);
+    linear_backward_ref(din_ref, dw_ref, db_ref, m.R, m.in, m.w, 5, 7, 3);
+    CHECK_ARRAY_CLOSE("linear d_in", din, din_ref, 35, 1e-5, 1e-6);
+    CHECK_ARRAY_CLOSE("linear d_w", dw, dw_ref, 21, 1e-5, 1e-6);
+    CHECK_ARRAY_CLOSE("linear d_bias", db, db_ref, 3, 1e-5, 1e-6);
+    fd_check("linear d_in", m.in, din, 35, misc_loss, &m, 1e-2f);
+    fd_check("linear d_w", m.w, dw, 21, misc_loss, &m, 1e-2f);
+    fd_check("linear d_bias", m.bias, db, 3, misc_loss, &m, 1e-2f);
+    /* backward adds into parameter grads */
+    linear_backward(NULL, dw, db, m.R, m.in, m.w, 5, 7, 3);
+    for (int i = 0; i < 21; i++) dw_ref[i] *= 2;
+    CHECK_ARRAY_CLOSE("linear d_w accumulates", dw, dw_ref, 21, 1e-5, 1e-6);
+    free(m.in), free(m.w), free(m.bias), free(m.out), free(m.R);
+}
