@@ -22,7 +22,7 @@ SIMCLR_COMMAND(cmd_bench, "bench", "time full training steps (forward, NT-Xent, 
 int cmd_bench(int argc, char **argv) {
     ModelConfig mc;
     model_config_default(&mc);
-    int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2;
+    int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2, profile = 0;
     long long seed = 0;
     float tau = 0.5f, lr = 3e-4f;
     Opt mopts[MODEL_OPTS_MAX];
@@ -37,6 +37,7 @@ int cmd_bench(int argc, char **argv) {
         {"seed", OPT_INT64, &seed, "seed of the init and the random inputs"},
         {"temperature", OPT_FLOAT, &tau, "NT-Xent temperature", .min = 1e-4, .max = 1e4},
         {"lr", OPT_FLOAT, &lr, "Adam learning rate", .min = 0, .max = 1e3},
+        {"profile", OPT_FLAG, &profile, "print the time per phase (conv, batch norm, ...)"},
         {0}};
     Opt *tables[] = {mopts, common};
     if (opts_parse("bench", "time full training steps on random inputs", argc, argv, tables, 2,
@@ -76,7 +77,7 @@ int cmd_bench(int argc, char **argv) {
     NtxentStats st = {0};
     double t0 = 0, tf = 0, tb = 0;
     for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) t0 = sc_now(), tf = tb = 0;
+        if (s == warmup) t0 = sc_now(), tf = tb = 0, model_profile(profile);
         double a = sc_now();
         model_zero_grad(m);
         if (model_forward(m, x, B, 1)) sc_fatal("%s", sc_error());
@@ -88,6 +89,18 @@ int cmd_bench(int argc, char **argv) {
         tf += b - a, tb += c - b;
     }
     double dt = (sc_now() - t0) / steps;
+    if (profile) {
+        double tot = 0;
+        for (int k = 0; k < MODEL_PROF_N; k++) {
+            double sec;
+            const char *name = model_profile_get(k, &sec);
+            tot += sec;
+            printf("  %-24s %8.1f ms/step  %5.1f%%\n", name, sec / steps * 1e3, 100 * sec / steps / dt);
+        }
+        printf("  %-24s %8.1f ms/step  %5.1f%%\n", "other (loss, optimizer)", dt * 1e3 - tot / steps * 1e3,
+               100 - 100 * tot / steps / dt);
+        model_profile(0);
+    }
     double vps = B / dt, gflops = 3 * model_forward_flops(m, B) / dt / 1e9;
     double rss = sc_peak_rss() / (1024.0 * 1024.0);
     printf("%.1f views/s, %.1f ms/step (forward %.1f, loss+backward+update %.1f), %.1f GFLOP/s, "

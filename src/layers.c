@@ -171,6 +171,26 @@ void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, con
     }
 }
 
+void batchnorm_relu_mask_recompute(float *dout, const float *x, const float *mean,
+                                   const float *rstd, const float *gamma, const float *beta,
+                                   size_t N, int C, double *partials) {
+    float *scale = (float *)(partials + 2 * nchunks(N) * C), *shift = scale + C;
+    for (int c = 0; c < C; c++) {
+        scale[c] = gamma[c] * rstd[c];
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++) {
+        const float *xr = x + r * C;
+        float *d = dout + r * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            float v = xr[c] * scale[c] + shift[c]; /* the forward's expression, bit for bit */
+            d[c] = v > 0 ? d[c] : 0;
+        }
+    }
+}
+
 /* ---- ReLU, add ----------------------------------------------------------------------------- */
 
 void relu_forward(float *out, const float *in, size_t n) {
