@@ -351,34 +351,22 @@ void aug_gaussian_blur(float *x, int c, int h, int w, int k, float sigma, float 
     if (k <= 1) return;
     int r = k / 2;
     SC_ASSERT(r < h && r < w);
-    float kern[k];
+    float kern[k], pad[w + 2 * r];
     gauss_kernel(kern, k, sigma);
     for (int ch = 0; ch < c; ch++) {
         float *plane = x + (size_t)ch * h * w;
-        /* horizontal: plane -> tmp */
+        /* horizontal: plane -> tmp, through a reflect-padded copy of the row so the tap loops
+         * run over contiguous memory (vectorised) with no border cases */
         for (int y = 0; y < h; y++) {
             const float *row = plane + (size_t)y * w;
+            for (int i = 0; i < w; i++) pad[r + i] = row[i];
+            for (int j = 1; j <= r; j++) pad[r - j] = row[j], pad[r + w - 1 + j] = row[w - 1 - j];
             float *o = tmp + (size_t)y * w;
-            for (int xx = 0; xx < r && xx < w; xx++) {
-                float s = 0;
-                for (int t = 0; t < k; t++) s += kern[t] * row[reflect(xx - r + t, w)];
-                o[xx] = s;
-            }
-            for (int xx = w - r; xx < w; xx++) {
-                if (xx < r) continue;
-                float s = 0;
-                for (int t = 0; t < k; t++) s += kern[t] * row[reflect(xx - r + t, w)];
-                o[xx] = s;
-            }
-            int n = w - 2 * r;
-            if (n > 0) {
-                float *oi = o + r;
-                for (int i = 0; i < n; i++) oi[i] = kern[0] * row[i];
-                for (int t = 1; t < k; t++) {
-                    float kt = kern[t];
-                    const float *src = row + t;
-                    for (int i = 0; i < n; i++) oi[i] += kt * src[i];
-                }
+            for (int i = 0; i < w; i++) o[i] = kern[0] * pad[i];
+            for (int t = 1; t < k; t++) {
+                float kt = kern[t];
+                const float *src = pad + t;
+                for (int i = 0; i < w; i++) o[i] += kt * src[i];
             }
         }
         /* vertical: tmp -> plane, rows combined with reflect indexing, vectorised along x */
