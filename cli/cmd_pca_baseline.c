@@ -1,6 +1,10 @@
 /* cmd_pca_baseline.c - `simclr pca-baseline`: PCA on the raw pixels of the train split (k
  * components, default 256), both splits projected, then the linear evaluation's logistic
- * regression. The baseline SimCLR's STL-10 table compares against (36% there). */
+ * regression. The baseline SimCLR's STL-10 table compares against (36% there).
+ * Input: a dataset (--dataset, --data, --train-split, --test-split; pixels as stored, /255,
+ * HWC order, or resized with --image-size) or pixel arrays as .npy (--train-features ...).
+ * With --folds, PCA is fitted on the whole train split (unsupervised) and the classifier on
+ * each fold. */
 #include <stdlib.h>
 
 #include "cli.h"
@@ -54,7 +58,14 @@ int cmd_pca_baseline(int argc, char **argv) {
     d.Xtr = tr; /* eval_data_free uses free(): sc_alloc memory is malloc'ed too */
     d.Xte = te;
     d.D = k;
-    if (d.fold_X) {
+    for (int f = 0; f < EVAL_MAX_FOLDS; f++)
+        if (d.fold_Xs[f]) { /* folds read from the dataset: project them too */
+            float *pf = sc_alloc(sizeof(float) * d.fold_n[f] * k);
+            pca_transform(&p, d.fold_Xs[f], d.fold_n[f], pf);
+            free(d.fold_Xs[f]);
+            d.fold_Xs[f] = pf;
+        }
+    if (d.fold_X) { /* scratch of --fold-indices folds */
         sc_free(d.fold_X);
         d.fold_X = sc_alloc(sizeof(float) * d.ntr * k);
     }

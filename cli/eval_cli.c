@@ -6,12 +6,37 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "common.h"
+#include "safetensors.h"
 
 void openblas_set_num_threads(int);
 
 void eval_inputs_init(EvalInputs *in) {
     memset(in, 0, sizeof *in);
+    model_config_default(&in->mc);
+    dataset_config_default(&in->dc);
+    augment_config_default(&in->ac);
+    in->train_split = "train";
+    in->test_split = "test";
+    in->batch = 128;
+    model_opts(in->model, &in->mc);
+    dataset_opts(in->data, &in->dc);
+    Opt feat[] = {
+        {"checkpoint", OPT_STR, &in->checkpoint, "encoder weights: a simclr checkpoint, or a "
+         "safetensors torchvision ResNet state_dict (fc.* ignored; give --arch --stem "
+         "--image-size)"},
+        {"layer", OPT_CHOICE, &in->layer, "h: encoder output (default), z: projection head output",
+         .choices = "h|z"},
+        {"train-split", OPT_STR, &in->train_split, "dataset split to fit on (checkpoint input)"},
+        {"test-split", OPT_STR, &in->test_split, "dataset split to test on (checkpoint input)"},
+        {"test-data", OPT_STR, &in->test_data, "--data of the test split when it is another "
+         "file (npy datasets; labels from --test-labels)"},
+        {"batch-size", OPT_INT, &in->batch, "images per forward pass", .min = 1, .max = 65536},
+        {"normalize", OPT_CHOICE, &in->ac.normalize, "input normalisation, as in training "
+         "(default: the checkpoint's, else none)", .choices = "none|imagenet|dataset"},
+        {0}};
+    memcpy(in->feat, feat, sizeof feat);
     Opt io[] = {
         {"train-features", OPT_STR, &in->train_features, "train features .npy (N, D), any numeric dtype"},
         {"train-labels", OPT_STR, &in->train_labels, "train labels .npy (N), integer class indices"},
@@ -28,7 +53,197 @@ void eval_inputs_init(EvalInputs *in) {
 
 int eval_inputs_tables(EvalInputs *in, Opt **tables, int at) {
     tables[at++] = in->io;
+    tables[at++] = in->feat;
+    tables[at++] = in->model;
+    tables[at++] = in->data;
     return at;
+}
+
+/* ---- checkpoint + dataset input ----------------------------------------------------------- */
+
+/* The checkpoint's stored configuration (a flat JSON object of option values, as
+ * opts_write_json writes it) supplies every model option and --normalize not given on the
+ * command line. A plain state_dict has none: the command line decides. */
+static int apply_checkpoint_config(EvalInputs *in, Opt **tables, int nt) {
+    SafeTensors *st;
+    if (safetensors_open(&st, in->checkpoint)) return sc_error_prefix("--checkpoint");
+    const char *js = safetensors_meta(st, "config");
+    char *cfg = js ? sc_strdup(js) : NULL;
+    safetensors_close(st);
+    if (!cfg) return 0;
+    Opt *tabs[2] = {in->model, in->feat};
+    const char *p = cfg;
+    int rc = 0;
+    while (*p && !rc) {
+        const char *k0 = strchr(p, '"');
+        if (!k0) break;
+        const char *k1 = strchr(k0 + 1, '"');
+        if (!k1) break;
+        char key[64] = {0}, val[256] = {0};
+        snprintf(key, sizeof key, "%.*s", (int)(k1 - k0 - 1), k0 + 1);
+        p = k1 + 1;
+        while (*p == ' ' || *p == ':') p++;
+        if (*p == '"') {
+            const char *v1 = strchr(p + 1, '"');
+            if (!v1) break;
+            snprintf(val, sizeof val, "%.*s", (int)(v1 - p - 1), p + 1);
+            p = v1 + 1;
+        } else {
+            size_t n = strcspn(p, ",}");
+            snprintf(val, sizeof val, "%.*s", (int)n, p);
+            p += n;
+        }
+        Opt *o = opts_find(tabs, 2, key);
+        if (!o || o->set || strcmp(val, "null") == 0) continue;
+        if (o->dst != &in->ac.normalize && (o->type == OPT_STR || o->dst == &in->layer ||
+                                            o->dst == &in->batch))
+            continue; /* only model options and the normalisation come from the checkpoint */
+        if (o->dst == (void *)&in->train_split || o->dst == (void *)&in->test_split) continue;
+        char arg[400];
+        if (o->type == OPT_FLAG)
+            snprintf(arg, sizeof arg, "--%s%s", strcmp(val, "on") && strcmp(val, "true") ? "no-" : "", key);
+        else
+            snprintf(arg, sizeof arg, "--%s=%s", key, val);
+        char *argv[2] = {"checkpoint", arg};
+        Opt *one[1] = {o->dst == &in->ac.normalize ? in->feat : in->model};
+        if (opts_parse("checkpoint", "", 2, argv, one, 1, NULL, NULL)) {
+            rc = sc_error_prefix("--checkpoint %s: stored configuration", in->checkpoint);
+        }
+    }
+    free(cfg);
+    (void)tables;
+    (void)nt;
+    return rc;
+}
+
+static int build_model(EvalInputs *in, Opt **tables, int nt, Model **m, uint64_t *hash) {
+    if (apply_checkpoint_config(in, tables, nt)) return -1;
+    if (model_config_check(&in->mc)) return -1;
+    if (model_create(m, &in->mc, in->batch, 0)) return -1;
+    if (checkpoint_load(in->checkpoint, *m, NULL, NULL)) {
+        model_free(*m);
+        *m = NULL;
+        return sc_error_prefix("--checkpoint");
+    }
+    *hash = features_model_hash(*m);
+    in->ac.out_size = in->mc.image_size;
+    in->ac.mode = AUGMENT_NONE;
+    if (augment_config_finish(&in->ac)) {
+        model_free(*m);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_split(EvalInputs *in, const char *split, int fold, int test, Dataset **ds) {
+    DatasetConfig dc = in->dc;
+    dc.split = split;
+    dc.fold = fold;
+    if (test && in->test_data) dc.path = in->test_data;
+    if (test && dc.kind == DATASET_NPY && in->test_labels) dc.labels = in->test_labels;
+    if (dataset_open(ds, &dc)) return sc_error_prefix("--dataset %s", split);
+    return 0;
+}
+
+/* features (or pixels) and labels of one split (fold >= 0: that STL-10 fold) */
+static int load_split(EvalInputs *in, Model *m, const char *split, int fold, int test,
+                      int need_labels, float **X, int **y, size_t *N, int *D) {
+    Dataset *ds;
+    if (open_split(in, split, fold, test, &ds)) return -1;
+    if (need_labels && dataset_num_classes(ds) <= 0) {
+        sc_error_set("%s: no labels (evaluation needs a labeled split)", dataset_describe(ds));
+        dataset_close(ds);
+        return -1;
+    }
+    size_t n = dataset_size(ds);
+    int rc;
+    if (!m) {
+        int *lab = sc_alloc(sizeof(int) * (n ? n : 1));
+        rc = features_pixels(ds, opts_was_set(&(Opt *){in->model}, 1, "image-size") ?
+                                 in->mc.image_size : 0, X, N, D, lab);
+        *y = lab;
+    } else {
+        *D = features_dim(m, in->layer);
+        *X = sc_alloc(sizeof(float) * (n ? n : 1) * *D);
+        *y = sc_alloc(sizeof(int) * (n ? n : 1));
+        *N = n;
+        fprintf(stderr, "extracting %s of %s ...\n", in->layer ? "z" : "h", dataset_describe(ds));
+        rc = features_extract(m, ds, &in->ac, in->layer, in->batch, NULL, n, *X, *y, 1);
+    }
+    dataset_close(ds);
+    if (rc) {
+        sc_free(*X);
+        sc_free(*y);
+        *X = NULL;
+        *y = NULL;
+    }
+    return rc;
+}
+
+int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y, size_t *N, int *D) {
+    int th = in->threads > 0 ? in->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    sc_set_threads(th < 1 ? 1 : th);
+    openblas_set_num_threads(th < 1 ? 1 : th);
+    if (!in->checkpoint) return sc_error_set("--checkpoint is required");
+    Model *m;
+    uint64_t h0;
+    if (build_model(in, tables, nt, &m, &h0)) return -1;
+    int rc = load_split(in, m, in->dc.split ? in->dc.split : "train", in->dc.fold, 0, 0, X, y, N, D);
+    if (!rc && features_model_hash(m) != h0)
+        rc = sc_error_set("internal error: the encoder's weights changed during extraction");
+    model_free(m);
+    return rc;
+}
+
+static int load_from_dataset(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
+    Model *m = NULL;
+    uint64_t h0 = 0;
+    if (opts_was_set(tables, nt, "split"))
+        return sc_error_set("--split: the evaluation commands take --train-split and --test-split");
+    if (opts_was_set(tables, nt, "fold"))
+        return sc_error_set("--fold: use --folds to evaluate on every predefined fold");
+    if (!in->pixels) {
+        if (!in->checkpoint)
+            return sc_error_set("give the features as .npy files (--train-features, "
+                                "--train-labels, --test-features, --test-labels) or "
+                                "--checkpoint with a dataset");
+        if (build_model(in, tables, nt, &m, &h0)) return -1;
+    }
+    int rc = 0, Dte = 0;
+    /* with --folds and a model, the whole train split is not needed */
+    if (!(in->folds && m))
+        rc = load_split(in, m, in->train_split, -1, 0, 1, &d->Xtr, &d->ytr, &d->ntr, &d->D);
+    if (!rc) rc = load_split(in, m, in->test_split, -1, 1, 1, &d->Xte, &d->yte, &d->nte, &Dte);
+    if (!rc && d->Xtr && Dte != d->D)
+        rc = sc_error_set("test split: %d values per image, train split %d (give --image-size to "
+                          "resize both)", Dte, d->D);
+    d->D = Dte;
+    d->nfolds = 1;
+    if (!rc && in->folds) {
+        if (in->dc.kind != DATASET_STL10)
+            rc = sc_error_set("--folds: only STL-10 has predefined folds (with .npy features "
+                              "give --fold-indices)");
+        for (int f = 0; f < EVAL_MAX_FOLDS && !rc; f++) {
+            int Df = 0;
+            rc = load_split(in, m, in->train_split, f, 0, 1, &d->fold_Xs[f], &d->fold_ys[f],
+                            &d->fold_n[f], &Df);
+        }
+        d->nfolds = EVAL_MAX_FOLDS;
+    }
+    if (m) {
+        if (!rc && features_model_hash(m) != h0)
+            rc = sc_error_set("internal error: the encoder's weights changed during evaluation");
+        model_free(m);
+    }
+    if (!rc && !d->Xtr) { /* folds only: K from the folds */
+        d->Xtr = d->fold_Xs[0];
+        d->ytr = d->fold_ys[0];
+        d->ntr = d->fold_n[0];
+        d->fold_Xs[0] = NULL; /* owned through Xtr now */
+        d->fold_ys[0] = NULL;
+        d->fold_X = d->Xtr;   /* marker: fold 0 is Xtr */
+    }
+    return rc;
 }
 
 static int read_folds(const char *path, size_t ntr, EvalData *d) {
@@ -85,6 +300,21 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
     if (th < 1) th = 1;
     sc_set_threads(th);
     openblas_set_num_threads(th);
+    int npy = in->train_features || in->train_labels || in->test_features;
+    if (npy && in->checkpoint)
+        return sc_error_set("give either .npy features (--train-features ...) or --checkpoint, "
+                            "not both");
+    if (!npy) {
+        if (load_from_dataset(in, tables, nt, d)) {
+            eval_data_free(d);
+            return -1;
+        }
+        if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "test split", &d->K)) {
+            eval_data_free(d);
+            return -1;
+        }
+        return 0;
+    }
     const char *miss = !in->train_features ? "--train-features" : !in->train_labels ? "--train-labels"
                        : !in->test_features ? "--test-features" : !in->test_labels ? "--test-labels" : NULL;
     if (miss)
@@ -100,9 +330,10 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
         return -1;
     }
     if (Dte != d->D) {
+        int Dtr = d->D;
         eval_data_free(d);
         return sc_error_set("--test-features %s: %d features per row, but --train-features %s "
-                            "has %d", in->test_features, Dte, in->train_features, d->D);
+                            "has %d", in->test_features, Dte, in->train_features, Dtr);
     }
     if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "--test-labels", &d->K)) {
         eval_data_free(d);
@@ -125,6 +356,18 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
 }
 
 void eval_fold(EvalData *d, int f, const float **X, const int **y, size_t *n) {
+    if (d->fold_X == d->Xtr && f == 0) {
+        *X = d->Xtr;
+        *y = d->ytr;
+        *n = d->ntr;
+        return;
+    }
+    if (d->fold_Xs[f]) {
+        *X = d->fold_Xs[f];
+        *y = d->fold_ys[f];
+        *n = d->fold_n[f];
+        return;
+    }
     for (size_t i = 0; i < d->fold_n[f]; i++) {
         size_t s = d->fold_idx[f][i];
         memcpy(d->fold_X + i * d->D, d->Xtr + s * d->D, sizeof(float) * d->D);
@@ -136,9 +379,14 @@ void eval_fold(EvalData *d, int f, const float **X, const int **y, size_t *n) {
 }
 
 void eval_data_free(EvalData *d) {
+    if (d->fold_X == d->Xtr) d->fold_X = NULL;
     free(d->Xtr); free(d->Xte); free(d->ytr); free(d->yte);
-    for (int f = 0; f < EVAL_MAX_FOLDS; f++) free(d->fold_idx[f]);
-    sc_free(d->fold_X);
+    for (int f = 0; f < EVAL_MAX_FOLDS; f++) {
+        free(d->fold_idx[f]);
+        free(d->fold_Xs[f]);
+        free(d->fold_ys[f]);
+    }
+    if (d->fold_X != d->Xtr) sc_free(d->fold_X);
     sc_free(d->fold_y);
     memset(d, 0, sizeof *d);
 }

@@ -6,7 +6,11 @@
 
 #include <stddef.h>
 
+#include "augment.h"
+#include "dataset.h"
+#include "eval_features.h"
 #include "eval_io.h"
+#include "model.h"
 #include "linear_eval.h"
 #include "opts.h"
 #include "pca.h"
@@ -21,7 +25,16 @@ typedef struct {
     const char *json;
     int threads;
     int pixels;               /* pca-baseline: the inputs are raw pixels (no model) */
-    Opt io[16];
+    /* checkpoint + dataset input */
+    const char *checkpoint;
+    const char *train_split, *test_split, *test_data;
+    int layer;                /* FEATURES_H | FEATURES_Z */
+    int batch;
+    ModelConfig mc;
+    DatasetConfig dc;
+    AugmentConfig ac;
+    Opt io[16], model[MODEL_OPTS_MAX], data[DATASET_OPTS_MAX], feat[8];
+    int single_split;         /* the features command: one split (--split), no train/test */
 } EvalInputs;
 
 typedef struct {
@@ -34,6 +47,8 @@ typedef struct {
     size_t fold_n[EVAL_MAX_FOLDS];
     float *fold_X;    /* scratch for eval_fold */
     int *fold_y;
+    float *fold_Xs[EVAL_MAX_FOLDS]; /* folds extracted one by one (dataset input) */
+    int *fold_ys[EVAL_MAX_FOLDS];
 } EvalData;
 
 void eval_inputs_init(EvalInputs *in);
@@ -42,6 +57,10 @@ int eval_inputs_tables(EvalInputs *in, Opt **tables, int at);
 /* After opts_parse: sets threads, loads or extracts the features, checks them (counts, labels,
  * finiteness, train/test dimensions), reads the folds. */
 int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d);
+/* The features command: builds the model from --checkpoint (+ its stored configuration), opens
+ * the --split of the dataset and extracts features into X (N, D) with labels y (N, -1 when
+ * unlabeled). */
+int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y, size_t *N, int *D);
 /* Rows of fold f (pointers into scratch owned by d). */
 void eval_fold(EvalData *d, int f, const float **X, const int **y, size_t *n);
 void eval_data_free(EvalData *d);

@@ -32,10 +32,10 @@ int eval_load_npy(const char *feat_opt, const char *feat_path, const char *lab_o
     size_t n = (size_t)sh[0];
     for (size_t i = 0; i < n * (size_t)d; i++)
         if (!isfinite(f[i])) {
+            const char *what = isnan(f[i]) ? "NaN" : "infinite";
             free(f);
             return sc_error_set("%s %s: feature %lld of row %zu is %s; features must be finite",
-                                feat_opt, feat_path, (long long)(i % d), i / d,
-                                isnan(f[i]) ? "NaN" : "infinite");
+                                feat_opt, feat_path, (long long)(i % d), i / d, what);
         }
     if (lab_path && y) {
         int64_t *l = NULL, ls[NPY_MAX_DIMS];
