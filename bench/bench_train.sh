@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs `simclr bench` and its PyTorch twin (bench/pytorch_train_bench.py) with the same settings,
-# alternating them ROUNDS times so both see the same machine load, and prints the best views/s
-# of each and the ratio ours / PyTorch for both PyTorch layouts (NCHW and channels-last).
+# alternating them ROUNDS times so both see the same machine load, and prints the ratio
+# ours / PyTorch for both PyTorch layouts (NCHW and channels-last): the median of the per-round
+# ratios (each round's runs follow each other, so they share the machine's load) and the ratio of
+# the best views/s of each. Both run with the same environment (OMP_* variables as given).
 #   bench/bench_train.sh [--rounds N] [simclr bench options...]
 # Default: --arch resnet18 --image-size 96 --batch-size 64 --steps 10 --warmup 2 --threads 2.
 # Options understood by both: --arch --image-size --batch-size --steps --warmup --threads --stem.
@@ -26,22 +28,25 @@ while [ $i -lt ${#args[@]} ]; do
   esac
 done
 [ -x ./simclr ] || make -j2 simclr >/dev/null
-export OMP_WAIT_POLICY=passive
-best() { /usr/bin/python3 -c 'import json,sys; v=[json.loads(l)["views_per_s"] for l in sys.stdin if l.startswith("{")]; print(max(v))'; }
-log=$(mktemp); trap 'rm -f "$log"' EXIT
+log=$(mktemp); trap 'rm -f "$log" "$log.ours" "$log.cl" "$log.nchw"' EXIT
 for r in $(seq "$rounds"); do
   ./simclr bench "${args[@]}" | tee -a "$log.ours" | tail -n 2 | head -n 1 | sed 's/^/ours:          /'
   /usr/bin/python3 bench/pytorch_train_bench.py "${pyargs[@]}" --channels-last | tee -a "$log.cl" | tail -n 2 | head -n 1 | sed 's/^/pytorch CL:    /'
   /usr/bin/python3 bench/pytorch_train_bench.py "${pyargs[@]}" | tee -a "$log.nchw" | tail -n 2 | head -n 1 | sed 's/^/pytorch NCHW:  /'
 done
-ours=$(best < "$log.ours"); cl=$(best < "$log.cl"); nchw=$(best < "$log.nchw")
-rm -f "$log.ours" "$log.cl" "$log.nchw"
-echo "settings: ${args[*]}  (best of $rounds alternating rounds)"
-/usr/bin/python3 - "$ours" "$cl" "$nchw" <<'PY'
-import json, sys
-o, cl, nc = map(float, sys.argv[1:])
-print(f"views/s: simclr {o:.1f}, pytorch channels-last {cl:.1f}, pytorch nchw {nc:.1f}")
-print(f"ratio simclr/pytorch: {o/cl:.2f} (channels-last), {o/nc:.2f} (nchw)")
-print(json.dumps({"simclr_views_per_s": o, "pytorch_cl_views_per_s": cl, "pytorch_nchw_views_per_s": nc,
-                  "ratio_vs_channels_last": round(o/cl, 3), "ratio_vs_nchw": round(o/nc, 3)}))
+echo "settings: ${args[*]}  ($rounds alternating rounds)"
+/usr/bin/python3 - "$log.ours" "$log.cl" "$log.nchw" <<'PY'
+import json, statistics, sys
+runs = [[json.loads(l)["views_per_s"] for l in open(f) if l.startswith("{")] for f in sys.argv[1:]]
+o, cl, nc = runs
+print("views/s per round: simclr " + " ".join(f"{v:.1f}" for v in o) + " | pytorch channels-last "
+      + " ".join(f"{v:.1f}" for v in cl) + " | pytorch nchw " + " ".join(f"{v:.1f}" for v in nc))
+rcl = statistics.median(a / b for a, b in zip(o, cl)); rnc = statistics.median(a / b for a, b in zip(o, nc))
+print(f"best views/s: simclr {max(o):.1f}, pytorch channels-last {max(cl):.1f}, pytorch nchw {max(nc):.1f}")
+print(f"ratio simclr/pytorch, median of rounds: {rcl:.2f} (channels-last), {rnc:.2f} (nchw); "
+      f"of the best runs: {max(o)/max(cl):.2f}, {max(o)/max(nc):.2f}")
+print(json.dumps({"simclr_views_per_s": max(o), "pytorch_cl_views_per_s": max(cl), "pytorch_nchw_views_per_s": max(nc),
+                  "ratio_vs_channels_last": round(rcl, 3), "ratio_vs_nchw": round(rnc, 3),
+                  "ratio_best_vs_channels_last": round(max(o)/max(cl), 3), "ratio_best_vs_nchw": round(max(o)/max(nc), 3)}))
 PY
+rm -f "$log.ours" "$log.cl" "$log.nchw"

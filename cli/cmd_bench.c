@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "common.h"
@@ -17,12 +18,20 @@
 #include "optim.h"
 #include "rng.h"
 
+/* CPU seconds of all threads of the process: a load-robust companion of the wall time on a
+ * shared machine (work done, not time waited for a core). */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
 SIMCLR_COMMAND(cmd_bench, "bench", "time full training steps (forward, NT-Xent, backward, Adam) on random inputs")
 
 int cmd_bench(int argc, char **argv) {
     ModelConfig mc;
     model_config_default(&mc);
-    int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2;
+    int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2, profile = 0;
     long long seed = 0;
     float tau = 0.5f, lr = 3e-4f;
     Opt mopts[MODEL_OPTS_MAX];
@@ -37,6 +46,7 @@ int cmd_bench(int argc, char **argv) {
         {"seed", OPT_INT64, &seed, "seed of the init and the random inputs"},
         {"temperature", OPT_FLOAT, &tau, "NT-Xent temperature", .min = 1e-4, .max = 1e4},
         {"lr", OPT_FLOAT, &lr, "Adam learning rate", .min = 0, .max = 1e3},
+        {"profile", OPT_FLAG, &profile, "print the time per phase (conv, batch norm, ...)"},
         {0}};
     Opt *tables[] = {mopts, common};
     if (opts_parse("bench", "time full training steps on random inputs", argc, argv, tables, 2,
@@ -74,9 +84,9 @@ int cmd_bench(int argc, char **argv) {
     printf("params %zu, features %d, projection %d, %.3f GFLOP per view per step\n",
            model_num_params(m), sp->feat_dim, dim, 3 * model_forward_flops(m, 1) / 1e9);
     NtxentStats st = {0};
-    double t0 = 0, tf = 0, tb = 0;
+    double t0 = 0, tf = 0, tb = 0, c0 = 0;
     for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) t0 = sc_now(), tf = tb = 0;
+        if (s == warmup) t0 = sc_now(), c0 = cpu_now(), tf = tb = 0, model_profile(profile);
         double a = sc_now();
         model_zero_grad(m);
         if (model_forward(m, x, B, 1)) sc_fatal("%s", sc_error());
@@ -87,18 +97,30 @@ int cmd_bench(int argc, char **argv) {
         double c = sc_now();
         tf += b - a, tb += c - b;
     }
-    double dt = (sc_now() - t0) / steps;
+    double dt = (sc_now() - t0) / steps, cpu = (cpu_now() - c0) / steps;
+    if (profile) {
+        double tot = 0;
+        for (int k = 0; k < MODEL_PROF_N; k++) {
+            double sec;
+            const char *name = model_profile_get(k, &sec);
+            tot += sec;
+            printf("  %-24s %8.1f ms/step  %5.1f%%\n", name, sec / steps * 1e3, 100 * sec / steps / dt);
+        }
+        printf("  %-24s %8.1f ms/step  %5.1f%%\n", "other (loss, optimizer)", dt * 1e3 - tot / steps * 1e3,
+               100 - 100 * tot / steps / dt);
+        model_profile(0);
+    }
     double vps = B / dt, gflops = 3 * model_forward_flops(m, B) / dt / 1e9;
     double rss = sc_peak_rss() / (1024.0 * 1024.0);
     printf("%.1f views/s, %.1f ms/step (forward %.1f, loss+backward+update %.1f), %.1f GFLOP/s, "
-           "peak RSS %.0f MB, loss %.4f\n", vps, dt * 1e3, tf / steps * 1e3, tb / steps * 1e3,
-           gflops, rss, st.loss);
+           "peak RSS %.0f MB, loss %.4f, CPU %.1f ms/step (%.2f cores busy)\n", vps, dt * 1e3,
+           tf / steps * 1e3, tb / steps * 1e3, gflops, rss, st.loss, cpu * 1e3, cpu / dt);
     printf("{\"impl\": \"simclr\", \"arch\": \"%s\", \"stem\": \"%s\", \"width\": %g, "
            "\"image_size\": %d, \"batch_size\": %d, \"views\": %d, \"threads\": %d, "
            "\"precision\": \"fp32\", \"views_per_s\": %.2f, \"ms_per_step\": %.2f, "
-           "\"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.6f}\n",
+           "\"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f}\n",
            resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width, mc.image_size, batch,
-           views, threads, vps, dt * 1e3, gflops, rss, st.loss);
+           views, threads, vps, dt * 1e3, gflops, rss, st.loss, cpu * 1e3);
     optim_free(opt);
     ntxent_free(nt);
     model_free(m);

@@ -341,18 +341,22 @@ int cmd_pretrain(int argc, char **argv) {
         if (!c) sc_fatal("--resume: %s has no saved configuration (not a pretrain checkpoint)", last);
         resume_cfg = sc_strdup(c);
         safetensors_close(st);
-        static const char *const free_opts[] = {
-            "resume", "out", "force", "init", "stop-after-steps", "threads", "loader-threads",
-            "debug-nan-at-step", "checkpoint-every", "log-every", NULL};
+        /* run-control options are never restored; the saved values of all others are, unless
+         * given again (then a warning when the change can alter the trajectory) */
+        static const char *const control[] = {"resume", "out", "force", "init",
+                                              "stop-after-steps", "debug-nan-at-step", NULL};
+        static const char *const harmless[] = {"threads", "loader-threads", "checkpoint-every",
+                                               "log-every", "eval-every", "eval-limit", NULL};
         for (int t = 0; t < NT; t++)
             for (Opt *o = tables[t]; o->name; o++) {
                 int skip = 0;
-                for (const char *const *s = free_opts; *s; s++) skip |= !strcmp(*s, o->name);
+                for (const char *const *s = control; *s; s++) skip |= !strcmp(*s, o->name);
+                for (const char *const *s = harmless; *s; s++) skip |= !strcmp(*s, o->name);
                 if (o->set && !skip)
                     sc_warn("--%s given with --resume: overrides the run's saved value (the run "
                             "will no longer match an uninterrupted one)", o->name);
             }
-        if (opts_apply_json(tables, NT, resume_cfg, 1, free_opts))
+        if (opts_apply_json(tables, NT, resume_cfg, 1, control))
             sc_fatal("--resume: %s: saved configuration: %s", last, sc_error());
         po.resume = dir;
         po.out = dir;
@@ -390,7 +394,16 @@ int cmd_pretrain(int argc, char **argv) {
 
     /* ---- run folder, configuration print and file ---- */
     if (!po.resume && run_dir_prepare(dir, po.force)) sc_fatal("%s", sc_error());
+    /* The saved configuration describes the run, not this invocation: run-control options are
+     * stored at their neutral values, so a resumed run writes the same files as an
+     * uninterrupted one. */
+    PretrainOptions saved_po = po;
+    po.resume = NULL;
+    po.force = 0;
+    po.stop_after = 0;
+    po.nan_step = -1;
     char *cfg = config_json(tables, NT);
+    po = saved_po;
     printf("simclr pretrain: %s\n", dataset_describe(ds));
     printf("configuration (%s):\n", po.resume ? "resumed from the run's saved values" : "resolved");
     opts_print(stdout, tables, NT);
@@ -452,6 +465,8 @@ int cmd_pretrain(int argc, char **argv) {
     if (po.resume) {
         CkMeta meta = {0};
         if (checkpoint_load(last, m, opt, &meta)) sc_fatal("--resume: %s", sc_error());
+        int cleaned = run_dir_clean_temps(dir);
+        if (cleaned) printf("removed %d temporary file(s) of an interrupted write\n", cleaned);
         step = meta.step;
         ck_meta_free(&meta);
         printf("resuming %s at step %ld (epoch %ld, batch %ld)\n", dir, step, step / bpe,

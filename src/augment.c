@@ -210,7 +210,8 @@ static void blk_hue(float *R, float *G, float *B, int n, float hf) {
         float cr = maxc - minc;
         float s = cr / (eqc ? 1.0f : maxc);
         float crd = eqc ? 1.0f : cr;
-        float rc = (maxc - r) / crd, gc = (maxc - g) / crd, bc = (maxc - b) / crd;
+        float icr = 1.0f / crd; /* one division instead of three (torch divides: ~1 ulp) */
+        float rc = (maxc - r) * icr, gc = (maxc - g) * icr, bc = (maxc - b) * icr;
         /* bitwise & and | (not && ||): no branches, so the loop vectorises */
         float hr = isr ? bc - gc : 0.0f;
         float hg = (isg & !isr) ? 2.0f + rc - bc : 0.0f;
@@ -242,9 +243,16 @@ static void blk_hue(float *R, float *G, float *B, int n, float hf) {
     }
 }
 
+/* Sum of the grey values of a block: 16 float lanes (vectorises; a single running sum would be
+ * one long dependency chain), lanes added in a fixed order, blocks accumulated in double. */
 static double blk_graysum(const float *r, const float *g, const float *b, int n) {
-    float s = 0; /* per-block float sum, accumulated in double across blocks */
-    for (int i = 0; i < n; i++) s += gray_of(r[i], g[i], b[i]);
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += gray_of(r[i + j], g[i + j], b[i + j]);
+    double s = 0;
+    for (; i < n; i++) s += gray_of(r[i], g[i], b[i]);
+    for (int j = 0; j < 16; j++) s += acc[j];
     return s;
 }
 
@@ -351,34 +359,23 @@ void aug_gaussian_blur(float *x, int c, int h, int w, int k, float sigma, float 
     if (k <= 1) return;
     int r = k / 2;
     SC_ASSERT(r < h && r < w);
-    float kern[k];
+    float kern[k], pad[w + 2 * r];
     gauss_kernel(kern, k, sigma);
     for (int ch = 0; ch < c; ch++) {
         float *plane = x + (size_t)ch * h * w;
-        /* horizontal: plane -> tmp */
+        /* horizontal: plane -> tmp, through a reflect-padded copy of the row so the tap loops
+         * run over contiguous memory (vectorised) with no border cases. (Keeping 16-32 outputs
+         * in registers across the taps measured no faster than these streaming loops.) */
         for (int y = 0; y < h; y++) {
             const float *row = plane + (size_t)y * w;
+            for (int i = 0; i < w; i++) pad[r + i] = row[i];
+            for (int j = 1; j <= r; j++) pad[r - j] = row[j], pad[r + w - 1 + j] = row[w - 1 - j];
             float *o = tmp + (size_t)y * w;
-            for (int xx = 0; xx < r && xx < w; xx++) {
-                float s = 0;
-                for (int t = 0; t < k; t++) s += kern[t] * row[reflect(xx - r + t, w)];
-                o[xx] = s;
-            }
-            for (int xx = w - r; xx < w; xx++) {
-                if (xx < r) continue;
-                float s = 0;
-                for (int t = 0; t < k; t++) s += kern[t] * row[reflect(xx - r + t, w)];
-                o[xx] = s;
-            }
-            int n = w - 2 * r;
-            if (n > 0) {
-                float *oi = o + r;
-                for (int i = 0; i < n; i++) oi[i] = kern[0] * row[i];
-                for (int t = 1; t < k; t++) {
-                    float kt = kern[t];
-                    const float *src = row + t;
-                    for (int i = 0; i < n; i++) oi[i] += kt * src[i];
-                }
+            for (int i = 0; i < w; i++) o[i] = kern[0] * pad[i];
+            for (int t = 1; t < k; t++) {
+                float kt = kern[t];
+                const float *src = pad + t;
+                for (int i = 0; i < w; i++) o[i] += kt * src[i];
             }
         }
         /* vertical: tmp -> plane, rows combined with reflect indexing, vectorised along x */

@@ -178,6 +178,23 @@ static int is_run_file(const char *name) {
     return n > 12 && !strcmp(name + n - 12, ".safetensors");
 }
 
+int run_dir_clean_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t) continue;
+        char base[256];
+        snprintf(base, sizeof base, "%.*s", (int)(t - e->d_name), e->d_name);
+        if (is_run_file(base) || !strcmp(base, "init.safetensors") || !strcmp(base, "last.safetensors"))
+            n += unlink(run_path(dir, e->d_name)) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
 int run_dir_prepare(const char *dir, int force) {
     if (sc_file_exists(dir) && !sc_is_dir(dir))
         return sc_error_set("--out %s: exists and is not a directory", dir);

@@ -65,6 +65,9 @@ void ck_meta_free(CkMeta *meta);
 /* Prepares dir for a new run: creates it; refuses (error) when it holds another run
  * (config.json, metrics.jsonl or a *.safetensors) unless force, which removes those files. */
 int run_dir_prepare(const char *dir, int force);
+/* Removes temporaries of interrupted atomic writes ("<run file>.tmp.<pid>", "*.tmp.link") left
+ * in dir by a killed run. Returns the number removed. */
+int run_dir_clean_temps(const char *dir);
 /* path = dir + "/" + name (static rotating buffer, 8 slots). */
 const char *run_path(const char *dir, const char *name);
 /* "runs/x/epoch_0012.safetensors" */

@@ -3,6 +3,7 @@
 
 #include <dnnl.h>
 #include <dnnl_debug.h>
+#include <omp.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -134,11 +135,128 @@ struct Conv {
     dnnl_memory_t m_dsrc, m_ddst;
     float *w_fwd, *w_bwd, *dw; /* private layouts (w_bwd may equal w_fwd) */
     size_t scratch_bytes, wtmp_floats;
+    /* deterministic backward weights: the batch is cut into nch fixed chunks (CONV_WGRAD_CHUNKS,
+     * independent of the thread count), each reduced by one single-threaded primitive (kind 0:
+     * q+1 rows, kind 1: q rows), partial sums combined in chunk order */
+    int nch, ch_rows[CONV_WGRAD_CHUNKS], ch_row0[CONV_WGRAD_CHUNKS], ch_kind[CONV_WGRAD_CHUNKS];
+    dnnl_primitive_desc_t pd_wc[2];
+    dnnl_primitive_t bwd_wc[2], reo_dwc[2];
+    dnnl_stream_t ch_stream[CONV_WGRAD_CHUNKS];
+    dnnl_memory_t ch_src[CONV_WGRAD_CHUNKS], ch_ddst[CONV_WGRAD_CHUNKS], ch_dw[CONV_WGRAD_CHUNKS],
+        ch_dwu[CONV_WGRAD_CHUNKS], ch_scr[CONV_WGRAD_CHUNKS];
+    size_t ch_scr_bytes, ch_dw_bytes; /* per chunk, rounded to 64 */
+    /* small output maps: forward and backward weights as im2col + GEMM (see conv.h) */
+    int gemm;
+    float *w_krsc; /* (K, R, S, C) */
 };
+
+/* Output maps with at most this many pixels use the GEMM path (override: SIMCLR_CONV_GEMM_PIXELS,
+ * for experiments; 0 disables it). */
+static int gemm_max_pixels(void) {
+    const char *e = getenv("SIMCLR_CONV_GEMM_PIXELS");
+    return e ? atoi(e) : 16;
+}
+
+#define GEMM_CHUNKS 8 /* fixed split of the GEMMs over threads: the bits never depend on it */
+
+/* col (B*OH*OW, R*S*C) from in (B,H,W,C): row (b,oh,ow) holds the receptive field, zero padded */
+static void im2col_nhwc(float *col, const float *in, const ConvShape *s) {
+    size_t rsc = (size_t)s->R * s->S * s->C;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < s->B; b++)
+        for (int oh = 0; oh < s->OH; oh++)
+            for (int ow = 0; ow < s->OW; ow++) {
+                float *row = col + (((size_t)b * s->OH + oh) * s->OW + ow) * rsc;
+                for (int r = 0; r < s->R; r++)
+                    for (int q = 0; q < s->S; q++) {
+                        int ih = oh * s->stride - s->pad + r, iw = ow * s->stride - s->pad + q;
+                        float *dst = row + ((size_t)r * s->S + q) * s->C;
+                        if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W)
+                            memset(dst, 0, sizeof(float) * s->C);
+                        else
+                            memcpy(dst, in + (((size_t)b * s->H + ih) * s->W + iw) * s->C,
+                                   sizeof(float) * s->C);
+                    }
+            }
+}
 
 static size_t pd_scratch(const_dnnl_primitive_desc_t pd) {
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     return md ? dnnl_memory_desc_get_size(md) : 0;
+}
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* The chunked backward-weights primitives, planned for ONE thread each (oneDNN plans its split
+ * from omp_get_max_threads() at creation), run side by side by our own parallel loop. */
+static int wgrad_chunks_create(Conv *c, dnnl_primitive_attr_t attr, const dnnl_memory_desc_t *md_w_user) {
+    const ConvShape *s = &c->s;
+    /* fewer chunks when the work per weight is small (e.g. 3x3 maps of ResNet's last stage):
+     * summing the partial weight gradients would cost more than it balances */
+    long long work = (long long)s->B * s->OH * s->OW / 1024;
+    int nch = work < 2 ? 2 : work > CONV_WGRAD_CHUNKS ? CONV_WGRAD_CHUNKS : (int)work;
+    if (nch > s->B) nch = s->B;
+    int q = s->B / nch, r = s->B % nch, row = 0;
+    c->nch = nch;
+    for (int k = 0; k < nch; k++) {
+        c->ch_rows[k] = q + (k < r);
+        c->ch_kind[k] = k < r ? 0 : 1;
+        c->ch_row0[k] = row;
+        row += c->ch_rows[k];
+    }
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    int rc = -1;
+    dnnl_primitive_desc_t rpd = NULL;
+    for (int kind = 0; kind < 2; kind++) {
+        int rows = kind == 0 ? q + 1 : q;
+        if ((kind == 0 && r == 0) || rows == 0) continue;
+        dnnl_memory_desc_t md_src, md_dst, md_w_any;
+        dnnl_dims_t src_dims = {rows, s->C, s->H, s->W}, dst_dims = {rows, s->K, s->OH, s->OW};
+        dnnl_dims_t w_dims = {s->K, s->C, s->R, s->S};
+        dnnl_dims_t strides = {s->stride, s->stride}, pad_l = {s->pad, s->pad};
+        dnnl_dims_t pad_r = {(s->OH - 1) * s->stride + s->R - s->H - s->pad,
+                             (s->OW - 1) * s->stride + s->S - s->W - s->pad};
+        dnnl_convolution_desc_t d, df;
+        dnnl_primitive_desc_t hint = NULL;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, dnnl_f32, dnnl_nhwc));
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, dnnl_f32, dnnl_nhwc));
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
+        DNNL_TRY(dnnl_convolution_forward_desc_init(&df, dnnl_forward_training, dnnl_convolution_direct,
+                                                    &md_src, &md_w_any, NULL, &md_dst, strides, pad_l, pad_r));
+        DNNL_TRY(dnnl_primitive_desc_create(&hint, &df, attr, g_engine, NULL));
+        DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &md_src,
+                                                             &md_w_any, NULL, &md_dst, strides,
+                                                             pad_l, pad_r));
+        dnnl_status_t st = dnnl_primitive_desc_create(&c->pd_wc[kind], &d, attr, g_engine, hint);
+        dnnl_primitive_desc_destroy(hint);
+        DNNL_TRY(st);
+        DNNL_TRY(dnnl_primitive_create(&c->bwd_wc[kind], c->pd_wc[kind]));
+        const dnnl_memory_desc_t *md_dw = dnnl_primitive_desc_query_md(c->pd_wc[kind], dnnl_query_diff_weights_md, 0);
+        DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, md_dw, g_engine, md_w_user, g_engine, NULL));
+        DNNL_TRY(dnnl_primitive_create(&c->reo_dwc[kind], rpd));
+        dnnl_primitive_desc_destroy(rpd);
+        rpd = NULL;
+        if (round64(pd_scratch(c->pd_wc[kind])) > c->ch_scr_bytes) c->ch_scr_bytes = round64(pd_scratch(c->pd_wc[kind]));
+        if (round64(dnnl_memory_desc_get_size(md_dw)) > c->ch_dw_bytes) c->ch_dw_bytes = round64(dnnl_memory_desc_get_size(md_dw));
+    }
+    for (int k = 0; k < nch; k++) {
+        int kind = c->ch_kind[k];
+        dnnl_memory_desc_t md_scr;
+        dnnl_dims_t scr_dims = {(dnnl_dim_t)(c->ch_scr_bytes ? c->ch_scr_bytes : 1)};
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_scr, 1, scr_dims, dnnl_u8, dnnl_a));
+        DNNL_TRY(dnnl_stream_create(&c->ch_stream[k], g_engine, dnnl_stream_default_flags));
+        DNNL_TRY(dnnl_memory_create(&c->ch_src[k], dnnl_primitive_desc_query_md(c->pd_wc[kind], dnnl_query_src_md, 0), g_engine, DNNL_MEMORY_NONE));
+        DNNL_TRY(dnnl_memory_create(&c->ch_ddst[k], dnnl_primitive_desc_query_md(c->pd_wc[kind], dnnl_query_diff_dst_md, 0), g_engine, DNNL_MEMORY_NONE));
+        DNNL_TRY(dnnl_memory_create(&c->ch_dw[k], dnnl_primitive_desc_query_md(c->pd_wc[kind], dnnl_query_diff_weights_md, 0), g_engine, DNNL_MEMORY_NONE));
+        DNNL_TRY(dnnl_memory_create(&c->ch_dwu[k], md_w_user, g_engine, DNNL_MEMORY_NONE));
+        DNNL_TRY(dnnl_memory_create(&c->ch_scr[k], &md_scr, g_engine, DNNL_MEMORY_NONE));
+    }
+    rc = 0;
+fail:
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    omp_set_num_threads(saved);
+    return rc;
 }
 
 int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
@@ -179,6 +297,9 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
                                                          pad_r));
     DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_w, &d, attr, g_engine, c->pd_fwd));
     DNNL_TRY(dnnl_primitive_create(&c->bwd_w, c->pd_bwd_w));
+    c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
+    if (c->gemm) c->w_krsc = sc_alloc(sizeof(float) * s->K * s->C * s->R * s->S);
+    else if (wgrad_chunks_create(c, attr, &md_w_user)) goto fail;
 
     /* memories: activations get their handles at every call */
     DNNL_TRY(dnnl_memory_create(&c->m_src, &md_src, g_engine, DNNL_MEMORY_NONE));
@@ -218,7 +339,15 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     c->scratch_bytes = pd_scratch(c->pd_fwd);
     if (c->pd_bwd_d && pd_scratch(c->pd_bwd_d) > c->scratch_bytes) c->scratch_bytes = pd_scratch(c->pd_bwd_d);
     if (pd_scratch(c->pd_bwd_w) > c->scratch_bytes) c->scratch_bytes = pd_scratch(c->pd_bwd_w);
-    c->wtmp_floats = (size_t)s->K * s->C * s->R * s->S;
+    {
+        size_t chunked = (size_t)c->nch * (c->ch_scr_bytes + c->ch_dw_bytes);
+        if (chunked > c->scratch_bytes) c->scratch_bytes = chunked;
+    }
+    c->wtmp_floats = (size_t)(c->gemm ? 1 : c->nch) * s->K * s->C * s->R * s->S;
+    if (c->gemm) {
+        size_t col = sizeof(float) * s->B * s->OH * s->OW * s->R * s->S * s->C;
+        if (col > c->scratch_bytes) c->scratch_bytes = col;
+    }
     {
         dnnl_memory_desc_t md_scr;
         dnnl_dims_t scr_dims = {(dnnl_dim_t)(c->scratch_bytes ? c->scratch_bytes : 1)};
@@ -236,6 +365,17 @@ fail:
 
 void conv_free(Conv *c) {
     if (!c) return;
+    for (int k = 0; k < CONV_WGRAD_CHUNKS; k++) {
+        dnnl_memory_t cm[] = {c->ch_src[k], c->ch_ddst[k], c->ch_dw[k], c->ch_dwu[k], c->ch_scr[k]};
+        for (int i = 0; i < 5; i++)
+            if (cm[i]) dnnl_memory_destroy(cm[i]);
+        if (c->ch_stream[k]) dnnl_stream_destroy(c->ch_stream[k]);
+    }
+    for (int k = 0; k < 2; k++) {
+        if (c->bwd_wc[k]) dnnl_primitive_destroy(c->bwd_wc[k]);
+        if (c->reo_dwc[k]) dnnl_primitive_destroy(c->reo_dwc[k]);
+        if (c->pd_wc[k]) dnnl_primitive_desc_destroy(c->pd_wc[k]);
+    }
     dnnl_primitive_t prims[] = {c->fwd, c->bwd_d, c->bwd_w, c->reo_w_fwd, c->reo_w_bwd, c->reo_dw};
     for (size_t i = 0; i < sizeof prims / sizeof *prims; i++)
         if (prims[i]) dnnl_primitive_destroy(prims[i]);
@@ -249,6 +389,7 @@ void conv_free(Conv *c) {
     if (c->w_bwd && c->w_bwd != c->w_fwd) sc_free(c->w_bwd);
     sc_free(c->w_fwd);
     sc_free(c->dw);
+    sc_free(c->w_krsc);
     sc_free(c);
 }
 
@@ -258,6 +399,7 @@ size_t conv_wtmp_floats(const Conv *c) { return c->wtmp_floats; }
 const char *conv_impl_name(const Conv *c, int which) {
     const_dnnl_primitive_desc_t pd = which == 0 ? c->pd_fwd : which == 1 ? c->pd_bwd_d : c->pd_bwd_w;
     const char *name = "none";
+    if (c->gemm && which != 1) return "im2col+dnnl_sgemm";
     if (pd) dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
     return name;
 }
@@ -272,6 +414,15 @@ static void exec(dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args) {
 }
 
 void conv_set_weights(Conv *c, const float *w) {
+    if (c->gemm) {
+        const ConvShape *s = &c->s;
+        size_t rs = (size_t)s->R * s->S;
+#pragma omp parallel for schedule(static)
+        for (int k = 0; k < s->K; k++)
+            for (int ch = 0; ch < s->C; ch++)
+                for (size_t p = 0; p < rs; p++)
+                    c->w_krsc[((size_t)k * rs + p) * s->C + ch] = w[((size_t)k * s->C + ch) * rs + p];
+    }
     set(c->m_w_user, w);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_fwd}};
     exec(c->reo_w_fwd, 2, a);
@@ -281,7 +432,23 @@ void conv_set_weights(Conv *c, const float *w) {
     }
 }
 
+/* C (M, N) = A (M, Kd) . B^T  with A row-major lda, B (N, Kd) ldb: M split into GEMM_CHUNKS fixed
+ * row blocks, each one single-threaded dnnl_sgemm inside our parallel loop. */
 void conv_forward(Conv *c, float *out, const float *in, void *scratch) {
+    if (c->gemm) {
+        const ConvShape *s = &c->s;
+        long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
+        float *col = scratch;
+        im2col_nhwc(col, in, s);
+#pragma omp parallel for schedule(static, 1)
+        for (int k = 0; k < GEMM_CHUNKS; k++) {
+            long m0 = M * k / GEMM_CHUNKS, m1 = M * (k + 1) / GEMM_CHUNKS;
+            if (m1 > m0)
+                DNNL_RUN(dnnl_sgemm('N', 'T', m1 - m0, N, Kd, 1.0f, col + m0 * Kd, Kd, c->w_krsc,
+                                    Kd, 0.0f, out + m0 * N, N));
+        }
+        return;
+    }
     set(c->m_src, in);
     set(c->m_dst, out);
     set(c->m_scratch, scratch);
@@ -302,6 +469,61 @@ void conv_backward_data(Conv *c, float *d_in, const float *d_out, void *scratch)
 
 void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float *in,
                            float *wtmp, void *scratch) {
+    const ConvShape *s = &c->s;
+    size_t wn = (size_t)s->K * s->C * s->R * s->S;
+    if (c->gemm) {
+        /* dW_krsc (K, RSC) = d_out^T (K, M) . col (M, RSC); split over output channels, so every
+         * element is one full reduction in a fixed order */
+        long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
+        float *col = scratch;
+        im2col_nhwc(col, in, s);
+#pragma omp parallel for schedule(static, 1)
+        for (int k = 0; k < GEMM_CHUNKS; k++) {
+            long n0 = N * k / GEMM_CHUNKS, n1 = N * (k + 1) / GEMM_CHUNKS;
+            if (n1 > n0)
+                DNNL_RUN(dnnl_sgemm('T', 'N', n1 - n0, Kd, M, 1.0f, d_out + n0, N, col, Kd, 0.0f,
+                                    wtmp + n0 * Kd, Kd));
+        }
+        size_t rs = (size_t)s->R * s->S;
+#pragma omp parallel for schedule(static)
+        for (int k = 0; k < s->K; k++)
+            for (int ch = 0; ch < s->C; ch++)
+                for (size_t p = 0; p < rs; p++)
+                    d_w[((size_t)k * s->C + ch) * rs + p] += wtmp[((size_t)k * rs + p) * s->C + ch];
+        return;
+    }
+    size_t in_row = (size_t)s->H * s->W * s->C, out_row = (size_t)s->OH * s->OW * s->K;
+    /* chunk k: single-threaded primitive on rows [row0, row0 + rows), its own stream, memories,
+     * scratchpad and partial sum wtmp[k] (OIHW) */
+#pragma omp parallel for schedule(static, 1)
+    for (int k = 0; k < c->nch; k++) {
+        int kind = c->ch_kind[k];
+        char *base = (char *)scratch + (size_t)k * (c->ch_scr_bytes + c->ch_dw_bytes);
+        DNNL_RUN(dnnl_memory_set_data_handle(c->ch_src[k], (void *)(in + c->ch_row0[k] * in_row)));
+        DNNL_RUN(dnnl_memory_set_data_handle(c->ch_ddst[k], (void *)(d_out + c->ch_row0[k] * out_row)));
+        DNNL_RUN(dnnl_memory_set_data_handle(c->ch_scr[k], base));
+        DNNL_RUN(dnnl_memory_set_data_handle(c->ch_dw[k], base + c->ch_scr_bytes));
+        DNNL_RUN(dnnl_memory_set_data_handle(c->ch_dwu[k], wtmp + k * wn));
+        dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->ch_src[k]}, {DNNL_ARG_DIFF_DST, c->ch_ddst[k]},
+                               {DNNL_ARG_DIFF_WEIGHTS, c->ch_dw[k]}, {DNNL_ARG_SCRATCHPAD, c->ch_scr[k]}};
+        DNNL_RUN(dnnl_primitive_execute(c->bwd_wc[kind], c->ch_stream[k], 4, a));
+        dnnl_exec_arg_t r[] = {{DNNL_ARG_FROM, c->ch_dw[k]}, {DNNL_ARG_TO, c->ch_dwu[k]}};
+        DNNL_RUN(dnnl_primitive_execute(c->reo_dwc[kind], c->ch_stream[k], 2, r));
+        DNNL_RUN(dnnl_stream_wait(c->ch_stream[k]));
+    }
+    int nch = c->nch;
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < wn; i++) {
+        float acc = wtmp[i];
+        for (int k = 1; k < nch; k++) acc += wtmp[k * wn + i];
+        d_w[i] += acc;
+    }
+}
+
+/* oneDNN's own multi-threaded backward weights (its reduction split follows the thread count);
+ * kept for the speed comparison in the tests. */
+void conv_backward_weights_threaded(Conv *c, float *d_w, const float *d_out, const float *in,
+                                    float *wtmp, void *scratch) {
     set(c->m_src, in);
     set(c->m_ddst, d_out);
     set(c->m_scratch, scratch);
@@ -311,7 +533,7 @@ void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float 
     set(c->m_dw_user, wtmp);
     dnnl_exec_arg_t r[] = {{DNNL_ARG_FROM, c->m_dw}, {DNNL_ARG_TO, c->m_dw_user}};
     exec(c->reo_dw, 2, r);
-    size_t n = c->wtmp_floats;
+    size_t n = (size_t)c->s.K * c->s.C * c->s.R * c->s.S;
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) d_w[i] += wtmp[i];
 }

@@ -13,6 +13,11 @@
  *     shape in conv_create, on nhwc activations so no activation is ever reordered; weights are
  *     reordered from (K,C,R,S) into the layout the primitive chose once per step
  *     (conv_set_weights), weight gradients back into (K,C,R,S) and added.
+ *   Small output maps (OH*OW <= 16: the last stages of a ResNet at 64-96 px) run the forward and
+ *     the backward weights as im2col + dnnl_sgemm instead (oneDNN's direct kernels block a row of
+ *     the map into registers, and a 3-pixel row leaves them mostly idle); backward data stays a
+ *     oneDNN convolution. The GEMMs are cut into fixed blocks (rows of the output for the forward,
+ *     output channels for the weight gradient), one single-threaded GEMM per block.
  * What it deliberately does not do: bias, groups, dilation (ResNets need none of them).
  *
  * Threads: oneDNN plans its work split when a primitive is created, from omp_get_max_threads();
@@ -45,6 +50,11 @@ void conv2d_backward_ref(float *d_in, float *d_w, const float *d_out, const floa
 
 /* ---- fast path (oneDNN) -------------------------------------------------------------------- */
 typedef struct Conv Conv;
+/* Backward weights cuts the batch into at most this many fixed chunks (2 to 4, from the layer
+ * shape, whatever the thread count), runs
+ * one single-threaded oneDNN primitive per chunk, and adds the partial sums in chunk order: the
+ * weight gradients are bit-identical for any number of threads. */
+#define CONV_WGRAD_CHUNKS 4
 /* Creates the primitives for shape s (s->B is the batch they run on). need_bwd_data = 0 skips the
  * backward-data primitive (first layer: nobody needs the gradient of the images). */
 int conv_create(Conv **c, const ConvShape *s, int need_bwd_data);
@@ -64,5 +74,8 @@ void conv_backward_data(Conv *c, float *d_in, const float *d_out, void *scratch)
 void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float *in,
                            float *wtmp, void *scratch);
 size_t conv_wtmp_floats(const Conv *c);
+/* oneDNN's multi-threaded backward weights (result depends on the thread count); comparison only. */
+void conv_backward_weights_threaded(Conv *c, float *d_w, const float *d_out, const float *in,
+                                    float *wtmp, void *scratch);
 
 #endif

@@ -367,6 +367,8 @@ static int idx_parse(const char *path, const uint8_t *data, size_t n, int want_n
         dims[i] = be32(data + 4 + 4 * i);
         if (dims[i] == 0) return sc_error_set("%s: IDX dimension %d is zero", path, i);
         count *= dims[i];
+        if (count > n) /* also keeps the product from overflowing */
+            return sc_error_set("%s: IDX dimensions need more than the file's %zu bytes (truncated?)", path, n);
     }
     *off = 4 + 4 * (size_t)nd;
     if (n - *off != count)
@@ -637,9 +639,12 @@ static int open_folder(Dataset *d, const DatasetConfig *cfg, const char *split) 
     if (d->skipped) sc_warn("%s: %zu of %zu image files were unreadable and skipped", cfg->path, d->skipped, files.n);
     if (d->n == 0) return sc_error_set("%s: no readable PNG/JPEG images found", cfg->path);
     int h0 = d->cache ? d->cache[0].h : 0, w0 = d->cache ? d->cache[0].w : 0;
-    for (size_t i = 0; d->cache && i < d->n; i++)
+    int c0 = d->cache ? d->cache[0].c : 0;
+    for (size_t i = 0; d->cache && i < d->n; i++) {
         if (d->cache[i].h != h0 || d->cache[i].w != w0) h0 = w0 = 0;
-    d->h = h0, d->w = w0;
+        if (d->cache[i].c != c0) c0 = 0;
+    }
+    d->h = h0, d->w = w0, d->c = c0;
     return 0;
 }
 
@@ -668,7 +673,8 @@ int dataset_open(Dataset **out, const DatasetConfig *cfg) {
         return -1;
     }
     char shape[64];
-    if (d->h) snprintf(shape, sizeof shape, "%dx%dx%d", d->h, d->w, d->c);
+    if (d->h && d->c) snprintf(shape, sizeof shape, "%dx%dx%d", d->h, d->w, d->c);
+    else if (d->h) snprintf(shape, sizeof shape, "%dx%d, gray and colour", d->h, d->w);
     else snprintf(shape, sizeof shape, "various sizes");
     snprintf(d->desc, sizeof d->desc, "%s %s (%zu images, %s, %d classes%s)", kind_name(d->kind),
              d->split, d->n, shape, d->num_classes, d->skipped ? ", some files skipped" : "");

@@ -199,7 +199,9 @@ int image_write_png(const char *path, const uint8_t *px, int w, int h, int c) {
     return sc_atomic_commit(&af);
 }
 
-/* ---- resampling -------------------------------------------------------------------------- */
+/* ---- resampling --------------------------------------------------------------------------
+ * -O3 from here on: -O2's "very cheap" vectoriser cost model skips the row loops below. */
+#pragma GCC optimize("O3")
 
 static double tri(double x) {
     x = fabs(x);
@@ -220,9 +222,11 @@ void resample_axis_init(ResampleAxis *a, int in, int off, int out, int flip) {
     if (a->cap_out < out || a->cap_taps < taps) {
         free(a->first);
         free(a->w);
+        free(a->wt);
         int co = out > a->cap_out ? out : a->cap_out, ct = taps > a->cap_taps ? taps : a->cap_taps;
         a->first = sc_xrealloc(NULL, sizeof(int) * co);
         a->w = sc_xrealloc(NULL, sizeof(float) * (size_t)co * ct);
+        a->wt = sc_xrealloc(NULL, sizeof(float) * (size_t)co * ct);
         a->cap_out = co, a->cap_taps = ct;
     }
     a->out = out, a->taps = taps;
@@ -251,59 +255,62 @@ void resample_axis_init(ResampleAxis *a, int in, int off, int out, int flip) {
         a->first[dst] = first + off;
     }
     if (kk != k) free(kk);
+    a->lo = a->first[0], a->hi = a->first[0] + taps;
+    for (int x = 0; x < out; x++) {
+        if (a->first[x] < a->lo) a->lo = a->first[x];
+        if (a->first[x] + taps > a->hi) a->hi = a->first[x] + taps;
+        for (int t = 0; t < taps; t++) a->wt[(size_t)t * out + x] = a->w[(size_t)x * taps + t];
+    }
 }
 
 void resample_axis_free(ResampleAxis *a) {
     free(a->first);
     free(a->w);
+    free(a->wt);
     memset(a, 0, sizeof *a);
 }
 
-static void row_span(const ResampleAxis *ay, int *r0, int *r1) {
-    int lo = ay->first[0], hi = ay->first[0];
-    for (int y = 1; y < ay->out; y++) {
-        if (ay->first[y] < lo) lo = ay->first[y];
-        if (ay->first[y] > hi) hi = ay->first[y];
-    }
-    *r0 = lo, *r1 = hi + ay->taps;
-}
+static void row_span(const ResampleAxis *ay, int *r0, int *r1) { *r0 = ay->lo, *r1 = ay->hi; }
 
 size_t image_resample_tmp_size(const ResampleAxis *ax_y, const ResampleAxis *ax_x, int c) {
-    int r0, r1;
-    row_span(ax_y, &r0, &r1);
-    return (size_t)c * (r1 - r0) * ax_x->out;
+    /* horizontal result (c, rows, out) + one deinterleaved source row (c, columns) + x offsets */
+    return (size_t)c * (ax_y->hi - ax_y->lo) * ax_x->out + (size_t)c * (ax_x->hi - ax_x->lo) + ax_x->out;
 }
 
 /* dst (c, oh, ow) <- src (sh, sw, c) uint8. Horizontal pass into tmp (c, rows, ow), then a
  * vertical pass that runs along contiguous rows (vectorises over x). */
+/* o[x] = sum_t wt[t][x] * l[fx[x] + t] / 255 (restrict: the buffers share one scratch block) */
+static void gather_taps(float *restrict o, const float *restrict l, const float *restrict wt,
+                        const int *restrict fx, int ow, int tx) {
+    for (int x = 0; x < ow; x++) o[x] = wt[x] * l[fx[x]];
+    for (int t = 1; t < tx; t++) {
+        const float *restrict w = wt + (size_t)t * ow, *restrict lt = l + t;
+        for (int x = 0; x < ow; x++) o[x] += w[x] * lt[fx[x]];
+    }
+    for (int x = 0; x < ow; x++) o[x] /= 255.0f; /* exact for one tap of weight 1 */
+}
+
 void image_resample_u8(float *dst, const uint8_t *src, int sh, int sw, int c,
                        const ResampleAxis *ay, const ResampleAxis *ax, float *tmp) {
     int r0, r1;
     row_span(ay, &r0, &r1);
     SC_ASSERT(r0 >= 0 && r1 <= sh);
     int rows = r1 - r0, ow = ax->out, oh = ay->out, tx = ax->taps, ty = ay->taps;
+    /* horizontal: each source row is deinterleaved into float planes lf (c, ncol), then every
+     * tap is one loop along x with gathered loads lf[fx[x] + t] (vectorises with gathers) */
+    int ncol = ax->hi - ax->lo;
+    float *lf = tmp + (size_t)c * rows * ow;
+    int *fx = (int *)(lf + (size_t)c * ncol);
+    for (int x = 0; x < ow; x++) fx[x] = ax->first[x] - ax->lo;
     for (int r = 0; r < rows; r++) {
-        const uint8_t *line = src + (size_t)(r0 + r) * sw * c;
-        if (c == 3) {
-            float *o0 = tmp + (size_t)r * ow, *o1 = o0 + (size_t)rows * ow, *o2 = o1 + (size_t)rows * ow;
-            for (int x = 0; x < ow; x++) {
-                const uint8_t *p = line + (size_t)ax->first[x] * 3;
-                const float *w = ax->w + (size_t)x * tx;
-                float s0 = 0, s1 = 0, s2 = 0;
-                for (int t = 0; t < tx; t++) {
-                    s0 += w[t] * p[3 * t], s1 += w[t] * p[3 * t + 1], s2 += w[t] * p[3 * t + 2];
-                }
-                o0[x] = s0 / 255.0f, o1[x] = s1 / 255.0f, o2[x] = s2 / 255.0f; /* exact for 1 tap */
-            }
-        } else {
-            float *o = tmp + (size_t)r * ow;
-            for (int x = 0; x < ow; x++) {
-                const uint8_t *p = line + ax->first[x];
-                const float *w = ax->w + (size_t)x * tx;
-                float s = 0;
-                for (int t = 0; t < tx; t++) s += w[t] * p[t];
-                o[x] = s / 255.0f;
-            }
+        const uint8_t *line = src + ((size_t)(r0 + r) * sw + ax->lo) * c;
+        if (c == 3)
+            for (int i = 0; i < ncol; i++)
+                lf[i] = line[3 * i], lf[ncol + i] = line[3 * i + 1], lf[2 * ncol + i] = line[3 * i + 2];
+        else
+            for (int i = 0; i < ncol; i++) lf[i] = line[i];
+        for (int ch = 0; ch < c; ch++) {
+            gather_taps(tmp + ((size_t)ch * rows + r) * ow, lf + (size_t)ch * ncol, ax->wt, fx, ow, tx);
         }
     }
     for (int ch = 0; ch < c; ch++) {

@@ -54,6 +54,8 @@ typedef struct {
     int out, taps;
     int *first;  /* (out) */
     float *w;    /* (out, taps) */
+    float *wt;   /* (taps, out): the same weights transposed, for loops that run along x */
+    int lo, hi;  /* source range read: [lo, hi) (offset included) */
     int cap_out, cap_taps;
 } ResampleAxis;
 
@@ -62,8 +64,7 @@ void resample_axis_free(ResampleAxis *a);
 
 /* Crop + resize straight from uint8: src is an HWC image (c = 1 or 3); dst gets float planes
  * (c, ax_y->out, ax_x->out) scaled to [0,1]. ax_y/ax_x were built with the crop offsets. tmp
- * must hold c * (rows spanned by ax_y) * ax_x->out floats; image_resample_tmp_size says how
- * many. Horizontal pass first, as PIL does. */
+ * must hold image_resample_tmp_size floats. Horizontal pass first, as PIL does. */
 size_t image_resample_tmp_size(const ResampleAxis *ax_y, const ResampleAxis *ax_x, int c);
 void image_resample_u8(float *dst, const uint8_t *src, int sh, int sw, int c,
                        const ResampleAxis *ax_y, const ResampleAxis *ax_x, float *tmp);

@@ -40,6 +40,43 @@ static void chunk_sum(double *acc, const float *x, const float *mean, size_t r0,
     for (int c = 0; c < C; c++) acc[c] = s[c];
 }
 
+void batchnorm_apply(float *out, const float *x, const float *mean, const float *rstd,
+                     const float *gamma, const float *beta, const float *residual, int relu,
+                     size_t N, int C, double *partials) {
+    float *scale = (float *)(partials + 2 * nchunks(N) * C), *shift = scale + C;
+    for (int c = 0; c < C; c++) {
+        scale[c] = gamma[c] * rstd[c];
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++) {
+        const float *xr = x + r * C;
+        float *o = out + r * C;
+        if (residual) {
+            const float *res = residual + r * C;
+            if (relu) {
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    float v = xr[c] * scale[c] + shift[c] + res[c];
+                    o[c] = v > 0 ? v : 0;
+                }
+            } else {
+#pragma omp simd
+                for (int c = 0; c < C; c++) o[c] = xr[c] * scale[c] + shift[c] + res[c];
+            }
+        } else if (relu) {
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float v = xr[c] * scale[c] + shift[c];
+                o[c] = v > 0 ? v : 0;
+            }
+        } else {
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = xr[c] * scale[c] + shift[c];
+        }
+    }
+}
+
 void batchnorm_forward(float *out, float *mean, float *rstd, const float *x, const float *gamma,
                        const float *beta, float *run_mean, float *run_var, int64_t *nbt,
                        const float *residual, int relu, int training, size_t N, int C,
@@ -77,38 +114,7 @@ void batchnorm_forward(float *out, float *mean, float *rstd, const float *x, con
             rstd[c] = (float)(1.0 / sqrt((double)run_var[c] + BN_EPS));
         }
     }
-    float *scale = (float *)(partials + 2 * nch * C), *shift = scale + C;
-    for (int c = 0; c < C; c++) {
-        scale[c] = gamma[c] * rstd[c];
-        shift[c] = beta[c] - mean[c] * scale[c];
-    }
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < N; r++) {
-        const float *xr = x + r * C;
-        float *o = out + r * C;
-        if (residual) {
-            const float *res = residual + r * C;
-            if (relu) {
-#pragma omp simd
-                for (int c = 0; c < C; c++) {
-                    float v = xr[c] * scale[c] + shift[c] + res[c];
-                    o[c] = v > 0 ? v : 0;
-                }
-            } else {
-#pragma omp simd
-                for (int c = 0; c < C; c++) o[c] = xr[c] * scale[c] + shift[c] + res[c];
-            }
-        } else if (relu) {
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                float v = xr[c] * scale[c] + shift[c];
-                o[c] = v > 0 ? v : 0;
-            }
-        } else {
-#pragma omp simd
-            for (int c = 0; c < C; c++) o[c] = xr[c] * scale[c] + shift[c];
-        }
-    }
+    batchnorm_apply(out, x, mean, rstd, gamma, beta, residual, relu, N, C, partials);
 }
 
 void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, const float *relu_out,
@@ -168,6 +174,26 @@ void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, con
         float *d = dx + r * C;
 #pragma omp simd
         for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+    }
+}
+
+void batchnorm_relu_mask_recompute(float *dout, const float *x, const float *mean,
+                                   const float *rstd, const float *gamma, const float *beta,
+                                   size_t N, int C, double *partials) {
+    float *scale = (float *)(partials + 2 * nchunks(N) * C), *shift = scale + C;
+    for (int c = 0; c < C; c++) {
+        scale[c] = gamma[c] * rstd[c];
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++) {
+        const float *xr = x + r * C;
+        float *d = dout + r * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            float v = xr[c] * scale[c] + shift[c]; /* the forward's expression, bit for bit */
+            d[c] = v > 0 ? d[c] : 0;
+        }
     }
 }
 

@@ -46,6 +46,19 @@ void batchnorm_forward(float *out, float *mean, float *rstd, const float *x, con
 void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, const float *relu_out,
                         const float *x, const float *mean, const float *rstd, const float *gamma,
                         int training, size_t N, int C, double *partials);
+/* The elementwise half of batchnorm_forward with given mean/rstd: out = [relu](gamma * (x - mean)
+ * * rstd + beta [+ residual]), bit-identical to what batchnorm_forward wrote (recomputation of an
+ * activation in the backward pass instead of storing it). */
+void batchnorm_apply(float *out, const float *x, const float *mean, const float *rstd,
+                     const float *gamma, const float *beta, const float *residual, int relu,
+                     size_t N, int C, double *partials);
+/* Applies the ReLU mask of a BN+ReLU forward (same x, mean, rstd, gamma, beta) to dout in place,
+ * recomputing the pre-activation instead of reading the forward's output: lets the caller reuse
+ * the output buffer for the gradient (the stem's max-pool backward does). Then call
+ * batchnorm_backward with relu_out = NULL. */
+void batchnorm_relu_mask_recompute(float *dout, const float *x, const float *mean,
+                                   const float *rstd, const float *gamma, const float *beta,
+                                   size_t N, int C, double *partials);
 /* References: the same contract without fusion-specific tricks, double accumulation, serial. */
 void batchnorm_forward_ref(float *out, float *mean, float *rstd, const float *x,
                            const float *gamma, const float *beta, float *run_mean, float *run_var,

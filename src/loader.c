@@ -247,6 +247,14 @@ void loader_free(Loader *L) {
 }
 
 long loader_batches_per_epoch(const Loader *L) { return L->bpe; }
+
+int loader_ready_batches(Loader *L) {
+    pthread_mutex_lock(&L->mu);
+    int n = 0;
+    for (int k = 0; k < L->nslots; k++) n += L->slots[k].state == SLOT_READY;
+    pthread_mutex_unlock(&L->mu);
+    return n;
+}
 const AugmentConfig *loader_augment(const Loader *L) { return &L->a; }
 const uint32_t *loader_indices(const Loader *L) { return L->handed ? L->handed->idx : NULL; }
 

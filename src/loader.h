@@ -63,6 +63,8 @@ const float *loader_next(Loader *L, const int **labels);
 const float *loader_next_n(Loader *L, const int **labels, int *n, long *epoch, long *batch);
 /* Dataset indices of the images of the batch last returned (n of them). */
 const uint32_t *loader_indices(const Loader *L);
+/* Batches prepared and waiting (READY), for tests and progress displays. */
+int loader_ready_batches(Loader *L);
 /* The augmentation config in use (normalisation stats resolved). */
 const AugmentConfig *loader_augment(const Loader *L);
 

@@ -63,6 +63,8 @@ struct Model {
     int nhead;
     float *hs[2];                /* head gradient scratch (B, max width) */
     float *g[3];                 /* encoder gradient / scratch buffers (B * max activation) */
+    float *ascratch;             /* BN+ReLU outputs inside blocks: written in the forward, read by
+                                    the next conv, recomputed from the conv output in backward */
     size_t act_max;              /* floats per row of the largest activation */
     void *scratch;               /* oneDNN scratchpad */
     size_t scratch_bytes;
@@ -70,6 +72,26 @@ struct Model {
     size_t wtmp_floats;
     double *partials;
 };
+
+/* ---- optional phase timers (model_profile) ---------------------------------------------------- */
+
+static double g_prof[MODEL_PROF_N];
+static int g_prof_on;
+static const char *const g_prof_names[MODEL_PROF_N] = {
+    "conv forward", "conv backward data", "conv backward weights", "batch norm forward",
+    "batch norm backward", "pool/input/add", "head"};
+#define PROF_BEGIN double prof_t0_ = g_prof_on ? sc_now() : 0
+#define PROF_END(k) \
+    if (g_prof_on) g_prof[k] += sc_now() - prof_t0_
+
+void model_profile(int on) {
+    g_prof_on = on;
+    memset(g_prof, 0, sizeof g_prof);
+}
+const char *model_profile_get(int k, double *seconds) {
+    *seconds = g_prof[k];
+    return g_prof_names[k];
+}
 
 /* ---- configuration and options ------------------------------------------------------------- */
 
@@ -266,15 +288,17 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
     init_tensors(m, seed);
 
     /* activations */
-    size_t S = (size_t)cfg->image_size, act = S * S * 3, part = 0;
-    m->xin = sc_alloc(B * act * sizeof(float));
+    size_t S = (size_t)cfg->image_size, act = 0, part = 0;
+    m->xin = sc_alloc(B * S * S * 3 * sizeof(float));
     for (int i = 0; i < sp->nunits; i++) {
         const ResUnit *ru = &sp->units[i];
         Unit *u = &m->units[i];
         size_t n = (size_t)ru->OH * ru->OW * ru->K;
-        act = maxz(act, n);
+        /* the gradient buffers hold block activations; the stem's (larger, before the pool)
+         * gradient goes into the stem's own output buffer, see encoder_backward */
+        if (i > 0 || !sp->pool) act = maxz(act, n);
         u->c = sc_alloc(B * n * sizeof(float));
-        if (ru->relu) u->a = sc_alloc(B * n * sizeof(float));
+        if (ru->relu && i == 0) u->a = sc_alloc(B * n * sizeof(float)); /* blocks: m->ascratch */
         u->mean = sc_alloc(ru->K * sizeof(float));
         u->rstd = sc_alloc(ru->K * sizeof(float));
         part = maxz(part, batchnorm_partials(B * ru->OH * ru->OW, ru->K));
@@ -283,6 +307,7 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
         size_t n = (size_t)sp->pool_H * sp->pool_W * sp->units[0].K;
         m->pool_out = sc_alloc(B * n * sizeof(float));
         m->argmax = sc_alloc(B * n);
+        act = maxz(act, n);
     }
     for (int b = 0; b < sp->nblocks; b++) {
         const ResBlock *blk = &sp->blocks[b];
@@ -290,6 +315,7 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
     }
     m->act_max = act;
     for (int k = 0; k < 3; k++) m->g[k] = sc_alloc(B * act * sizeof(float));
+    m->ascratch = sc_alloc(B * act * sizeof(float));
     m->h = sc_alloc(B * D * sizeof(float));
     m->dh = sc_alloc(B * D * sizeof(float));
     for (int l = 0; l < m->nhead; l++) {
@@ -329,6 +355,7 @@ void model_free(Model *m) {
         sc_free(hl->u), sc_free(hl->r), sc_free(hl->mean), sc_free(hl->rstd);
     }
     for (int k = 0; k < 3; k++) sc_free(m->g[k]);
+    sc_free(m->ascratch);
     for (int k = 0; k < 2; k++) sc_free(m->hs[k]);
     sc_free(m->params), sc_free(m->grads), sc_free(m->buffers), sc_free(m->counters);
     sc_free(m->xin), sc_free(m->pool_out), sc_free(m->argmax), sc_free(m->h), sc_free(m->dh);
@@ -353,13 +380,17 @@ static int unit_forward(Model *m, int i, float *out, const float *in, const floa
     Unit *u = &m->units[i];
     Conv *c = unit_conv(m, u, B, i == 0);
     if (!c) return sc_error_prefix("%s", m->spec.units[i].conv);
+    PROF_BEGIN;
     conv_set_weights(c, tp(m, u->t_w));
     conv_forward(c, u->c, in, m->scratch);
+    PROF_END(0);
     const ResUnit *ru = &m->spec.units[i];
     int t = u->t_bn;
+    prof_t0_ = g_prof_on ? sc_now() : 0;
     batchnorm_forward(out, u->mean, u->rstd, u->c, tp(m, t), tp(m, t + 1), tb(m, t + 2),
                       tb(m, t + 3), tc(m, t + 4), residual, relu, m->training,
                       (size_t)B * ru->OH * ru->OW, ru->K, m->partials);
+    PROF_END(3);
     return 0;
 }
 
@@ -385,12 +416,13 @@ static int encoder_forward(Model *m, const float *x, int B) {
         }
         const float *xin = cur;
         for (int j = 0; j < blk->nconv; j++) {
-            Unit *u = &m->units[blk->unit[j]];
             int last = j == blk->nconv - 1;
-            if (unit_forward(m, blk->unit[j], last ? m->block_out[b] : u->a, xin,
+            /* a BN+ReLU output inside the block lives in ascratch until the next conv has read it
+             * (a bottleneck's second one overwrites the first after conv2 consumed it) */
+            if (unit_forward(m, blk->unit[j], last ? m->block_out[b] : m->ascratch, xin,
                              last ? res : NULL, 1, B))
                 return -1;
-            xin = u->a;
+            xin = m->ascratch;
         }
         cur = m->block_out[b];
     }
@@ -420,7 +452,9 @@ int model_forward(Model *m, const float *x, int B, int training) {
     m->B = B;
     m->training = training != 0;
     if (encoder_forward(m, x, B)) return -1;
+    PROF_BEGIN;
     head_forward(m, B);
+    PROF_END(6);
     return 0;
 }
 
@@ -433,8 +467,10 @@ static void unit_bn_backward(Model *m, int i, float *dx, float *dout, const floa
     Unit *u = &m->units[i];
     const ResUnit *ru = &m->spec.units[i];
     int t = u->t_bn;
+    PROF_BEGIN;
     batchnorm_backward(dx, tg(m, t), tg(m, t + 1), dout, relu_out, u->c, u->mean, u->rstd,
                        tp(m, t), m->training, (size_t)B * ru->OH * ru->OW, ru->K, m->partials);
+    PROF_END(4);
 }
 
 static Conv *cur_conv(Model *m, int i) {
@@ -458,13 +494,29 @@ static void encoder_backward(Model *m, const float *dh) {
         unit_bn_backward(m, last, p, g, m->block_out[b], B);
         for (int j = blk->nconv - 1; j >= 0; j--) {
             int ui = blk->unit[j];
-            const float *x_in = j > 0 ? m->units[blk->unit[j - 1]].a : block_in;
+            const float *x_in = block_in;
+            if (j > 0) {
+                /* recompute the previous unit's BN+ReLU output (bit-identical to the forward's):
+                 * the input of this conv and the ReLU mask of that unit's BN backward */
+                int pi = blk->unit[j - 1], tbn = m->units[pi].t_bn;
+                const ResUnit *pr = &sp->units[pi];
+                PROF_BEGIN;
+                batchnorm_apply(m->ascratch, m->units[pi].c, m->units[pi].mean, m->units[pi].rstd,
+                                tp(m, tbn), tp(m, tbn + 1), NULL, 1, (size_t)B * pr->OH * pr->OW, pr->K,
+                                m->partials);
+                PROF_END(4);
+                x_in = m->ascratch;
+            }
             Conv *c = cur_conv(m, ui);
+            PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[ui].t_w), p, x_in, m->wtmp, m->scratch);
+            PROF_END(2);
+            prof_t0_ = g_prof_on ? sc_now() : 0;
             conv_backward_data(c, q, p, m->scratch);
+            PROF_END(1);
             if (j > 0) {
                 int prev = blk->unit[j - 1];
-                unit_bn_backward(m, prev, q, q, m->units[prev].a, B);
+                unit_bn_backward(m, prev, q, q, m->ascratch, B);
             }
             t = p, p = q, q = t;
         }
@@ -472,8 +524,12 @@ static void encoder_backward(Model *m, const float *dh) {
         if (blk->down >= 0) {
             unit_bn_backward(m, blk->down, g, g, NULL, B);
             Conv *c = cur_conv(m, blk->down);
+            PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[blk->down].t_w), g, block_in, m->wtmp, m->scratch);
+            PROF_END(2);
+            prof_t0_ = g_prof_on ? sc_now() : 0;
             conv_backward_data(c, q, g, m->scratch);
+            PROF_END(1);
             const ResUnit *ru = &sp->units[blk->down];
             add_inplace(p, q, (size_t)B * ru->H * ru->W * ru->C);
         } else {
@@ -483,12 +539,25 @@ static void encoder_backward(Model *m, const float *dh) {
     }
     /* g: grad wrt the pool output (or the stem output) */
     const ResUnit *r0 = &sp->units[0];
+    Unit *u0 = &m->units[0];
     if (sp->pool) {
-        maxpool_backward(p, g, m->argmax, B, r0->OH, r0->OW, r0->K, 3, 2, 1);
-        t = g, g = p, p = t;
+        /* the stem output a0 is not needed any more except for its ReLU mask, which is recomputed
+         * from the conv output: its buffer takes the stem gradient (saves 3 stem-sized buffers) */
+        PROF_BEGIN;
+        maxpool_backward(u0->a, g, m->argmax, B, r0->OH, r0->OW, r0->K, 3, 2, 1);
+        PROF_END(5);
+        g = u0->a;
+        int t0 = u0->t_bn;
+        size_t N = (size_t)B * r0->OH * r0->OW;
+        batchnorm_relu_mask_recompute(g, u0->c, u0->mean, u0->rstd, tp(m, t0), tp(m, t0 + 1), N,
+                                      r0->K, m->partials);
+        unit_bn_backward(m, 0, g, g, NULL, B);
+    } else {
+        unit_bn_backward(m, 0, g, g, u0->a, B);
     }
-    unit_bn_backward(m, 0, g, g, m->units[0].a, B);
+    PROF_BEGIN;
     conv_backward_weights(cur_conv(m, 0), tg(m, m->units[0].t_w), g, m->xin, m->wtmp, m->scratch);
+    PROF_END(2);
 }
 
 static void head_backward(Model *m, const float *dz) {
@@ -519,7 +588,9 @@ static void head_backward(Model *m, const float *dz) {
 
 void model_backward(Model *m, const float *dz) {
     SC_ASSERT(m->B > 0);
+    PROF_BEGIN;
     head_backward(m, dz);
+    PROF_END(6);
     encoder_backward(m, m->dh);
 }
 

@@ -116,8 +116,15 @@ int model_max_batch(const Model *m);
  * step costs about 3x this (forward + backward data + backward weights). */
 double model_forward_flops(const Model *m, int B);
 /* Activation block index boundaries for tests: the output (B, OH, OW, K) channels-last of
- * block i (0..nblocks-1), or of the stem (i = -1, after the max pool when there is one). */
+ * block i (0..nblocks-1), or of the stem (i = -1, after the max pool when there is one). Valid
+ * after model_forward; model_backward reuses some of these buffers (the stem's) as scratch. */
 const float *model_block_output(const Model *m, int i);
+/* Phase timers for `simclr bench --profile`: model_profile(1) resets and starts accumulating
+ * wall time per phase k in [0, MODEL_PROF_N) (conv forward / backward data / backward weights,
+ * BN forward / backward, pool+input+add, head); model_profile_get returns the phase name. */
+#define MODEL_PROF_N 7
+void model_profile(int on);
+const char *model_profile_get(int k, double *seconds);
 /* The oneDNN implementation names of the first conv (for logs). */
 const char *model_conv_impl(const Model *m);
 

@@ -10,6 +10,7 @@
 #include "dataset.h"
 #include "image.h"
 #include "npy.h"
+#include "rng.h"
 #include "test.h"
 
 static char tmpdir[256];
@@ -383,6 +384,40 @@ TEST(decoders_match_pil) {
     write_bytes(tmp("x.png"), "hello", 5);
     CHECK(image_read(tmp("x.png"), &im) == -1 && strstr(sc_error(), "not a PNG or JPEG"), "%s", sc_error());
     image_free(&im);
+}
+
+/* every truncation and random byte corruptions of real PNG/JPEG files: an error or an image,
+ * never a crash (run under valgrind once: clean) */
+TEST(decoders_survive_truncation_and_corruption) {
+    const char *names[] = {"data/images/rgb.png", "data/images/palette.png", "data/images/rgb.jpg",
+                           "data/images/gray.jpg"};
+    Rng r = rng_derive(9, RNG_STREAM_TEST, 0, 0, 0);
+    for (int k = 0; k < 4; k++) {
+        char *d;
+        size_t n;
+        if (sc_read_file(fixture_path(names[k]), &d, &n)) {
+            CHECK(0, "%s", sc_error());
+            continue;
+        }
+        ImageU8 im = {0};
+        int fails = 0;
+        for (size_t len = 0; len < n; len += 1 + len / 16) {
+            if (image_decode((const uint8_t *)d, len, names[k], &im)) {
+                fails++;
+                CHECK(strstr(sc_error(), names[k]) != NULL, "message without the name: %s", sc_error());
+            }
+        }
+        CHECK(fails > 0, "%s: no truncation was detected", names[k]);
+        uint8_t *c = malloc(n);
+        for (int t = 0; t < 200; t++) {
+            memcpy(c, d, n);
+            for (int f = 0; f < 4; f++) c[8 + rng_below(&r, n - 8)] ^= (uint8_t)(1 + rng_below(&r, 255));
+            if (image_decode(c, n, names[k], &im) == 0) CHECK(im.h > 0 && im.w > 0 && (im.c == 1 || im.c == 3), "odd image");
+        }
+        free(c);
+        free(d);
+        image_free(&im);
+    }
 }
 
 TEST(png_write_roundtrip) {

@@ -95,7 +95,8 @@ TEST(conv_onednn_matches_reference) {
     static const int cases[][8] = {
         {2, 16, 16, 3, 8, 7, 2, 3}, {2, 8, 8, 8, 8, 3, 1, 1},   {3, 9, 9, 8, 16, 3, 2, 1},
         {2, 8, 8, 8, 16, 1, 2, 0},  {2, 5, 7, 32, 16, 3, 1, 1}, {2, 6, 6, 16, 64, 1, 1, 0},
-        {4, 4, 4, 64, 64, 3, 1, 1},
+        {4, 4, 4, 64, 64, 3, 1, 1},   {3, 7, 7, 32, 48, 3, 2, 1}, {5, 3, 3, 40, 24, 3, 1, 1},
+        {3, 6, 6, 24, 40, 1, 2, 0}, /* maps of <= 16 pixels: the im2col + GEMM path */
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         const int *q = cases[k];

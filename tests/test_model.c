@@ -458,3 +458,58 @@ TEST(options_fragment) {
     CHECK(opts_parse("x", "t", 3, bad, tables, 1, NULL, NULL) == -1 && strstr(sc_error(), "--arch"),
           "unknown arch: %s", sc_error());
 }
+
+/* ---- full training steps: the same losses for any thread count ------------------------------ */
+#include "ntxent.h"
+#include "optim.h"
+
+static void train_steps(int threads, float *losses, int nsteps) {
+    sc_set_threads(threads);
+    ModelConfig c;
+    model_config_default(&c);
+    c.width = 0.125f, c.image_size = 32;
+    int N = 4, B = 2 * N;
+    Model *m;
+    SC_ASSERT(!model_create(&m, &c, B, 11));
+    Ntxent *nt;
+    SC_ASSERT(!ntxent_create(&nt, B, B, 128));
+    OptimSegment seg[256];
+    int ns = 0;
+    for (int i = 0; i < model_num_tensors(m); i++) {
+        const ModelTensor *t = model_tensor(m, i);
+        if (t->kind == MODEL_PARAM) seg[ns++] = (OptimSegment){t->offset, t->numel, t->is_bn_or_bias};
+    }
+    OptimConfig oc;
+    optim_config_default(&oc, OPTIM_ADAM);
+    Optimizer *o;
+    SC_ASSERT(!optim_create(&o, &oc, model_num_params(m), seg, ns));
+    float *x = malloc(sizeof(float) * B * 3 * 32 * 32), dz[8 * 128];
+    Rng r = rng_derive(3, RNG_STREAM_TEST, 5, 0, 0);
+    for (int i = 0; i < B * 3 * 32 * 32; i++) x[i] = rng_uniform(&r);
+    for (int s = 0; s < nsteps; s++) {
+        NtxentStats st;
+        model_zero_grad(m);
+        SC_ASSERT(!model_forward(m, x, B, 1));
+        SC_ASSERT(!ntxent_loss(nt, model_z(m), N, 2, 128, 0.5f, dz, &st));
+        model_backward(m, dz);
+        optim_step(o, model_params(m), model_grads(m), 1e-3f);
+        losses[s] = st.loss;
+    }
+    free(x);
+    optim_free(o);
+    ntxent_free(nt);
+    model_free(m);
+}
+
+TEST(training_losses_identical_for_any_thread_count) {
+    float l1[5], l2[5], l3[5];
+    int saved = sc_threads();
+    train_steps(1, l1, 5);
+    train_steps(2, l2, 5);
+    train_steps(3, l3, 5);
+    sc_set_threads(saved);
+    CHECK(!memcmp(l1, l2, sizeof l1) && !memcmp(l1, l3, sizeof l1),
+          "losses of 5 Adam steps, 1/2/3 threads: %.9g %.9g %.9g ... last %.9g %.9g %.9g", l1[0], l2[0],
+          l3[0], l1[4], l2[4], l3[4]);
+    CHECK(l1[4] < l1[0], "the loss goes down on a fixed batch: %g -> %g", l1[0], l1[4]);
+}
