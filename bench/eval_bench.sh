@@ -37,6 +37,7 @@ ours_all=$(echo "$t1 - $t0" | bc); ours_pca=$(field pca_seconds "$D/pca.json")
 s=$($PY bench/sklearn_eval_bench.py pca "$D")
 report "PCA 256 of 5000x27648" "$ours_pca" "sklearn randomized" "$(echo "$s" | awk '{print $2}')" \
   "variance kept ours $(field pca_explained_variance_ratio_sum "$D/pca.json") sklearn $(echo "$s" | awk '{print $6}')"
+report "  same, CPU seconds (all threads)" "$(field pca_cpu_seconds "$D/pca.json")" "sklearn randomized" "$(echo "$s" | awk '{print $12}')" ""
 if [ "${BENCH_FULL:-0}" = 1 ]; then
   s=$($PY bench/sklearn_eval_bench.py pca "$D" full)
   report "PCA 256 of 5000x27648" "$ours_pca" "sklearn full" "$(echo "$s" | awk '{print $2}')" \

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "common.h"
 #include "eval_cli.h"
+#include "npy.h"
 #include "pca.h"
 
 SIMCLR_COMMAND(cmd_pca_baseline, "pca-baseline", "PCA on raw pixels, then the linear evaluation")
@@ -21,11 +22,14 @@ int cmd_pca_baseline(int argc, char **argv) {
     EvalLinear l;
     eval_linear_init(&l);
     int k = 256, method = 0;
+    const char *train_out = NULL, *test_out = NULL;
     Opt own[] = {
         {"components", OPT_INT, &k, "principal components kept (at most min(rows, pixels))", .min = 1, .max = 1 << 20},
         {"pca-method", OPT_CHOICE, &method, "auto | cov (covariance, N >= D) | gram (N x N Gram "
          "matrix, exact) | randomized (Gram + subspace iteration, default above 2048 rows)",
          .choices = "auto|cov|gram|randomized"},
+        {"train-output", OPT_STR, &train_out, "also write the projected train split (N, k) float32 .npy"},
+        {"test-output", OPT_STR, &test_out, "also write the projected test split (M, k) float32 .npy"},
         {0}};
     Opt *tables[EVAL_MAX_TABLES + 2];
     int nt = eval_inputs_tables(&in, tables, 0);
@@ -53,6 +57,10 @@ int cmd_pca_baseline(int argc, char **argv) {
     float *tr = sc_alloc(sizeof(float) * d.ntr * k), *te = sc_alloc(sizeof(float) * d.nte * k);
     pca_transform(&p, d.Xtr, d.ntr, tr);
     pca_transform(&p, d.Xte, d.nte, te);
+    int64_t sh[2] = {(int64_t)d.ntr, k};
+    if (train_out && npy_write(train_out, NPY_F32, 2, sh, tr)) sc_fatal("--train-output: %s", sc_error());
+    sh[0] = (int64_t)d.nte;
+    if (test_out && npy_write(test_out, NPY_F32, 2, sh, te)) sc_fatal("--test-output: %s", sc_error());
     free(d.Xtr);
     free(d.Xte);
     d.Xtr = tr; /* eval_data_free uses free(): sc_alloc memory is malloc'ed too */

@@ -519,6 +519,7 @@ int eval_linear_run(EvalLinear *l, const EvalInputs *in, EvalData *d, Opt **tabl
         eval_json_str(&j, "pca_method", pca->method == PCA_COV ? "covariance" :
                                         pca->method == PCA_GRAM ? "gram" : "randomized");
         eval_json_num(&j, "pca_seconds", pca->seconds);
+        eval_json_num(&j, "pca_cpu_seconds", pca->cpu_seconds);
     }
     eval_inputs_json(in, &j, tables, nt);
     return eval_json_end(&j);

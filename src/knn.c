@@ -51,7 +51,7 @@ int knn_eval(const float *Xtr, const int *ytr, size_t ntr, const float *Xte, con
     if ((size_t)k > ntr) k = (int)ntr;
     float *A = sc_alloc(sizeof(float) * ntr * D);
     normalise_rows(Xtr, ntr, D, A);
-    const size_t BR = 256;
+    const size_t BR = 1024; /* test rows per similarity block: (BR, ntr) floats */
     float *Bn = sc_alloc(sizeof(float) * BR * D), *S = sc_alloc(sizeof(float) * BR * ntr);
     size_t c1 = 0, c5 = 0;
     for (size_t r0 = 0; r0 < nte; r0 += BR) {

@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
+#include <sys/resource.h>
 #include <string.h>
 
 #include "common.h"
@@ -130,9 +131,15 @@ static int top_eigen_randomized(const double *A, int n, int k, double *w, double
     return rc;
 }
 
+static double cpu_now(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 int pca_fit(Pca *p, const float *X, size_t N, int D, int k, int method) {
     memset(p, 0, sizeof *p);
-    double t0 = sc_now();
+    double t0 = sc_now(), cpu0 = cpu_now();
     if (N < 2) return sc_error_set("PCA: need at least 2 rows, got %zu", N);
     if (D < 1) return sc_error_set("PCA: need at least 1 column, got %d", D);
     size_t mn = N < (size_t)D ? N : (size_t)D;
@@ -291,6 +298,7 @@ int pca_fit(Pca *p, const float *X, size_t N, int D, int k, int method) {
         return -1;
     }
     p->seconds = sc_now() - t0;
+    p->cpu_seconds = cpu_now() - cpu0;
     return 0;
 }
 

@@ -42,7 +42,8 @@ typedef struct {
     double *explained_variance_ratio; /* (k) */
     double *singular_values;          /* (k) of the centred data */
     double total_variance;            /* sum of all D variances (ddof 1) */
-    double seconds;
+    double seconds;                   /* wall time of pca_fit */
+    double cpu_seconds;               /* CPU time of the process (all threads) during pca_fit */
 } Pca;
 
 /* X (N, D) row-major; 1 <= k <= min(N, D), N >= 2. Returns 0, or -1 with sc_error() set

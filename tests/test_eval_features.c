@@ -3,7 +3,11 @@
 #include <math.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "augment.h"
+#include "checkpoint.h"
+#include "safetensors.h"
 #include "common.h"
 #include "dataset.h"
 #include "eval_features.h"
@@ -114,5 +118,55 @@ TEST(raw_pixels) {
     CHECK(features_pixels(ds, 4, &X, &N, &D, NULL) == 0 && D == 48, "%s (D %d)", sc_error(), D);
     sc_free(X);
     sc_free(y);
+    dataset_close(ds);
+}
+
+TEST(plain_torchvision_state_dict_is_accepted) {
+    /* a safetensors file as safetensors.torch.save_file(resnet.state_dict()) writes it: encoder
+     * tensors under torchvision names, fc.* present, no head, no simclr metadata */
+    sc_set_threads(2);
+    Dataset *ds = digits();
+    Model *a = small_model(16), *b = small_model(16);
+    AugmentConfig au;
+    augment_config_default(&au);
+    au.mode = AUGMENT_NONE;
+    au.out_size = 16;
+    augment_config_finish(&au);
+    float *xa = sc_alloc(sizeof(float) * 16 * 3 * 16 * 16);
+    for (size_t i = 0; i < 16 * 3 * 16 * 16; i++) xa[i] = (float)((i * 37) % 101) / 101.0f;
+    model_forward(a, xa, 16, 1); /* non-trivial running statistics */
+    for (size_t i = 0; i < model_num_params(a); i++) model_params(a)[i] *= 1.01f; /* != b's init */
+    int nt = model_num_tensors(a), n = 0;
+    StTensorOut *t = sc_alloc(sizeof(StTensorOut) * (nt + 2));
+    for (int i = 0; i < nt; i++) {
+        const ModelTensor *mt = model_tensor(a, i);
+        if (!strncmp(mt->name, "head.", 5)) continue;
+        StTensorOut *o = &t[n++];
+        o->name = mt->name;
+        o->ndim = mt->ndim;
+        for (int d = 0; d < mt->ndim; d++) o->shape[d] = mt->shape[d];
+        o->dtype = mt->kind == MODEL_COUNTER ? ST_I64 : ST_F32;
+        o->data = mt->kind == MODEL_PARAM ? (void *)(model_params(a) + mt->offset)
+                  : mt->kind == MODEL_BUFFER ? (void *)(model_buffers(a) + mt->offset)
+                                             : (void *)(model_counters(a) + mt->offset);
+    }
+    int D = features_dim(a, FEATURES_H);
+    float *fcw = sc_alloc(sizeof(float) * 10 * D), fcb[10] = {0};
+    t[n++] = (StTensorOut){"fc.weight", ST_F32, 2, {10, D}, fcw};
+    t[n++] = (StTensorOut){"fc.bias", ST_F32, 1, {10}, fcb};
+    StMeta meta[1] = {{"format", "pt"}};
+    char path[] = "/tmp/simclr_test_tv_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    CHECK(safetensors_write(path, t, n, meta, 1) == 0, "%s", sc_error());
+    CHECK(checkpoint_load(path, b, NULL, NULL) == 0, "plain state_dict refused: %s", sc_error());
+    float *fa = sc_alloc(sizeof(float) * 40 * D), *fb = sc_alloc(sizeof(float) * 40 * D);
+    CHECK(features_extract(a, ds, &au, FEATURES_H, 16, NULL, 40, fa, NULL, 0) == 0, "%s", sc_error());
+    CHECK(features_extract(b, ds, &au, FEATURES_H, 16, NULL, 40, fb, NULL, 0) == 0, "%s", sc_error());
+    CHECK(memcmp(fa, fb, sizeof(float) * 40 * D) == 0, "features from the state_dict differ");
+    unlink(path);
+    sc_free(t); sc_free(fcw); sc_free(xa); sc_free(fa); sc_free(fb);
+    model_free(a);
+    model_free(b);
     dataset_close(ds);
 }

@@ -47,6 +47,9 @@ PIX="--dataset npy --data $F/digits_img_train.npy --labels $F/digits_ytr.npy --t
 expect_ok "pca-baseline on digits pixels" "$SIMCLR" pca-baseline $PIX --components 20 --l2 "$SK_L2" --tol 1e-8 --json "$TMP/pca.json"
 check "pca-baseline top-1 within 0.5 points of sklearn's PCA+LogisticRegression ($SK_TOP1)" \
   "$(awk -v v="$(json_num top1 "$TMP/pca.json")" -v s="$SK_TOP1" 'BEGIN{d=v-s; if (d<0) d=-d; print (d <= 0.005)}')" = 1
+expect_ok "pca-baseline writes the projections" "$SIMCLR" pca-baseline $PIX --components 20 --train-output "$TMP/ptr.npy" --test-output "$TMP/pte.npy"
+check "projected train .npy (1200 x 20 float32)" "$(stat -c %s "$TMP/ptr.npy")" -eq $((128 + 1200 * 20 * 4))
+expect_ok "knn-eval on the PCA projections" "$SIMCLR" knn-eval --train-features "$TMP/ptr.npy" --train-labels $F/digits_ytr.npy --test-features "$TMP/pte.npy" --test-labels $F/digits_yte.npy
 expect_fail "pca-baseline: too many components" "at most 64 components" "$SIMCLR" pca-baseline $PIX --components 65
 
 # ---- STL-10-style folds from a fold file ------------------------------------------------------
