@@ -27,9 +27,9 @@ if [ "$FAST" = 1 ]; then
   EPOCHS=${SIMCLR_DEMO_EPOCHS:-1}; LIMIT=4096; NTRAIN=5000; NTEST=1000
 else
   RUN=${SIMCLR_DEMO_RUN:-runs/demo}
-  EPOCHS=${SIMCLR_DEMO_EPOCHS:-6}; LIMIT=0; NTRAIN=60000; NTEST=10000
+  EPOCHS=${SIMCLR_DEMO_EPOCHS:-5}; LIMIT=0; NTRAIN=60000; NTEST=10000
 fi
-WIDTH=${SIMCLR_DEMO_WIDTH:-0.125}
+WIDTH=${SIMCLR_DEMO_WIDTH:-0.25}
 # Linear evaluation: one L-BFGS fit per row at a fixed L2 strength on standardised features (the
 # penalty search over 10 values costs 11 fits: minutes on raw pixels; give
 # SIMCLR_DEMO_LINEAR_ARGS="" to search anyway).
@@ -49,7 +49,7 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 # 15-minute budget (doc/pretrain.md explains the choice): Adam with a larger lr than sthalles'
 # 3e-4 for a short run, tau 0.2, no blur and milder crops/jitter for 28-px grey images.
 PRE=(--dataset fashion-mnist --split train --arch resnet18 --stem cifar --image-size 28
-     --width "$WIDTH" --batch-size "$BATCH" --epochs "$EPOCHS" --optimizer adam --lr 1e-3
+     --width "$WIDTH" --batch-size "$BATCH" --epochs "$EPOCHS" --optimizer adam --lr 3e-3
      --weight-decay 1e-4 --temperature 0.2 --warmup-epochs 0.5 --crop-min-scale 0.2
      --jitter-strength 0.5 --blur-prob 0 --threads "$THREADS" --checkpoint-every 1
      --eval-every 1 --eval-limit 5000 --save-init --seed 0)
