@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Smoke test of `make demo`'s pipeline (tools/demo.sh --fast: 4096 images, 1 epoch, evaluation on
+# 5000 train / 1000 test images): every command the demo chains still fits together and the
+# table has its four rows. About 35 s on 2 idle cores.
+source "$(dirname "$0")/lib.sh"
+export OMP_WAIT_POLICY=passive
+R="$TMP/demo"
+expect_ok "demo --fast" env SIMCLR="$SIMCLR" SIMCLR_DEMO_RUN="$R" SIMCLR_THREADS=2 bash "$ROOT/tools/demo.sh" --fast
+check "results.md written" -s "$R/results.md"
+check "curves.png written" -s "$R/curves.png"
+for row in "SimCLR encoder (h)" "same encoder, random init" "PCA of raw pixels" "raw pixels"; do
+  check "row: $row" -n "$(grep -F "| $row" "$R/results.md" | grep -E '\| [0-9]+\.[0-9]+ \| [0-9]+\.[0-9]+ \|$')"
+done
+check "table printed" -n "$(grep '^| features | linear eval top-1 | kNN top-1 |' "$TMP/out")"
+# raw pixels: logistic regression on 5000 Fashion-MNIST images reaches about 80% (sanity bound)
+px=$(sed -n 's/^| raw pixels | \([0-9.]*\) .*/\1/p' "$R/results.md")
+check "raw-pixel linear accuracy plausible ($px)" "${px%.*}" -ge 70
+finish
