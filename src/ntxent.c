@@ -135,27 +135,30 @@ int ntxent_loss_rows(Ntxent *w, const float *z_cols, int C, int row0, int R, con
             if (bad_row < 0 || r < bad_row) bad_row = r;
             continue;
         }
-        double se = 0;
-        for (int c = 0; c < C; c++)
-            if (c != g) se += exp(s[c] - mx);
-        double lse = mx + log(se);
-        w->row_loss[r] = lse - possum / npos;
-        /* accuracy: rank of each positive among the negatives */
+        /* accuracy: rank of each positive among the negatives (before s is overwritten) */
         int t1 = 0, t5 = 0;
         for (int p = 0; p < C; p++) {
             if (p == g || col_id(ids, n_img, p) != id) continue;
             int rank = 0;
-            for (int c = 0; c < C; c++)
-                if (c != g && col_id(ids, n_img, c) != id && s[c] > s[p]) rank++;
+            for (int c = 0; c < C && rank < 5; c++)
+                if (c != g && s[c] > s[p] && col_id(ids, n_img, c) != id) rank++;
             t1 += rank < 1, t5 += rank < 5;
         }
         w->row_top1[r] = t1, w->row_top5[r] = t5;
-        /* G = (softmax - positive mask / |P|) / C, 0 on the diagonal */
+        /* exp(s - max) in place (one exp per element), summed in order in double */
+        double se = 0;
         for (int c = 0; c < C; c++) {
-            if (c == g) { s[c] = 0; continue; }
-            double gr = exp(s[c] - lse);
-            if (col_id(ids, n_img, c) == id) gr -= 1.0 / npos;
-            s[c] = (float)(gr / C);
+            float e = c == g ? 0.0f : expf(s[c] - (float)mx);
+            s[c] = e;
+            se += e;
+        }
+        w->row_loss[r] = mx + log(se) - possum / npos;
+        /* G = (softmax - positive mask / |P|) / C, 0 on the diagonal */
+        const double inv_se = 1.0 / se, inv_c = 1.0 / C, pos_w = 1.0 / npos;
+        for (int c = 0; c < C; c++) {
+            double gr = s[c] * inv_se;
+            if (c != g && col_id(ids, n_img, c) == id) gr -= pos_w;
+            s[c] = (float)(gr * inv_c);
         }
     }
     if (bad_row >= 0)

@@ -17,6 +17,7 @@ Contents of tests/fixtures/opt/:
       state after 3 steps (torch's exp_avg / exp_avg_sq / momentum_buffer).
   lr_<case>.npy (T+1) f64: our schedule and google's, steps 0..T.
   py_written.safetensors: written by the spec-following writer below.
+  joint_r18/: one SimCLR step of a tiny ResNet-18 + default head (joint_fixture below).
 """
 import json
 import math
@@ -280,6 +281,72 @@ def lr_fixtures():
                     np.array([google(base, w, T, s) for s in range(T + 1)], dtype=np.float64))
 
 
+# --------------------------------------------------------------------------------------------
+JOINT_OPTS = {  # name: (lr, weight_decay, exclude_bn_bias); the C test uses the same values
+    "adam": (1e-3, 1e-4, False), "adamw": (1e-3, 0.05, True),
+    "sgd_nesterov": (0.1, 5e-4, True), "lars": (0.5, 1e-6, True)}
+
+
+def joint_fixture():
+    """One full SimCLR step on a tiny ResNet-18 (width 1/16, 32 px, imagenet stem) with the
+    default head (Linear(d,d), ReLU, Linear(d,128)): loss, every parameter gradient, and the
+    parameters after one step of each optimizer. Uses core-net's torchvision-built model."""
+    import torch
+    from torchvision.models.resnet import BasicBlock
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_core_fixtures import ScaledResNet, perturb_bn
+
+    d = os.path.join(OUT, "joint_r18")
+    os.makedirs(d, exist_ok=True)
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(99)
+    torch.manual_seed(3)
+    N, V, tau = 4, 2, 0.5
+    model = ScaledResNet(BasicBlock, [2, 2, 2, 2], 4, "imagenet", 2, False, 128)
+    perturb_bn(model, g)
+    model.train()
+    names = [k for k, _ in model.named_parameters()]
+    params = [p for _, p in model.named_parameters()]
+    p0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().copy()
+    b0 = np.concatenate([v.reshape(-1).numpy() for k, v in model.state_dict().items()
+                         if k not in names and v.dtype != torch.int64]).astype(np.float32)
+    x = torch.rand(N * V, 3, 32, 32, generator=g)
+    _, _, z = model(x)
+    u = torch.nn.functional.normalize(z, dim=1)
+    s = (u @ u.T / tau).masked_fill(torch.eye(N * V, dtype=torch.bool), float("-inf"))
+    target = torch.cat([torch.arange(N, 2 * N), torch.arange(0, N)])  # the other view
+    loss = torch.nn.functional.cross_entropy(s, target)
+    loss.backward()
+    grads = torch.cat([p.grad.reshape(-1) for p in params]).numpy().copy()
+    np.save(os.path.join(d, "params0.npy"), p0)
+    np.save(os.path.join(d, "buffers0.npy"), b0)
+    np.save(os.path.join(d, "x.npy"), x.numpy())
+    np.save(os.path.join(d, "grads.npy"), grads)
+    np.save(os.path.join(d, "out.npy"), np.array([loss.item(), N, V, tau], dtype=np.float64))
+    segs, off = [], 0
+    for k, p in zip(names, params):
+        segs.append((off, p.numel(), int(p.ndim == 1)))  # BN weight/bias and biases
+        off += p.numel()
+    for name, (lr, wd, excl) in JOINT_OPTS.items():
+        if name == "lars":
+            hist, _ = lars_np(p0, grads[None], [lr], wd, 0.9, 0.001, False, segs)
+            np.save(os.path.join(d, f"step_{name}.npy"), hist[0])
+            continue
+        with torch.no_grad():
+            for p, (o, n, _) in zip(params, segs):
+                p.copy_(torch.from_numpy(p0[o:o + n]).reshape(p.shape))
+        dec = [p for p, sg in zip(params, segs) if not (excl and sg[2])]
+        nod = [p for p, sg in zip(params, segs) if excl and sg[2]]
+        groups = [{"params": dec, "weight_decay": wd}] + ([{"params": nod, "weight_decay": 0.0}] if nod else [])
+        opt = {"adam": lambda: torch.optim.Adam(groups, lr=lr),
+               "adamw": lambda: torch.optim.AdamW(groups, lr=lr),
+               "sgd_nesterov": lambda: torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)}[name]()
+        opt.step()
+        np.save(os.path.join(d, f"step_{name}.npy"),
+                torch.cat([p.detach().reshape(-1) for p in params]).numpy())
+    print("joint fixture: loss %.6f, %d params" % (loss.item(), p0.size))
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--check":
         t, m = st_read(sys.argv[2])
@@ -292,6 +359,7 @@ def main():
     ntxent_fixtures()
     optim_fixtures()
     lr_fixtures()
+    joint_fixture()
     print("wrote", os.path.normpath(OUT))
 
 

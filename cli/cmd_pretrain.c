@@ -1,0 +1,592 @@
+/* cmd_pretrain.c - `simclr pretrain`: the SimCLR training loop with checkpoints, resume, logs,
+ * periodic kNN evaluation and a curves plot.
+ *
+ * The loop, top to bottom:
+ *   options -> (resume: saved config | new run: recipe) -> dataset, model, optimizer, loader
+ *   -> (resume: load last.safetensors, seek the loader | --init: load weights)
+ *   -> for each step: batch of V*N views -> forward -> NT-Xent -> backward -> optimizer step
+ *      -> metrics line; at each epoch end: kNN eval (--eval-every), checkpoint, plot.
+ * The run is reproducible: every random draw is derived from (seed, coordinates), the loader's
+ * position and the optimizer's moments and step count are in the checkpoint, so a resumed run
+ * writes the same metrics lines as an uninterrupted one.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "cli.h"
+#include "dataset.h"
+#include "eval_features.h"
+#include "image.h"
+#include "knn.h"
+#include "loader.h"
+#include "model.h"
+#include "npy.h"
+#include "ntxent.h"
+#include "optim.h"
+#include "plot.h"
+#include "recipe.h"
+#include "runlog.h"
+#include "safetensors.h"
+
+SIMCLR_COMMAND(cmd_pretrain, "pretrain", "pretrain an encoder with SimCLR (NT-Xent), with checkpoints and resume")
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) {
+    stop_signal = sig;
+    signal(sig, SIG_DFL); /* a second Ctrl-C kills at once */
+}
+
+typedef struct {
+    int recipe, epochs, batch, threads, checkpoint_every, eval_every, eval_k, shuffle, force;
+    int log_every, precision, eval_dataset, save_init;
+    long long max_steps, stop_after, limit, eval_limit, nan_step;
+    int seed;
+    float eval_t;
+    const char *out, *resume, *init, *eval_data, *eval_split, *eval_train_split;
+} PretrainOptions;
+
+/* ---- --limit: the first N images as an in-memory .npy dataset ---------------------------- */
+
+/* Writes the first n images (and labels) of ds into dir/images.npy, dir/labels.npy and opens
+ * them as a DATASET_NPY. Needs images of one size. */
+static int open_subset(Dataset **out, Dataset *ds, size_t n, const char *dir) {
+    int h, w;
+    dataset_image_size(ds, &h, &w);
+    if (h <= 0) return sc_error_set("--limit: needs a dataset whose images share one size");
+    ImageU8 im = {0};
+    if (dataset_image(ds, 0, &im)) return -1;
+    int c = im.c;
+    size_t per = (size_t)h * w * c;
+    uint8_t *px = sc_alloc(n * per);
+    int64_t *lab = sc_alloc(n * sizeof *lab);
+    int labeled = dataset_num_classes(ds) > 0;
+    for (size_t i = 0; i < n; i++) {
+        if (dataset_image(ds, i, &im)) {
+            image_free(&im);
+            sc_free(px);
+            sc_free(lab);
+            return -1;
+        }
+        if (im.h != h || im.w != w || im.c != c) {
+            image_free(&im);
+            sc_free(px);
+            sc_free(lab);
+            return sc_error_set("--limit: image %zu has another size or channel count", i);
+        }
+        memcpy(px + i * per, im.px, per);
+        lab[i] = dataset_label(ds, i);
+    }
+    image_free(&im);
+    int64_t shape[4] = {(int64_t)n, h, w, c};
+    char ipath[4096], lpath[4096];
+    snprintf(ipath, sizeof ipath, "%s/images.npy", dir);
+    snprintf(lpath, sizeof lpath, "%s/labels.npy", dir);
+    int rc = npy_write(ipath, NPY_U8, c == 1 ? 3 : 4, shape, px);
+    if (!rc && labeled) rc = npy_write(lpath, NPY_I64, 1, shape, lab);
+    sc_free(px);
+    sc_free(lab);
+    if (rc) return -1;
+    DatasetConfig dc;
+    dataset_config_default(&dc);
+    dc.kind = DATASET_NPY;
+    dc.path = ipath;
+    dc.labels = labeled ? lpath : NULL;
+    rc = dataset_open(out, &dc);
+    unlink(ipath); /* the dataset keeps its memory map */
+    if (labeled) unlink(lpath);
+    return rc;
+}
+
+/* ---- kNN evaluation ------------------------------------------------------------------------ */
+
+typedef struct {
+    Dataset *bank, *query;
+    size_t nb, nq;       /* images used (evenly spaced when limited) */
+    size_t *ib, *iq;     /* their indices */
+    float *fb, *fq;      /* features (nb, D), (nq, D) */
+    int *yb, *yq;
+    int chunk, classes, k;
+    float t;
+    AugmentConfig aug;   /* resize only, the training normalisation */
+} KnnEval;
+
+/* n evenly spaced indices of 0..total-1 */
+static size_t *spaced(size_t n, size_t total) {
+    size_t *idx = sc_alloc((n ? n : 1) * sizeof *idx);
+    for (size_t i = 0; i < n; i++) idx[i] = n == total ? i : i * total / n;
+    return idx;
+}
+
+static int knn_run(Model *m, KnnEval *e, double *top1, double *top5) {
+    if (features_extract(m, e->bank, &e->aug, FEATURES_H, e->chunk, e->ib, e->nb, e->fb, e->yb, 0) ||
+        features_extract(m, e->query, &e->aug, FEATURES_H, e->chunk, e->iq, e->nq, e->fq, e->yq, 0))
+        return sc_error_prefix("kNN evaluation");
+    return knn_eval(e->fb, e->yb, e->nb, e->fq, e->yq, e->nq, model_feature_dim(m), e->classes,
+                    e->k, e->t, top1, top5, NULL);
+}
+
+static int open_labeled(Dataset **ds, const DatasetConfig *base, int kind, const char *data,
+                        const char *split, const char *what) {
+    DatasetConfig dc = *base;
+    dc.kind = kind;
+    dc.path = data;
+    dc.split = split;
+    dc.fold = -1;
+    if (dataset_open(ds, &dc)) return sc_error_prefix("%s", what);
+    if (dataset_num_classes(*ds) <= 0) {
+        dataset_close(*ds);
+        return sc_error_set("%s: split '%s' has no labels (choose a labeled split with "
+                            "--eval-split / --eval-train-split)", what, split);
+    }
+    return 0;
+}
+
+static int knn_setup(KnnEval *e, const PretrainOptions *po, const DatasetConfig *dc,
+                     const AugmentConfig *train_aug, int chunk, int D) {
+    memset(e, 0, sizeof *e);
+    int kind = po->eval_dataset > 0 ? po->eval_dataset - 1 : dc->kind;
+    const char *data = po->eval_data ? po->eval_data : (po->eval_dataset > 0 ? NULL : dc->path);
+    if (open_labeled(&e->bank, dc, kind, data, po->eval_train_split, "--eval-train-split") ||
+        open_labeled(&e->query, dc, kind, data, po->eval_split, "--eval-split"))
+        return -1;
+    e->classes = dataset_num_classes(e->bank);
+    if (dataset_num_classes(e->query) > e->classes) e->classes = dataset_num_classes(e->query);
+    size_t lim = po->eval_limit > 0 ? (size_t)po->eval_limit : (size_t)-1;
+    e->nb = dataset_size(e->bank) < lim ? dataset_size(e->bank) : lim;
+    e->nq = dataset_size(e->query) < lim ? dataset_size(e->query) : lim;
+    e->fb = sc_alloc(e->nb * D * sizeof(float));
+    e->fq = sc_alloc(e->nq * D * sizeof(float));
+    e->yb = sc_alloc(e->nb * sizeof(int));
+    e->yq = sc_alloc(e->nq * sizeof(int));
+    e->ib = spaced(e->nb, dataset_size(e->bank));
+    e->iq = spaced(e->nq, dataset_size(e->query));
+    e->chunk = chunk;
+    e->aug = *train_aug;
+    e->aug.mode = AUGMENT_NONE;
+    e->k = po->eval_k;
+    e->t = po->eval_t;
+    return 0;
+}
+
+static void knn_free(KnnEval *e) {
+    if (e->bank) dataset_close(e->bank);
+    if (e->query) dataset_close(e->query);
+    sc_free(e->fb);
+    sc_free(e->fq);
+    sc_free(e->yb);
+    sc_free(e->yq);
+    sc_free(e->ib);
+    sc_free(e->iq);
+}
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static char *config_json(Opt **tables, int nt) {
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    opts_write_json(f, tables, nt);
+    fclose(f);
+    if (n && buf[n - 1] == '\n') buf[n - 1] = 0;
+    return buf;
+}
+
+static int save_checkpoint(const char *dir, Model *m, Optimizer *o, long step, long bpe,
+                           uint64_t seed, const char *cfg, long epoch_file) {
+    CkMeta meta = {.step = step, .epoch = step / bpe, .batch = step % bpe, .seed = seed,
+                   .config_json = (char *)cfg};
+    const char *last = run_path(dir, "last.safetensors");
+    if (epoch_file >= 0) {
+        const char *ep = run_epoch_path(dir, epoch_file);
+        if (checkpoint_save(ep, m, o, &meta)) return -1;
+        /* last = a hard link to the epoch file, swapped in atomically; a copy when links fail */
+        const char *tmp = run_path(dir, "last.safetensors.tmp.link");
+        unlink(tmp);
+        if (link(ep, tmp) == 0 && rename(tmp, last) == 0) return 0;
+        unlink(tmp);
+    }
+    return checkpoint_save(last, m, o, &meta);
+}
+
+static void write_plot(const char *dir) {
+    Metrics mt;
+    if (metrics_read(&mt, run_path(dir, "metrics.jsonl"))) return;
+    Canvas c;
+    if (plot_metrics(&mt, dir, &c) == 0) {
+        if (image_write_png(run_path(dir, "curves.png"), c.px, c.w, c.h, 3))
+            sc_warn("%s", sc_error());
+        canvas_free(&c);
+    }
+    metrics_free(&mt);
+}
+
+/* ---- the command --------------------------------------------------------------------------- */
+
+int cmd_pretrain(int argc, char **argv) {
+    PretrainOptions po = {.recipe = RECIPE_STHALLES, .epochs = 100, .batch = 256, .threads = 0,
+                          .checkpoint_every = 10, .eval_every = 0, .eval_k = 200, .shuffle = 1,
+                          .log_every = 1, .max_steps = 0, .stop_after = 0, .limit = 0,
+                          .eval_limit = 10000, .nan_step = -1, .seed = 0, .eval_t = 0.1f,
+                          .eval_split = "test", .eval_train_split = "train"};
+    ModelConfig mc;
+    model_config_default(&mc);
+    TrainOptions to;
+    train_options_default(&to);
+    DatasetConfig dc;
+    dataset_config_default(&dc);
+    AugmentConfig ac;
+    augment_config_default(&ac);
+    LoaderConfig lc;
+    loader_config_default(&lc);
+    po.threads = sc_threads();
+
+    Opt own[] = {
+        {"recipe", OPT_CHOICE, &po.recipe, "defaults: sthalles (reference PyTorch code, fixed "
+         "schedule) or paper (Chen et al. 2020); explicit options override", RECIPE_CHOICES},
+        {"out", OPT_STR, &po.out, "run folder (checkpoints, metrics.jsonl, config.json, curves.png)"},
+        {"epochs", OPT_INT, &po.epochs, "training epochs", .min = 1, .max = 1e7},
+        {"max-steps", OPT_INT64, &po.max_steps, "total optimizer steps (0: epochs x batches per "
+         "epoch); the schedule runs over this many", .min = 0, .max = 1e15},
+        {"batch-size", OPT_INT, &po.batch, "images per batch (V views each)", .min = 1, .max = 1 << 20},
+        {"seed", OPT_INT, &po.seed, "seed of every random draw (init, shuffle, augmentation)",
+         .min = 0, .max = 2147483647},
+        {"threads", OPT_INT, &po.threads, "compute threads", .min = 1, .max = 1024},
+        {"shuffle", OPT_CHOICE, &po.shuffle, "new image order every epoch (off: dataset order)",
+         "off|on"},
+        {"checkpoint-every", OPT_INT, &po.checkpoint_every,
+         "keep epoch_NNNN.safetensors every E epochs (last.safetensors: every epoch)", .min = 0,
+         .max = 1e7},
+        {"resume", OPT_STR, &po.resume, "continue the run in this folder from last.safetensors"},
+        {"force", OPT_FLAG, &po.force, "overwrite a run already in --out"},
+        {"init", OPT_STR, &po.init, "start from the weights of this checkpoint (encoder, and head "
+         "when present; a torchvision state_dict works)"},
+        {"limit", OPT_INT64, &po.limit, "use only the first N images (0: all)", .min = 0, .max = 1e12},
+        {"eval-every", OPT_INT, &po.eval_every, "kNN accuracy every E epochs (0: never)", .min = 0,
+         .max = 1e7},
+        {"eval-dataset", OPT_CHOICE, &po.eval_dataset, "dataset of the kNN evaluation (same: the "
+         "training dataset)", "same|" DATASET_CHOICES},
+        {"eval-data", OPT_STR, &po.eval_data, "location of the evaluation dataset"},
+        {"eval-train-split", OPT_STR, &po.eval_train_split, "labeled split the kNN votes with"},
+        {"eval-split", OPT_STR, &po.eval_split, "labeled split the kNN accuracy is measured on"},
+        {"eval-limit", OPT_INT64, &po.eval_limit, "at most N images of each evaluation split "
+         "(evenly spaced; 0: all)", .min = 0, .max = 1e12},
+        {"knn-k", OPT_INT, &po.eval_k, "kNN neighbours", .min = 1, .max = 1e6},
+        {"knn-temperature", OPT_FLOAT, &po.eval_t, "kNN vote temperature", .min = 1e-6, .max = 1e6},
+        {"save-init", OPT_FLAG, &po.save_init, "also write init.safetensors: the weights before "
+         "training (the random-init baseline of the same encoder)"},
+        {"log-every", OPT_INT, &po.log_every, "metrics line every N steps", .min = 1, .max = 1e9},
+        {"precision", OPT_CHOICE, &po.precision, "arithmetic", "fp32"},
+        {"stop-after-steps", OPT_INT64, &po.stop_after, "debugging: save last.safetensors and stop "
+         "after this step (the schedule is unchanged; --resume continues)", .min = 0, .max = 1e15},
+        {"debug-nan-at-step", OPT_INT64, &po.nan_step, "debugging: make the loss NaN at this step",
+         .min = -1, .max = 1e15},
+        {0}};
+    Opt model_tab[MODEL_OPTS_MAX];
+    model_opts(model_tab, &mc);
+    Opt optim_tab[OPTIM_NUM_OPTS + 1];
+    optim_opts(optim_tab, &to);
+    Opt data_tab[DATASET_OPTS_MAX];
+    dataset_opts(data_tab, &dc);
+    Opt aug_tab[AUGMENT_OPTS_MAX];
+    augment_opts(aug_tab, &ac);
+    Opt loader_tab[LOADER_OPTS_MAX];
+    loader_opts(loader_tab, &lc);
+    Opt *tables[] = {own, model_tab, optim_tab, data_tab, aug_tab, loader_tab};
+    const int NT = (int)(sizeof tables / sizeof *tables);
+    const char *summary =
+        "pretrain an encoder with SimCLR. New run: --out DIR; continue one: --resume DIR.";
+    if (opts_parse("pretrain", summary, argc, argv, tables, NT, NULL, NULL))
+        sc_fatal("%s", sc_error());
+
+    /* ---- configuration: saved (resume) or recipe (new run) ---- */
+    const char *dir = po.resume ? po.resume : po.out;
+    if (!dir) sc_fatal("pretrain: give --out DIR for a new run or --resume DIR to continue one");
+    if (po.resume && po.out && strcmp(po.resume, po.out))
+        sc_fatal("--out %s and --resume %s: give only --resume to continue a run", po.out, po.resume);
+    if (po.resume && po.init) sc_fatal("--init and --resume exclude each other");
+    char *resume_cfg = NULL;
+    char last[4096];
+    snprintf(last, sizeof last, "%s", run_path(dir, "last.safetensors"));
+    if (po.resume) {
+        if (!sc_file_exists(last))
+            sc_fatal("--resume %s: no last.safetensors in the folder (nothing to continue)", dir);
+        SafeTensors *st;
+        if (safetensors_open(&st, last)) sc_fatal("--resume: %s", sc_error());
+        const char *c = safetensors_meta(st, "config");
+        if (!c) sc_fatal("--resume: %s has no saved configuration (not a pretrain checkpoint)", last);
+        resume_cfg = sc_strdup(c);
+        safetensors_close(st);
+        /* run-control options are never restored; the saved values of all others are, unless
+         * given again (then a warning when the change can alter the trajectory) */
+        static const char *const control[] = {"resume", "out", "force", "init",
+                                              "stop-after-steps", "debug-nan-at-step", NULL};
+        static const char *const harmless[] = {"threads", "loader-threads", "checkpoint-every",
+                                               "log-every", "eval-every", "eval-limit", NULL};
+        for (int t = 0; t < NT; t++)
+            for (Opt *o = tables[t]; o->name; o++) {
+                int skip = 0;
+                for (const char *const *s = control; *s; s++) skip |= !strcmp(*s, o->name);
+                for (const char *const *s = harmless; *s; s++) skip |= !strcmp(*s, o->name);
+                if (o->set && !skip)
+                    sc_warn("--%s given with --resume: overrides the run's saved value (the run "
+                            "will no longer match an uninterrupted one)", o->name);
+            }
+        if (opts_apply_json(tables, NT, resume_cfg, 1, control))
+            sc_fatal("--resume: %s: saved configuration: %s", last, sc_error());
+        po.resume = dir;
+        po.out = dir;
+    }
+    if (po.threads < 1) po.threads = 1;
+    sc_set_threads(po.threads);
+    lc.shuffle = po.shuffle;
+
+    /* ---- data ---- */
+    Dataset *ds;
+    if (dataset_open(&ds, &dc)) sc_fatal("%s", sc_error());
+    if (po.limit > 0 && (size_t)po.limit < dataset_size(ds)) {
+        char tmpl[] = "/tmp/simclr_limit_XXXXXX";
+        if (!mkdtemp(tmpl)) sc_fatal("--limit: cannot create a temporary folder");
+        Dataset *sub;
+        if (open_subset(&sub, ds, (size_t)po.limit, tmpl)) sc_fatal("%s", sc_error());
+        rmdir(tmpl);
+        dataset_close(ds);
+        ds = sub;
+    }
+    if (!po.resume) {
+        int h, w;
+        dataset_image_size(ds, &h, &w);
+        if (!opts_was_set(tables, NT, "image-size") && h > 0 && h == w) mc.image_size = h;
+        if (recipe_apply(po.recipe, tables, NT, mc.image_size)) sc_fatal("%s", sc_error());
+    }
+    size_t nimg = dataset_size(ds);
+    if ((size_t)po.batch > nimg)
+        sc_fatal("--batch-size %d is larger than the dataset (%zu images in %s)", po.batch, nimg,
+                 dataset_describe(ds));
+    ac.out_size = mc.image_size;
+    if (augment_config_finish(&ac)) sc_fatal("%s", sc_error());
+    if (model_config_check(&mc)) sc_fatal("%s", sc_error());
+    if (ac.views < 2) sc_fatal("--views: NT-Xent needs at least 2 views per image, got %d", ac.views);
+
+    /* ---- run folder, configuration print and file ---- */
+    if (!po.resume && run_dir_prepare(dir, po.force)) sc_fatal("%s", sc_error());
+    /* The saved configuration describes the run, not this invocation: run-control options are
+     * stored at their neutral values, so a resumed run writes the same files as an
+     * uninterrupted one. */
+    PretrainOptions saved_po = po;
+    po.resume = NULL;
+    po.force = 0;
+    po.stop_after = 0;
+    po.nan_step = -1;
+    char *cfg = config_json(tables, NT);
+    po = saved_po;
+    printf("simclr pretrain: %s\n", dataset_describe(ds));
+    printf("configuration (%s):\n", po.resume ? "resumed from the run's saved values" : "resolved");
+    opts_print(stdout, tables, NT);
+    fflush(stdout);
+    if (!po.resume) {
+        char *withnl = NULL;
+        size_t n = strlen(cfg);
+        withnl = sc_xrealloc(NULL, n + 2);
+        memcpy(withnl, cfg, n);
+        withnl[n] = '\n';
+        if (sc_write_file_atomic(run_path(dir, "config.json"), withnl, n + 1))
+            sc_fatal("%s", sc_error());
+        free(withnl);
+    }
+
+    /* ---- model, loss, optimizer, loader, schedule ---- */
+    int V = ac.views, N = po.batch, B = V * N;
+    Model *m;
+    if (model_create(&m, &mc, B, (uint64_t)po.seed)) sc_fatal("%s", sc_error());
+    int nt = model_num_tensors(m), nseg = 0;
+    OptimSegment *seg = sc_alloc((size_t)nt * sizeof *seg);
+    for (int i = 0; i < nt; i++) {
+        const ModelTensor *t = model_tensor(m, i);
+        if (t->kind != MODEL_PARAM) continue;
+        seg[nseg++] = (OptimSegment){t->offset, t->numel, t->is_bn_or_bias};
+    }
+    OptimConfig oc;
+    train_options_optim_config(&to, &oc);
+    Optimizer *opt;
+    if (optim_create(&opt, &oc, model_num_params(m), seg, nseg)) sc_fatal("%s", sc_error());
+    int Z = model_out_dim(m);
+    Ntxent *nx;
+    if (ntxent_create(&nx, B, B, Z)) sc_fatal("%s", sc_error());
+    float *dz = sc_alloc((size_t)B * Z * sizeof(float));
+    lc.batch_size = N;
+    lc.seed = (uint64_t)po.seed;
+    Loader *L;
+    if (loader_create(&L, ds, &ac, &lc)) sc_fatal("%s", sc_error());
+    long bpe = loader_batches_per_epoch(L);
+    long total = po.max_steps > 0 ? (long)po.max_steps : (long)po.epochs * bpe;
+    int epochs_total = (int)((total + bpe - 1) / bpe);
+    LrSchedule sch;
+    double warm = to.warmup_epochs;
+    long long wsteps = to.warmup_steps;
+    long wcount = wsteps >= 0 ? (long)wsteps : (long)(warm * bpe);
+    if (wcount > total) {
+        if (opts_was_set(tables, NT, "warmup-epochs") || opts_was_set(tables, NT, "warmup-steps"))
+            sc_fatal("--warmup-epochs/--warmup-steps: the warmup (%ld steps) is longer than the "
+                     "run (%ld steps)", wcount, total);
+        wsteps = total / 10;
+        printf("note: the recipe's warmup (%g epochs) is longer than the run: warming up over "
+               "%lld steps (10%%)\n", warm, wsteps);
+    }
+    if (lr_schedule_init(&sch, to.lr, to.lr_scaling, N, warm, wsteps, bpe, total, to.schedule))
+        sc_fatal("%s", sc_error());
+
+    /* ---- starting point ---- */
+    long step = 0;
+    if (po.resume) {
+        CkMeta meta = {0};
+        if (checkpoint_load(last, m, opt, &meta)) sc_fatal("--resume: %s", sc_error());
+        int cleaned = run_dir_clean_temps(dir);
+        if (cleaned) printf("removed %d temporary file(s) of an interrupted write\n", cleaned);
+        step = meta.step;
+        ck_meta_free(&meta);
+        printf("resuming %s at step %ld (epoch %ld, batch %ld)\n", dir, step, step / bpe,
+               step % bpe);
+    } else if (po.init) {
+        if (checkpoint_load(po.init, m, NULL, NULL)) sc_fatal("--init: %s", sc_error());
+        printf("initialised from %s\n", po.init);
+    }
+    if (po.save_init && step == 0) {
+        CkMeta im = {.seed = (uint64_t)po.seed, .config_json = cfg};
+        if (checkpoint_save(run_path(dir, "init.safetensors"), m, NULL, &im))
+            sc_fatal("%s", sc_error());
+    }
+    loader_seek(L, step / bpe, step % bpe);
+    RunLog *log;
+    if (runlog_open(&log, run_path(dir, "metrics.jsonl"), po.resume ? step : -1))
+        sc_fatal("%s", sc_error());
+
+    KnnEval ke = {0};
+    if (po.eval_every > 0 &&
+        knn_setup(&ke, &po, &dc, loader_augment(L), B, model_feature_dim(m)))
+        sc_fatal("%s", sc_error());
+
+    char arch[128];
+    checkpoint_arch_string(m, arch, sizeof arch);
+    printf("model %s: %zu parameters; %ld steps (%d epochs x %ld batches of %d images, %d views)\n",
+           arch, model_num_params(m), total, epochs_total, bpe, N, V);
+    fflush(stdout);
+
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    Progress pg;
+    progress_init(&pg, stderr, 30.0, step);
+    double t_run = sc_now(), vps_avg = 0;
+    long steps_run = 0;
+    int rc = 0;
+    StepMetrics sm = {0};
+    while (step < total) {
+        double t0 = sc_now();
+        const int *labels;
+        const float *x = loader_next(L, &labels);
+        if (!x) {
+            progress_message(&pg, "simclr: error: %s", sc_error());
+            rc = 1;
+            break;
+        }
+        model_zero_grad(m);
+        if (model_forward(m, x, B, 1)) {
+            progress_message(&pg, "simclr: error: %s", sc_error());
+            rc = 1;
+            break;
+        }
+        NtxentStats st;
+        if (ntxent_loss(nx, model_z(m), N, V, Z, to.temperature, dz, &st)) {
+            progress_message(&pg, "simclr: error: %s", sc_error());
+            rc = 1;
+            break;
+        }
+        if (step == po.nan_step) st.loss = NAN;
+        float lr = lr_at_step(&sch, step);
+        if (!isfinite(st.loss)) {
+            progress_message(&pg,
+                             "simclr: error: the loss is %s at step %ld (epoch %ld): stopping. "
+                             "The last good checkpoint is %s; try a lower --lr.",
+                             isnan(st.loss) ? "NaN" : "infinite", step + 1, step / bpe + 1,
+                             sc_file_exists(last) ? last : "(none yet)");
+            sm = (StepMetrics){step + 1, (int)(step / bpe), st.loss, st.top1, st.top5, lr, 0};
+            runlog_step(log, &sm);
+            rc = 1;
+            break;
+        }
+        model_backward(m, dz);
+        optim_step(opt, model_params(m), model_grads(m), lr);
+        step++;
+        steps_run++;
+        double dt = sc_now() - t0, vps = B / dt;
+        vps_avg = steps_run == 1 ? vps : 0.9 * vps_avg + 0.1 * vps;
+        sm = (StepMetrics){step, (int)((step - 1) / bpe), st.loss, st.top1, st.top5, lr, vps};
+        if (step % po.log_every == 0 || step == total) runlog_step(log, &sm);
+        StepMetrics shown = sm;
+        shown.views_per_s = vps_avg;
+        progress_update(&pg, &shown, epochs_total, total, step == total);
+
+        int epoch_end = step % bpe == 0 || step == total;
+        if (epoch_end) {
+            long ep = (step + bpe - 1) / bpe; /* epochs completed */
+            if (po.eval_every > 0 && (ep % po.eval_every == 0 || step == total)) {
+                double t1, t5, te = sc_now();
+                if (knn_run(m, &ke, &t1, &t5)) {
+                    progress_message(&pg, "simclr: error: %s", sc_error());
+                    rc = 1;
+                    break;
+                }
+                runlog_eval(log, step, (int)(ep - 1), "knn", t1, t5);
+                progress_message(&pg, "epoch %ld: kNN top-1 %.2f%%  top-5 %.2f%%  (%zu vs %zu "
+                                 "images, %.1fs)", ep, 100 * t1, 100 * t5, ke.nq, ke.nb,
+                                 sc_now() - te);
+            }
+            runlog_flush(log);
+            int keep = step % bpe == 0 &&
+                       ((po.checkpoint_every > 0 && ep % po.checkpoint_every == 0) || step == total);
+            if (save_checkpoint(dir, m, opt, step, bpe, (uint64_t)po.seed, cfg, keep ? ep : -1)) {
+                progress_message(&pg, "simclr: error: %s", sc_error());
+                rc = 1;
+                break;
+            }
+            write_plot(dir);
+        }
+        if (stop_signal || (po.stop_after > 0 && step >= po.stop_after && step < total)) {
+            runlog_flush(log);
+            if (!epoch_end &&
+                save_checkpoint(dir, m, opt, step, bpe, (uint64_t)po.seed, cfg, -1)) {
+                progress_message(&pg, "simclr: error: %s", sc_error());
+                rc = 1;
+                break;
+            }
+            progress_message(&pg, "%s at step %ld: saved %s; continue with: simclr pretrain "
+                             "--resume %s", stop_signal ? "interrupted" : "stopped", step, last, dir);
+            rc = stop_signal ? 130 : 0;
+            break;
+        }
+    }
+    progress_end(&pg);
+    runlog_close(log);
+    if (rc == 0 && step >= total) {
+        double el = sc_now() - t_run;
+        char d[32];
+        format_duration(d, sizeof d, el);
+        printf("done: %ld steps in %s (%.1f views/s), final loss %.4f, contrastive top-1 %.3f\n"
+               "checkpoint: %s\n",
+               steps_run, d, steps_run ? steps_run * (double)B / el : 0.0, sm.loss, sm.top1, last);
+    }
+    if (po.eval_every > 0) knn_free(&ke);
+    loader_free(L);
+    ntxent_free(nx);
+    optim_free(opt);
+    model_free(m);
+    dataset_close(ds);
+    sc_free(dz);
+    sc_free(seg);
+    free(cfg);
+    free(resume_cfg);
+    return rc;
+}

@@ -1,0 +1,526 @@
+/* eval_cli.c - input options and loading shared by the evaluation commands. */
+#include "eval_cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "common.h"
+#include "safetensors.h"
+
+void openblas_set_num_threads(int);
+
+void eval_inputs_init(EvalInputs *in) {
+    memset(in, 0, sizeof *in);
+    model_config_default(&in->mc);
+    dataset_config_default(&in->dc);
+    augment_config_default(&in->ac);
+    in->train_split = "train";
+    in->test_split = "test";
+    in->batch = 128;
+    model_opts(in->model, &in->mc);
+    dataset_opts(in->data, &in->dc);
+    Opt feat[] = {
+        {"checkpoint", OPT_STR, &in->checkpoint, "encoder weights: a simclr checkpoint, or a "
+         "safetensors torchvision ResNet state_dict (fc.* ignored; give --arch --stem "
+         "--image-size)"},
+        {"layer", OPT_CHOICE, &in->layer, "h: encoder output (default), z: projection head output",
+         .choices = "h|z"},
+        {"train-split", OPT_STR, &in->train_split, "dataset split to fit on (checkpoint input)"},
+        {"test-split", OPT_STR, &in->test_split, "dataset split to test on (checkpoint input)"},
+        {"test-data", OPT_STR, &in->test_data, "--data of the test split when it is another "
+         "file (npy datasets; labels from --test-labels)"},
+        {"batch-size", OPT_INT, &in->batch, "images per forward pass", .min = 1, .max = 65536},
+        {"normalize", OPT_CHOICE, &in->ac.normalize, "input normalisation, as in training "
+         "(default: the checkpoint's, else none)", .choices = "none|imagenet|dataset"},
+        {0}};
+    memcpy(in->feat, feat, sizeof feat);
+    Opt io[] = {
+        {"train-features", OPT_STR, &in->train_features, "train features .npy (N, D), any numeric dtype"},
+        {"train-labels", OPT_STR, &in->train_labels, "train labels .npy (N), integer class indices"},
+        {"test-features", OPT_STR, &in->test_features, "test features .npy (M, D)"},
+        {"test-labels", OPT_STR, &in->test_labels, "test labels .npy (M)"},
+        {"folds", OPT_FLAG, &in->folds, "STL-10 protocol: fit on each predefined train fold, report mean and std"},
+        {"fold-indices", OPT_STR, &in->fold_indices, "fold file (STL-10 fold_indices.txt: one line of "
+         "0-based train indices per fold)"},
+        {"json", OPT_STR, &in->json, "write the results to this JSON file (atomically)"},
+        {"threads", OPT_INT, &in->threads, "compute threads (0: all cores)", .min = 0, .max = 4096},
+        {0}};
+    memcpy(in->io, io, sizeof io);
+}
+
+int eval_inputs_tables(EvalInputs *in, Opt **tables, int at) {
+    tables[at++] = in->io;
+    tables[at++] = in->feat;
+    tables[at++] = in->model;
+    tables[at++] = in->data;
+    return at;
+}
+
+/* ---- checkpoint + dataset input ----------------------------------------------------------- */
+
+/* The checkpoint's stored configuration (a flat JSON object of option values, as
+ * opts_write_json writes it) supplies every model option and --normalize not given on the
+ * command line. A plain state_dict has none: the command line decides. */
+static int apply_checkpoint_config(EvalInputs *in, Opt **tables, int nt) {
+    SafeTensors *st;
+    if (safetensors_open(&st, in->checkpoint)) return sc_error_prefix("--checkpoint");
+    const char *js = safetensors_meta(st, "config");
+    char *cfg = js ? sc_strdup(js) : NULL;
+    safetensors_close(st);
+    if (!cfg) return 0;
+    Opt *tabs[2] = {in->model, in->feat};
+    const char *p = cfg;
+    int rc = 0;
+    while (*p && !rc) {
+        const char *k0 = strchr(p, '"');
+        if (!k0) break;
+        const char *k1 = strchr(k0 + 1, '"');
+        if (!k1) break;
+        char key[64] = {0}, val[256] = {0};
+        snprintf(key, sizeof key, "%.*s", (int)(k1 - k0 - 1), k0 + 1);
+        p = k1 + 1;
+        while (*p == ' ' || *p == ':') p++;
+        if (*p == '"') {
+            const char *v1 = strchr(p + 1, '"');
+            if (!v1) break;
+            snprintf(val, sizeof val, "%.*s", (int)(v1 - p - 1), p + 1);
+            p = v1 + 1;
+        } else {
+            size_t n = strcspn(p, ",}");
+            snprintf(val, sizeof val, "%.*s", (int)n, p);
+            p += n;
+        }
+        Opt *o = opts_find(tabs, 2, key);
+        if (!o || o->set || strcmp(val, "null") == 0) continue;
+        if (o->dst != &in->ac.normalize && (o->type == OPT_STR || o->dst == &in->layer ||
+                                            o->dst == &in->batch))
+            continue; /* only model options and the normalisation come from the checkpoint */
+        if (o->dst == (void *)&in->train_split || o->dst == (void *)&in->test_split) continue;
+        char arg[400];
+        if (o->type == OPT_FLAG)
+            snprintf(arg, sizeof arg, "--%s%s", strcmp(val, "on") && strcmp(val, "true") ? "no-" : "", key);
+        else
+            snprintf(arg, sizeof arg, "--%s=%s", key, val);
+        char *argv[2] = {"checkpoint", arg};
+        Opt *one[1] = {o->dst == &in->ac.normalize ? in->feat : in->model};
+        if (opts_parse("checkpoint", "", 2, argv, one, 1, NULL, NULL)) {
+            rc = sc_error_prefix("--checkpoint %s: stored configuration", in->checkpoint);
+        }
+    }
+    free(cfg);
+    (void)tables;
+    (void)nt;
+    return rc;
+}
+
+static int build_model(EvalInputs *in, Opt **tables, int nt, Model **m, uint64_t *hash) {
+    if (apply_checkpoint_config(in, tables, nt)) return -1;
+    if (model_config_check(&in->mc)) return -1;
+    if (model_create(m, &in->mc, in->batch, 0)) return -1;
+    if (checkpoint_load(in->checkpoint, *m, NULL, NULL)) {
+        model_free(*m);
+        *m = NULL;
+        return sc_error_prefix("--checkpoint");
+    }
+    *hash = features_model_hash(*m);
+    in->ac.out_size = in->mc.image_size;
+    in->ac.mode = AUGMENT_NONE;
+    if (augment_config_finish(&in->ac)) {
+        model_free(*m);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_split(EvalInputs *in, const char *split, int fold, int test, Dataset **ds) {
+    DatasetConfig dc = in->dc;
+    dc.split = split;
+    dc.fold = fold;
+    if (test && in->test_data) dc.path = in->test_data;
+    if (test && dc.kind == DATASET_NPY && in->test_labels) dc.labels = in->test_labels;
+    if (dataset_open(ds, &dc)) return sc_error_prefix("--dataset %s", split);
+    return 0;
+}
+
+/* features (or pixels) and labels of one split (fold >= 0: that STL-10 fold) */
+static int load_split(EvalInputs *in, Model *m, const char *split, int fold, int test,
+                      int need_labels, float **X, int **y, size_t *N, int *D) {
+    Dataset *ds;
+    if (open_split(in, split, fold, test, &ds)) return -1;
+    if (need_labels && dataset_num_classes(ds) <= 0) {
+        sc_error_set("%s: no labels (evaluation needs a labeled split)", dataset_describe(ds));
+        dataset_close(ds);
+        return -1;
+    }
+    size_t n = dataset_size(ds);
+    int rc;
+    if (!m) {
+        int *lab = sc_alloc(sizeof(int) * (n ? n : 1));
+        rc = features_pixels(ds, opts_was_set(&(Opt *){in->model}, 1, "image-size") ?
+                                 in->mc.image_size : 0, X, N, D, lab);
+        *y = lab;
+    } else {
+        *D = features_dim(m, in->layer);
+        *X = sc_alloc(sizeof(float) * (n ? n : 1) * *D);
+        *y = sc_alloc(sizeof(int) * (n ? n : 1));
+        *N = n;
+        fprintf(stderr, "extracting %s of %s ...\n", in->layer ? "z" : "h", dataset_describe(ds));
+        rc = features_extract(m, ds, &in->ac, in->layer, in->batch, NULL, n, *X, *y, 1);
+    }
+    dataset_close(ds);
+    if (rc) {
+        sc_free(*X);
+        sc_free(*y);
+        *X = NULL;
+        *y = NULL;
+    }
+    return rc;
+}
+
+int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y, size_t *N, int *D) {
+    int th = in->threads > 0 ? in->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    sc_set_threads(th < 1 ? 1 : th);
+    openblas_set_num_threads(th < 1 ? 1 : th);
+    if (!in->checkpoint) return sc_error_set("--checkpoint is required");
+    Model *m;
+    uint64_t h0;
+    if (build_model(in, tables, nt, &m, &h0)) return -1;
+    int rc = load_split(in, m, in->dc.split ? in->dc.split : "train", in->dc.fold, 0, 0, X, y, N, D);
+    if (!rc && features_model_hash(m) != h0)
+        rc = sc_error_set("internal error: the encoder's weights changed during extraction");
+    model_free(m);
+    return rc;
+}
+
+static int load_from_dataset(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
+    Model *m = NULL;
+    uint64_t h0 = 0;
+    if (opts_was_set(tables, nt, "split"))
+        return sc_error_set("--split: the evaluation commands take --train-split and --test-split");
+    if (opts_was_set(tables, nt, "fold"))
+        return sc_error_set("--fold: use --folds to evaluate on every predefined fold");
+    if (!in->pixels) {
+        if (!in->checkpoint)
+            return sc_error_set("give the features as .npy files (--train-features, "
+                                "--train-labels, --test-features, --test-labels) or "
+                                "--checkpoint with a dataset");
+        if (build_model(in, tables, nt, &m, &h0)) return -1;
+    }
+    int rc = 0, Dte = 0;
+    /* with --folds and a model, the whole train split is not needed */
+    if (!(in->folds && m))
+        rc = load_split(in, m, in->train_split, -1, 0, 1, &d->Xtr, &d->ytr, &d->ntr, &d->D);
+    if (!rc) rc = load_split(in, m, in->test_split, -1, 1, 1, &d->Xte, &d->yte, &d->nte, &Dte);
+    if (!rc && d->Xtr && Dte != d->D)
+        rc = sc_error_set("test split: %d values per image, train split %d (give --image-size to "
+                          "resize both)", Dte, d->D);
+    d->D = Dte;
+    d->nfolds = 1;
+    if (!rc && in->folds) {
+        if (in->dc.kind != DATASET_STL10)
+            rc = sc_error_set("--folds: only STL-10 has predefined folds (with .npy features "
+                              "give --fold-indices)");
+        for (int f = 0; f < EVAL_MAX_FOLDS && !rc; f++) {
+            int Df = 0;
+            rc = load_split(in, m, in->train_split, f, 0, 1, &d->fold_Xs[f], &d->fold_ys[f],
+                            &d->fold_n[f], &Df);
+        }
+        d->nfolds = EVAL_MAX_FOLDS;
+    }
+    if (m) {
+        if (!rc && features_model_hash(m) != h0)
+            rc = sc_error_set("internal error: the encoder's weights changed during evaluation");
+        model_free(m);
+    }
+    if (!rc && !d->Xtr) { /* folds only: K from the folds */
+        d->Xtr = d->fold_Xs[0];
+        d->ytr = d->fold_ys[0];
+        d->ntr = d->fold_n[0];
+        d->fold_Xs[0] = NULL; /* owned through Xtr now */
+        d->fold_ys[0] = NULL;
+        d->fold_X = d->Xtr;   /* marker: fold 0 is Xtr */
+    }
+    return rc;
+}
+
+static int read_folds(const char *path, size_t ntr, EvalData *d) {
+    char *txt = NULL;
+    size_t n = 0;
+    if (sc_read_file(path, &txt, &n)) return sc_error_prefix("--fold-indices");
+    int f = 0;
+    char *line = txt;
+    while (line && *line) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        char *p = line, *end;
+        size_t cap = 1024, cnt = 0;
+        size_t *idx = malloc(sizeof(size_t) * cap);
+        for (;;) {
+            while (*p == ' ' || *p == '\t' || *p == '\r') p++;
+            if (!*p) break;
+            long long v = strtoll(p, &end, 10);
+            if (end == p || v < 0 || (size_t)v >= ntr) {
+                free(idx);
+                free(txt);
+                return sc_error_set("--fold-indices %s: line %d: expected train indices in "
+                                    "[0, %zu), found '%.20s'", path, f + 1, ntr, p);
+            }
+            if (cnt == cap) idx = realloc(idx, sizeof(size_t) * (cap *= 2));
+            idx[cnt++] = (size_t)v;
+            p = end;
+        }
+        if (cnt) {
+            if (f == EVAL_MAX_FOLDS) {
+                free(idx);
+                free(txt);
+                return sc_error_set("--fold-indices %s: more than %d folds", path, EVAL_MAX_FOLDS);
+            }
+            d->fold_idx[f] = idx;
+            d->fold_n[f++] = cnt;
+        } else
+            free(idx);
+        line = nl ? nl + 1 : NULL;
+    }
+    free(txt);
+    if (f == 0) return sc_error_set("--fold-indices %s: no folds found", path);
+    d->nfolds = f;
+    size_t mx = 0;
+    for (int i = 0; i < f; i++) mx = d->fold_n[i] > mx ? d->fold_n[i] : mx;
+    d->fold_X = sc_alloc(sizeof(float) * mx * d->D);
+    d->fold_y = sc_alloc(sizeof(int) * mx);
+    return 0;
+}
+
+int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
+    memset(d, 0, sizeof *d);
+    int th = in->threads > 0 ? in->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (th < 1) th = 1;
+    sc_set_threads(th);
+    openblas_set_num_threads(th);
+    int npy = in->train_features || in->train_labels || in->test_features;
+    if (npy && in->checkpoint)
+        return sc_error_set("give either .npy features (--train-features ...) or --checkpoint, "
+                            "not both");
+    if (!npy) {
+        if (load_from_dataset(in, tables, nt, d)) {
+            eval_data_free(d);
+            return -1;
+        }
+        if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "test split", &d->K)) {
+            eval_data_free(d);
+            return -1;
+        }
+        return 0;
+    }
+    const char *miss = !in->train_features ? "--train-features" : !in->train_labels ? "--train-labels"
+                       : !in->test_features ? "--test-features" : !in->test_labels ? "--test-labels" : NULL;
+    if (miss)
+        return sc_error_set("%s is required (give --train-features, --train-labels, "
+                            "--test-features and --test-labels as .npy files)", miss);
+    if (eval_load_npy("--train-features", in->train_features, "--train-labels", in->train_labels,
+                      &d->Xtr, &d->ytr, &d->ntr, &d->D))
+        return -1;
+    int Dte = 0;
+    if (eval_load_npy("--test-features", in->test_features, "--test-labels", in->test_labels,
+                      &d->Xte, &d->yte, &d->nte, &Dte)) {
+        eval_data_free(d);
+        return -1;
+    }
+    if (Dte != d->D) {
+        int Dtr = d->D;
+        eval_data_free(d);
+        return sc_error_set("--test-features %s: %d features per row, but --train-features %s "
+                            "has %d", in->test_features, Dte, in->train_features, Dtr);
+    }
+    if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "--test-labels", &d->K)) {
+        eval_data_free(d);
+        return -1;
+    }
+    d->nfolds = 1;
+    if (in->folds) {
+        if (!in->fold_indices) {
+            eval_data_free(d);
+            return sc_error_set("--folds needs --fold-indices (STL-10's fold_indices.txt)");
+        }
+        if (read_folds(in->fold_indices, d->ntr, d)) {
+            eval_data_free(d);
+            return -1;
+        }
+    }
+    (void)tables;
+    (void)nt;
+    return 0;
+}
+
+void eval_fold(EvalData *d, int f, const float **X, const int **y, size_t *n) {
+    if (d->fold_X == d->Xtr && f == 0) {
+        *X = d->Xtr;
+        *y = d->ytr;
+        *n = d->ntr;
+        return;
+    }
+    if (d->fold_Xs[f]) {
+        *X = d->fold_Xs[f];
+        *y = d->fold_ys[f];
+        *n = d->fold_n[f];
+        return;
+    }
+    for (size_t i = 0; i < d->fold_n[f]; i++) {
+        size_t s = d->fold_idx[f][i];
+        memcpy(d->fold_X + i * d->D, d->Xtr + s * d->D, sizeof(float) * d->D);
+        d->fold_y[i] = d->ytr[s];
+    }
+    *X = d->fold_X;
+    *y = d->fold_y;
+    *n = d->fold_n[f];
+}
+
+void eval_data_free(EvalData *d) {
+    if (d->fold_X == d->Xtr) d->fold_X = NULL;
+    free(d->Xtr); free(d->Xte); free(d->ytr); free(d->yte);
+    for (int f = 0; f < EVAL_MAX_FOLDS; f++) {
+        free(d->fold_idx[f]);
+        free(d->fold_Xs[f]);
+        free(d->fold_ys[f]);
+    }
+    if (d->fold_X != d->Xtr) sc_free(d->fold_X);
+    sc_free(d->fold_y);
+    memset(d, 0, sizeof *d);
+}
+
+void eval_mean_std(const double *v, int n, double *mean, double *std) {
+    double m = 0, s = 0;
+    for (int i = 0; i < n; i++) m += v[i];
+    m /= n;
+    for (int i = 0; i < n; i++) s += (v[i] - m) * (v[i] - m);
+    *mean = m;
+    *std = n > 1 ? sqrt(s / (n - 1)) : 0; /* sample std over folds */
+}
+
+void eval_inputs_json(const EvalInputs *in, EvalJson *j, Opt **tables, int nt) {
+    (void)in;
+    FILE *f = eval_json_key(j, "options");
+    opts_write_json(f, tables, nt);
+}
+
+void eval_linear_init(EvalLinear *l) {
+    memset(l, 0, sizeof *l);
+    linear_eval_default_config(&l->c);
+    LinearEvalConfig *c = &l->c;
+    Opt own[] = {
+        {"solver", OPT_CHOICE, &l->solver, "lbfgs: full batch L-BFGS with the penalty search; adam: "
+         "mini-batch Adam as sthalles/SimCLR's notebook", .choices = "lbfgs|adam"},
+        {"grid", OPT_CHOICE, &l->grid, "penalty grid: short = 10 values of lambda in [1e-6, 1e1], "
+         "paper = 45 values in [1e-6, 1e5] (lambda: mean CE + lambda/2 |W|^2; sklearn C = "
+         "1/(lambda N))", .choices = "short|paper"},
+        {"l2", OPT_DOUBLE, &l->l2, "fixed penalty lambda instead of the search (0: search)", .min = 0, .max = 1e12},
+        {"val-frac", OPT_DOUBLE, &c->val_frac, "part of train held out to choose lambda", .min = 0.01, .max = 0.9},
+        {"max-iter", OPT_INT, &c->max_iter, "L-BFGS iterations per fit", .min = 1, .max = 1000000},
+        {"tol", OPT_DOUBLE, &c->tol, "L-BFGS stops at max |gradient| <= tol", .min = 0, .max = 1},
+        {"standardize", OPT_FLAG, &c->standardize, "z-score features with the train mean/std"},
+        {"adam-lr", OPT_DOUBLE, &c->adam_lr, "Adam learning rate", .min = 0, .max = 10},
+        {"adam-wd", OPT_DOUBLE, &c->adam_wd, "Adam L2 weight decay (weights and biases)", .min = 0, .max = 10},
+        {"adam-epochs", OPT_INT, &c->adam_epochs, "Adam epochs", .min = 1, .max = 100000},
+        {"adam-batch", OPT_INT, &c->adam_batch, "Adam mini-batch", .min = 1, .max = 1 << 24},
+        {"seed", OPT_INT, &l->seed, "seed of the validation split and the Adam shuffles", .min = 0, .max = 2147483647},
+        {"verbose", OPT_FLAG, &c->verbose, "one line per penalty on stderr"},
+        {0}};
+    memcpy(l->opts, own, sizeof own);
+}
+
+int eval_linear_run(EvalLinear *l, const EvalInputs *in, EvalData *d, Opt **tables, int nt,
+                    const char *command, const Pca *pca) {
+    LinearEvalConfig c = l->c;
+    c.solver = l->solver;
+    c.grid = l->l2 > 0 ? LINEAR_GRID_FIXED : l->grid;
+    c.lambda = l->l2;
+    c.seed = (uint64_t)l->seed;
+    int nfolds = d->nfolds;
+    double top1[EVAL_MAX_FOLDS], top5[EVAL_MAX_FOLDS], secs = 0;
+    LinearEvalResult r;
+    for (int f = 0; f < nfolds; f++) {
+        const float *Xtr = d->Xtr;
+        const int *ytr = d->ytr;
+        size_t ntr = d->ntr;
+        if (in->folds) eval_fold(d, f, &Xtr, &ytr, &ntr);
+        if (linear_eval_fit_predict(Xtr, ytr, ntr, d->Xte, d->yte, d->nte, d->D, d->K, &c, &r))
+            return -1;
+        top1[f] = r.top1;
+        top5[f] = r.top5;
+        secs += r.seconds;
+        if (in->folds)
+            printf("fold %d (%zu train rows): top-1 %.2f%%  top-5 %.2f%%  (lambda %.3g)\n", f, ntr,
+                   100 * r.top1, 100 * r.top5, r.lambda);
+    }
+    double m1, s1, m5, s5;
+    eval_mean_std(top1, nfolds, &m1, &s1);
+    eval_mean_std(top5, nfolds, &m5, &s5);
+    printf("%s", pca ? "PCA baseline, " : "");
+    if (c.solver == LINEAR_SOLVER_ADAM)
+        printf("linear eval (Adam, lr %g, wd %g, %d epochs): ", c.adam_lr, c.adam_wd, c.adam_epochs);
+    else if (c.grid == LINEAR_GRID_FIXED)
+        printf("linear eval (L-BFGS, lambda %.3g = sklearn C %.3g): ", r.lambda, r.C);
+    else if (in->folds)
+        printf("linear eval (L-BFGS, lambda chosen per fold): ");
+    else
+        printf("linear eval (L-BFGS, lambda %.3g = sklearn C %.3g, chosen on %zu held-out rows: "
+               "%.2f%%): ", r.lambda, r.C, r.n_val, 100 * r.val_top1);
+    if (in->folds)
+        printf("top-1 %.2f +- %.2f%%  top-5 %.2f +- %.2f%% over %d folds (%.1fs)\n", 100 * m1,
+               100 * s1, 100 * m5, 100 * s5, nfolds, secs);
+    else
+        printf("top-1 %.2f%%  top-5 %.2f%%  (%zu train, %zu test, %d features, %d classes, %.2fs)\n",
+               100 * m1, 100 * m5, d->ntr, d->nte, d->D, d->K, secs);
+    if (!in->json) return 0;
+    EvalJson j;
+    if (eval_json_begin(&j, in->json)) return -1;
+    eval_json_str(&j, "command", command);
+    eval_json_num(&j, "top1", m1);
+    eval_json_num(&j, "top5", m5);
+    if (in->folds) {
+        eval_json_num(&j, "top1_std", s1);
+        eval_json_num(&j, "top5_std", s5);
+        eval_json_nums(&j, "fold_top1", top1, nfolds);
+        eval_json_nums(&j, "fold_top5", top5, nfolds);
+    }
+    eval_json_str(&j, "solver", c.solver == LINEAR_SOLVER_ADAM ? "adam" : "lbfgs");
+    if (c.solver == LINEAR_SOLVER_LBFGS) {
+        eval_json_num(&j, "lambda", r.lambda);
+        eval_json_num(&j, "sklearn_C", r.C);
+        eval_json_str(&j, "penalty", "mean cross-entropy + lambda/2 * ||W||^2, biases free; "
+                                     "sklearn C = 1/(lambda * n_train)");
+        if (r.n_grid) {
+            eval_json_num(&j, "val_top1", r.val_top1);
+            eval_json_num(&j, "n_val", (double)r.n_val);
+            eval_json_nums(&j, "grid_lambda", r.grid_lambda, r.n_grid);
+            eval_json_nums(&j, "grid_val_top1", r.grid_val_top1, r.n_grid);
+        }
+    } else {
+        eval_json_num(&j, "adam_lr", c.adam_lr);
+        eval_json_num(&j, "adam_weight_decay", c.adam_wd);
+        eval_json_num(&j, "adam_epochs", c.adam_epochs);
+    }
+    eval_json_num(&j, "iterations", r.iters);
+    eval_json_num(&j, "train_top1", r.train_top1);
+    eval_json_num(&j, "n_train", (double)d->ntr);
+    eval_json_num(&j, "n_test", (double)d->nte);
+    eval_json_num(&j, "dim", d->D);
+    eval_json_num(&j, "classes", d->K);
+    eval_json_num(&j, "seconds", secs);
+    if (pca) {
+        double s = 0;
+        for (int i = 0; i < pca->k; i++) s += pca->explained_variance_ratio[i];
+        eval_json_num(&j, "pca_components", pca->k);
+        eval_json_num(&j, "pca_input_dim", pca->D);
+        eval_json_num(&j, "pca_explained_variance_ratio_sum", s);
+        eval_json_str(&j, "pca_method", pca->method == PCA_COV ? "covariance" :
+                                        pca->method == PCA_GRAM ? "gram" : "randomized");
+        eval_json_num(&j, "pca_seconds", pca->seconds);
+        eval_json_num(&j, "pca_cpu_seconds", pca->cpu_seconds);
+    }
+    eval_inputs_json(in, &j, tables, nt);
+    return eval_json_end(&j);
+}

@@ -1,0 +1,778 @@
+/* dataset.c - see dataset.h. One Dataset struct covers every format: images live in up to
+ * DS_MAX_CHUNKS "chunks" (memory maps or owned buffers) of fixed-size records, or (folders) in
+ * a list of files, decoded at open time to validate them and cached while they fit. */
+#include "dataset.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include "common.h"
+#include "npy.h"
+
+#define DS_MAX_CHUNKS 8
+#define FOLDER_CACHE_BYTES ((size_t)1 << 30) /* decoded folder images kept in memory up to this */
+
+enum { LAYOUT_STL, LAYOUT_CIFAR, LAYOUT_HWC, LAYOUT_FOLDER };
+
+typedef struct {
+    MappedFile map;
+    uint8_t *owned;
+    const uint8_t *base; /* first record */
+    size_t count;        /* records */
+} Chunk;
+
+struct Dataset {
+    int kind, layout;
+    size_t n;
+    int h, w, c;
+    size_t record;  /* bytes per record */
+    size_t pix_off; /* offset of the pixels inside a record */
+    Chunk chunk[DS_MAX_CHUNKS];
+    int nchunks;
+    size_t *index;  /* dataset index -> record index over the chunks (STL folds), or NULL */
+    int32_t *labels;
+    int num_classes;
+    char **class_names;
+    int nclass_names;
+    /* folder */
+    char **files;
+    ImageU8 *cache; /* (n) or NULL */
+    size_t skipped;
+    char desc[256];
+    char split[32];
+};
+
+static const char *kind_name(int k) {
+    static const char *names[] = {"stl10", "cifar10", "fashion-mnist", "idx", "folder", "npy"};
+    return k >= 0 && k < 6 ? names[k] : "?";
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+void dataset_config_default(DatasetConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->kind = DATASET_FASHION_MNIST;
+    c->fold = -1;
+}
+
+void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c) {
+    Opt t[] = {
+        {"dataset", OPT_CHOICE, &c->kind, "dataset format", .choices = DATASET_CHOICES},
+        {"data", OPT_STR, &c->path,
+         "dataset location (folder or file; fashion-mnist defaults to " FASHION_MNIST_DIR ")"},
+        {"split", OPT_STR, &c->split,
+         "stl10: train|test|unlabeled|train+unlabeled; cifar10/fashion-mnist/idx: train|test; "
+         "folder: all (default train, folder all)"},
+        {"labels", OPT_STR, &c->labels, "labels file: .npy int (N,) for npy, IDX for idx"},
+        {"fold", OPT_INT, &c->fold, "STL-10 predefined training fold 0..9 (-1: whole split)",
+         .min = -1, .max = 9},
+        {"strict-images", OPT_FLAG, &c->strict_images,
+         "folder: an unreadable image file is an error (default: skip and count)"},
+        {0}};
+    SC_ASSERT(sizeof t / sizeof t[0] <= DATASET_OPTS_MAX);
+    memcpy(tab, t, sizeof t);
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static char *path_join(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = sc_xrealloc(NULL, n);
+    snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+static Dataset *ds_new(int kind, const char *split) {
+    Dataset *d = calloc(1, sizeof *d);
+    SC_ASSERT(d);
+    d->kind = kind;
+    snprintf(d->split, sizeof d->split, "%s", split);
+    return d;
+}
+
+static int map_chunk(Dataset *d, const char *path) {
+    SC_ASSERT(d->nchunks < DS_MAX_CHUNKS);
+    Chunk *ch = &d->chunk[d->nchunks];
+    if (!sc_file_exists(path)) return sc_error_set("%s: file not found", path);
+    if (sc_map_file(&ch->map, path)) return -1;
+    d->nchunks++;
+    ch->base = ch->map.data;
+    return 0;
+}
+
+static const uint8_t *record_ptr(const Dataset *d, size_t j) {
+    for (int k = 0; k < d->nchunks; k++) {
+        if (j < d->chunk[k].count) return d->chunk[k].base + j * d->record;
+        j -= d->chunk[k].count;
+    }
+    SC_ASSERT(0);
+    return NULL;
+}
+
+static int read_names(Dataset *d, const char *path) {
+    char *text;
+    size_t n;
+    if (!sc_file_exists(path) || sc_read_file(path, &text, &n)) return 0; /* optional */
+    int cap = 16;
+    d->class_names = sc_xrealloc(NULL, sizeof(char *) * cap);
+    for (char *s = strtok(text, "\r\n"); s; s = strtok(NULL, "\r\n")) {
+        while (*s == ' ') s++;
+        if (!*s) continue;
+        if (d->nclass_names == cap) d->class_names = sc_xrealloc(d->class_names, sizeof(char *) * (cap *= 2));
+        d->class_names[d->nclass_names++] = sc_strdup(s);
+    }
+    free(text);
+    return 0;
+}
+
+/* ---- STL-10 ------------------------------------------------------------------------------- */
+
+#define STL_SIDE 96
+#define STL_BYTES (3 * STL_SIDE * STL_SIDE)
+
+/* Maps an X file, checks its size, returns the image count. */
+static int stl_map_x(Dataset *d, const char *dir, const char *name, size_t *count) {
+    char *p = path_join(dir, name);
+    int rc = map_chunk(d, p);
+    if (rc == 0) {
+        Chunk *ch = &d->chunk[d->nchunks - 1];
+        if (ch->map.size == 0 || ch->map.size % STL_BYTES != 0)
+            rc = sc_error_set("%s: expected a non-zero multiple of %d bytes (3x96x96 images), found %zu",
+                              p, STL_BYTES, ch->map.size);
+        else ch->count = *count = ch->map.size / STL_BYTES;
+    }
+    free(p);
+    return rc;
+}
+
+static int stl_read_y(const char *dir, const char *name, size_t n, int32_t *out) {
+    char *p = path_join(dir, name);
+    MappedFile m;
+    int rc = sc_map_file(&m, p);
+    if (rc == 0) {
+        if (m.size != n) rc = sc_error_set("%s: expected %zu bytes (one label per image), found %zu", p, n, m.size);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            if (m.data[i] < 1 || m.data[i] > 10)
+                rc = sc_error_set("%s: label %d at index %zu is out of range 1..10", p, m.data[i], i);
+            out[i] = (int32_t)m.data[i] - 1;
+        }
+        sc_unmap_file(&m);
+    }
+    free(p);
+    return rc;
+}
+
+static int open_stl(Dataset *d, const DatasetConfig *cfg, const char *split) {
+    if (!cfg->path) return sc_error_set("--data: STL-10 needs the folder holding stl10_binary/");
+    char *dir = path_join(cfg->path, "stl10_binary");
+    if (!sc_is_dir(dir)) free(dir), dir = sc_strdup(cfg->path);
+    int rc = -1;
+    d->layout = LAYOUT_STL, d->h = d->w = STL_SIDE, d->c = 3, d->record = STL_BYTES;
+    size_t ntrain = 0, nun = 0;
+    int train = !strcmp(split, "train"), test = !strcmp(split, "test");
+    int unl = !strcmp(split, "unlabeled"), both = !strcmp(split, "train+unlabeled");
+    if (!train && !test && !unl && !both) {
+        sc_error_set("--split: STL-10 has train, test, unlabeled, train+unlabeled; got '%s'", split);
+        goto done;
+    }
+    if (cfg->fold >= 0 && !train) {
+        sc_error_set("--fold: STL-10 folds select from the train split, not '%s'", split);
+        goto done;
+    }
+    if (train || both || test) {
+        if (stl_map_x(d, dir, test ? "test_X.bin" : "train_X.bin", &ntrain)) goto done;
+        d->labels = sc_xrealloc(NULL, sizeof(int32_t) * ntrain);
+        if (stl_read_y(dir, test ? "test_y.bin" : "train_y.bin", ntrain, d->labels)) goto done;
+        d->num_classes = 10;
+    }
+    if (unl || both) {
+        if (stl_map_x(d, dir, "unlabeled_X.bin", &nun)) goto done;
+        d->labels = sc_xrealloc(d->labels, sizeof(int32_t) * (ntrain + nun));
+        for (size_t i = 0; i < nun; i++) d->labels[ntrain + i] = -1;
+        if (unl) d->num_classes = 0;
+    }
+    d->n = ntrain + nun;
+    if (unl) free(d->labels), d->labels = NULL;
+    if (cfg->fold >= 0) {
+        char *fp = path_join(dir, "fold_indices.txt");
+        char *text = NULL;
+        if (sc_read_file(fp, &text, NULL)) {
+            free(fp);
+            goto done;
+        }
+        char *line = text;
+        for (int k = 0; k < cfg->fold && line; k++) {
+            line = strchr(line, '\n');
+            if (line) line++;
+        }
+        if (!line || !*line) {
+            sc_error_set("%s: expected 10 lines of fold indices, fold %d is missing", fp, cfg->fold);
+            free(text), free(fp);
+            goto done;
+        }
+        size_t cap = 1024, m = 0;
+        d->index = sc_xrealloc(NULL, sizeof(size_t) * cap);
+        char *s = line;
+        while (*s && *s != '\n') {
+            while (*s == ' ' || *s == '\t' || *s == '\r') s++;
+            if (!*s || *s == '\n') break;
+            char *e;
+            errno = 0;
+            long long v = strtoll(s, &e, 10);
+            if (e == s || errno || v < 0 || (size_t)v >= ntrain) {
+                sc_error_set("%s: fold %d: expected indices 0..%zu, found '%.12s'", fp, cfg->fold,
+                             ntrain - 1, s);
+                free(text), free(fp);
+                goto done;
+            }
+            if (m == cap) d->index = sc_xrealloc(d->index, sizeof(size_t) * (cap *= 2));
+            d->index[m++] = (size_t)v;
+            s = e;
+        }
+        free(text), free(fp);
+        if (m == 0) {
+            sc_error_set("fold_indices.txt: fold %d is empty", cfg->fold);
+            goto done;
+        }
+        int32_t *lab = sc_xrealloc(NULL, sizeof(int32_t) * m);
+        for (size_t i = 0; i < m; i++) lab[i] = d->labels[d->index[i]];
+        free(d->labels);
+        d->labels = lab;
+        d->n = m;
+    }
+    char *names = path_join(dir, "class_names.txt");
+    read_names(d, names);
+    free(names);
+    rc = 0;
+done:
+    free(dir);
+    return rc;
+}
+
+/* ---- CIFAR-10 ----------------------------------------------------------------------------- */
+
+#define CIFAR_BYTES 3073
+
+static int open_cifar(Dataset *d, const DatasetConfig *cfg, const char *split) {
+    if (!cfg->path) return sc_error_set("--data: CIFAR-10 needs the folder holding cifar-10-batches-bin/");
+    char *dir = path_join(cfg->path, "cifar-10-batches-bin");
+    if (!sc_is_dir(dir)) free(dir), dir = sc_strdup(cfg->path);
+    int rc = -1, train = !strcmp(split, "train");
+    if (!train && strcmp(split, "test")) {
+        sc_error_set("--split: CIFAR-10 has train and test; got '%s'", split);
+        goto done;
+    }
+    d->layout = LAYOUT_CIFAR, d->h = d->w = 32, d->c = 3, d->record = CIFAR_BYTES, d->pix_off = 1;
+    d->num_classes = 10;
+    int nfiles = train ? 5 : 1;
+    for (int f = 0; f < nfiles; f++) {
+        char name[64];
+        if (train) snprintf(name, sizeof name, "data_batch_%d.bin", f + 1);
+        else snprintf(name, sizeof name, "test_batch.bin");
+        char *p = path_join(dir, name);
+        if (map_chunk(d, p)) {
+            free(p);
+            goto done;
+        }
+        Chunk *ch = &d->chunk[d->nchunks - 1];
+        if (ch->map.size == 0 || ch->map.size % CIFAR_BYTES) {
+            sc_error_set("%s: expected a non-zero multiple of %d bytes (label + 3x32x32 records), found %zu",
+                         p, CIFAR_BYTES, ch->map.size);
+            free(p);
+            goto done;
+        }
+        ch->count = ch->map.size / CIFAR_BYTES;
+        d->labels = sc_xrealloc(d->labels, sizeof(int32_t) * (d->n + ch->count));
+        for (size_t i = 0; i < ch->count; i++) {
+            int l = ch->base[i * CIFAR_BYTES];
+            if (l > 9) {
+                sc_error_set("%s: label %d of record %zu is out of range 0..9", p, l, i);
+                free(p);
+                goto done;
+            }
+            d->labels[d->n + i] = l;
+        }
+        d->n += ch->count;
+        free(p);
+    }
+    char *names = path_join(dir, "batches.meta.txt");
+    read_names(d, names);
+    free(names);
+    rc = 0;
+done:
+    free(dir);
+    return rc;
+}
+
+/* ---- IDX ---------------------------------------------------------------------------------- */
+
+/* Reads a whole file through zlib (gzip or raw, zlib handles both). */
+static int read_maybe_gz(const char *path, uint8_t **data, size_t *n) {
+    if (!sc_file_exists(path)) return sc_error_set("%s: file not found", path);
+    gzFile f = gzopen(path, "rb");
+    if (!f) return sc_error_set("%s: cannot open: %s", path, strerror(errno));
+    gzbuffer(f, 1 << 17);
+    size_t cap = 1 << 20, len = 0;
+    uint8_t *buf = sc_xrealloc(NULL, cap);
+    for (;;) {
+        if (cap - len < (1 << 20)) buf = sc_xrealloc(buf, cap *= 2);
+        int r = gzread(f, buf + len, (unsigned)(cap - len));
+        if (r < 0) {
+            int e;
+            const char *msg = gzerror(f, &e);
+            sc_error_set("%s: cannot decompress: %s", path, msg);
+            gzclose(f);
+            free(buf);
+            return -1;
+        }
+        if (r == 0) break;
+        len += (size_t)r;
+    }
+    /* gzread reports a truncated stream only through gzerror at end of input */
+    int e = Z_OK;
+    const char *msg = gzerror(f, &e);
+    if (e != Z_OK && e != Z_STREAM_END) {
+        sc_error_set("%s: cannot decompress: %s", path, msg);
+        gzclose(f);
+        free(buf);
+        return -1;
+    }
+    gzclose(f);
+    *data = buf, *n = len;
+    return 0;
+}
+
+static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+
+/* Parses an IDX ubyte file: ndim dims into dims[], returns the data offset. */
+static int idx_parse(const char *path, const uint8_t *data, size_t n, int want_ndim_min,
+                     int want_ndim_max, uint32_t *dims, int *ndim, size_t *off) {
+    if (n < 4) return sc_error_set("%s: too short for an IDX header (%zu bytes)", path, n);
+    if (data[0] != 0 || data[1] != 0)
+        return sc_error_set("%s: bad IDX magic %02x %02x %02x %02x (expected 00 00 08 0N)", path,
+                            data[0], data[1], data[2], data[3]);
+    if (data[2] != 0x08)
+        return sc_error_set("%s: IDX element type 0x%02x is not supported (expected 0x08, ubyte)", path, data[2]);
+    int nd = data[3];
+    if (nd < want_ndim_min || nd > want_ndim_max)
+        return sc_error_set("%s: IDX has %d dimensions, expected %d..%d", path, nd, want_ndim_min, want_ndim_max);
+    if (n < 4 + 4 * (size_t)nd) return sc_error_set("%s: truncated IDX header", path);
+    size_t count = 1;
+    for (int i = 0; i < nd; i++) {
+        dims[i] = be32(data + 4 + 4 * i);
+        if (dims[i] == 0) return sc_error_set("%s: IDX dimension %d is zero", path, i);
+        count *= dims[i];
+        if (count > n) /* also keeps the product from overflowing */
+            return sc_error_set("%s: IDX dimensions need more than the file's %zu bytes (truncated?)", path, n);
+    }
+    *off = 4 + 4 * (size_t)nd;
+    if (n - *off != count)
+        return sc_error_set("%s: expected %zu data bytes after the header, found %zu%s", path, count,
+                            n - *off, n - *off < count ? " (truncated)" : "");
+    *ndim = nd;
+    return 0;
+}
+
+static char *find_idx_file(const char *dir, const char *base) {
+    char *p = path_join(dir, base);
+    if (sc_file_exists(p)) return p;
+    size_t n = strlen(p) + 4;
+    p = sc_xrealloc(p, n);
+    strcat(p, ".gz");
+    return p; /* may not exist: read_maybe_gz reports it */
+}
+
+static int open_idx(Dataset *d, const DatasetConfig *cfg, const char *split) {
+    const char *root = cfg->path ? cfg->path : (cfg->kind == DATASET_FASHION_MNIST ? FASHION_MNIST_DIR : NULL);
+    if (!root) return sc_error_set("--data: idx needs a folder with the IDX files or an image file");
+    char *img_path, *lab_path = NULL;
+    if (sc_is_dir(root)) {
+        int train = !strcmp(split, "train");
+        if (!train && strcmp(split, "test"))
+            return sc_error_set("--split: %s has train and test; got '%s'", kind_name(cfg->kind), split);
+        img_path = find_idx_file(root, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte");
+        lab_path = cfg->labels ? sc_strdup(cfg->labels)
+                               : find_idx_file(root, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte");
+    } else {
+        img_path = sc_strdup(root);
+        lab_path = cfg->labels ? sc_strdup(cfg->labels) : NULL;
+    }
+    uint8_t *data = NULL, *ldata = NULL;
+    size_t n, ln, off, loff;
+    uint32_t dims[4], ldims[4];
+    int nd, lnd, rc = -1;
+    if (read_maybe_gz(img_path, &data, &n)) goto done;
+    if (idx_parse(img_path, data, n, 3, 4, dims, &nd, &off)) goto done;
+    if (nd == 4 && dims[3] != 1 && dims[3] != 3) {
+        sc_error_set("%s: expected 1 or 3 channels in the last IDX dimension, found %u", img_path, dims[3]);
+        goto done;
+    }
+    d->layout = LAYOUT_HWC, d->n = dims[0], d->h = (int)dims[1], d->w = (int)dims[2];
+    d->c = nd == 4 ? (int)dims[3] : 1;
+    d->record = (size_t)d->h * d->w * d->c;
+    d->chunk[0].owned = data, d->chunk[0].base = data + off, d->chunk[0].count = d->n;
+    d->nchunks = 1;
+    data = NULL;
+    if (lab_path) {
+        if (read_maybe_gz(lab_path, &ldata, &ln)) goto done;
+        if (idx_parse(lab_path, ldata, ln, 1, 1, ldims, &lnd, &loff)) goto done;
+        if (ldims[0] != d->n) {
+            sc_error_set("%s: %u labels for %zu images in %s", lab_path, ldims[0], d->n, img_path);
+            goto done;
+        }
+        d->labels = sc_xrealloc(NULL, sizeof(int32_t) * d->n);
+        int maxl = 0;
+        for (size_t i = 0; i < d->n; i++) {
+            d->labels[i] = ldata[loff + i];
+            if (d->labels[i] > maxl) maxl = d->labels[i];
+        }
+        d->num_classes = maxl + 1;
+        if (cfg->kind == DATASET_FASHION_MNIST && maxl > 9) {
+            sc_error_set("%s: label %d is out of range 0..9", lab_path, maxl);
+            goto done;
+        }
+        if (cfg->kind == DATASET_FASHION_MNIST) {
+            static const char *fm[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+            d->num_classes = 10;
+            d->class_names = sc_xrealloc(NULL, sizeof(char *) * 10);
+            for (int k = 0; k < 10; k++) d->class_names[k] = sc_strdup(fm[k]);
+            d->nclass_names = 10;
+        }
+    }
+    rc = 0;
+done:
+    free(data);
+    free(ldata);
+    free(img_path);
+    free(lab_path);
+    return rc;
+}
+
+/* ---- NumPy -------------------------------------------------------------------------------- */
+
+static int open_npy(Dataset *d, const DatasetConfig *cfg) {
+    if (!cfg->path) return sc_error_set("--data: npy needs the images file (uint8 N x H x W [x C])");
+    NpyArray a;
+    if (npy_open(&a, cfg->path)) return -1;
+    int rc = -1;
+    if (a.dtype != NPY_U8) {
+        sc_error_set("%s: expected uint8 images, found dtype %s", cfg->path, npy_dtype_name(a.dtype));
+        goto fail;
+    }
+    if (a.fortran_order) {
+        sc_error_set("%s: expected C order, found Fortran order (use np.ascontiguousarray)", cfg->path);
+        goto fail;
+    }
+    if (!(a.ndim == 3 || (a.ndim == 4 && (a.shape[3] == 1 || a.shape[3] == 3)))) {
+        sc_error_set("%s: expected shape (N, H, W) or (N, H, W, C) with C 1 or 3, found %d dims%s", cfg->path,
+                     a.ndim, a.ndim == 4 ? " with another channel count" : "");
+        goto fail;
+    }
+    if (a.shape[0] < 1 || a.shape[1] < 1 || a.shape[2] < 1) {
+        sc_error_set("%s: empty image array", cfg->path);
+        goto fail;
+    }
+    d->layout = LAYOUT_HWC, d->n = (size_t)a.shape[0], d->h = (int)a.shape[1], d->w = (int)a.shape[2];
+    d->c = a.ndim == 4 ? (int)a.shape[3] : 1;
+    d->record = (size_t)d->h * d->w * d->c;
+    d->chunk[0].map = a.map, d->chunk[0].base = a.data, d->chunk[0].count = d->n;
+    d->nchunks = 1;
+    if (cfg->labels) {
+        int64_t *lab, shape[NPY_MAX_DIMS];
+        int nd;
+        if (npy_load_i64(cfg->labels, &lab, shape, &nd)) return -1;
+        if (nd != 1 || (size_t)shape[0] != d->n) {
+            free(lab);
+            return sc_error_set("%s: expected %zu labels of shape (N,), found %d dims, %lld", cfg->labels,
+                                d->n, nd, nd ? (long long)shape[0] : 0);
+        }
+        d->labels = sc_xrealloc(NULL, sizeof(int32_t) * d->n);
+        int maxl = 0;
+        for (size_t i = 0; i < d->n; i++) {
+            if (lab[i] < 0 || lab[i] > 65535) {
+                long long v = lab[i];
+                free(lab);
+                return sc_error_set("%s: label %lld at index %zu is out of range 0..65535", cfg->labels, v, i);
+            }
+            d->labels[i] = (int32_t)lab[i];
+            if (lab[i] > maxl) maxl = (int)lab[i];
+        }
+        free(lab);
+        d->num_classes = maxl + 1;
+    }
+    return 0;
+fail:
+    npy_close(&a);
+    return rc;
+}
+
+/* ---- image folder ------------------------------------------------------------------------- */
+
+static int has_image_ext(const char *name) {
+    const char *e = strrchr(name, '.');
+    return e && (!strcasecmp(e, ".png") || !strcasecmp(e, ".jpg") || !strcasecmp(e, ".jpeg"));
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} StrList;
+static void sl_push(StrList *l, char *s) {
+    if (l->n == l->cap) l->v = sc_xrealloc(l->v, sizeof(char *) * (l->cap = l->cap ? 2 * l->cap : 64));
+    l->v[l->n++] = s;
+}
+
+/* Files (recursive) with an image extension under dir, sorted; subdirectories in *subdirs when
+ * non-NULL (first level only, then files directly in dir are listed in *files). */
+static int list_dir(const char *dir, StrList *files, StrList *subdirs, int recurse) {
+    DIR *dp = opendir(dir);
+    if (!dp) return sc_error_set("%s: cannot open folder: %s", dir, strerror(errno));
+    struct dirent *e;
+    StrList local = {0};
+    while ((e = readdir(dp))) {
+        if (e->d_name[0] == '.') continue;
+        char *p = path_join(dir, e->d_name);
+        if (sc_is_dir(p)) {
+            if (subdirs) sl_push(subdirs, sc_strdup(e->d_name));
+            else if (recurse) sl_push(&local, p), p = NULL;
+        } else if (has_image_ext(e->d_name)) {
+            sl_push(files, p);
+            p = NULL;
+        }
+        free(p);
+    }
+    closedir(dp);
+    if (local.n) qsort(local.v, local.n, sizeof(char *), cmp_str);
+    for (size_t i = 0; i < local.n; i++) {
+        if (list_dir(local.v[i], files, NULL, 1)) return -1;
+        free(local.v[i]);
+    }
+    free(local.v);
+    return 0;
+}
+
+static int open_folder(Dataset *d, const DatasetConfig *cfg, const char *split) {
+    if (!cfg->path || !sc_is_dir(cfg->path))
+        return sc_error_set("--data: expected a folder of PNG/JPEG images, got '%s'", cfg->path ? cfg->path : "");
+    if (strcmp(split, "all")) return sc_error_set("--split: a folder dataset has only 'all'; got '%s'", split);
+    d->layout = LAYOUT_FOLDER;
+    StrList root_files = {0}, subdirs = {0}, files = {0};
+    if (list_dir(cfg->path, &root_files, &subdirs, 0)) return -1;
+    int32_t *labels = NULL;
+    size_t labcap = 0;
+    if (subdirs.n) {
+        qsort(subdirs.v, subdirs.n, sizeof(char *), cmp_str);
+        if (root_files.n)
+            sc_warn("%s: %zu image files beside the class folders are ignored", cfg->path, root_files.n);
+        for (size_t k = 0; k < subdirs.n; k++) {
+            char *sd = path_join(cfg->path, subdirs.v[k]);
+            size_t before = files.n;
+            StrList sub = {0};
+            int rc = list_dir(sd, &sub, NULL, 1);
+            free(sd);
+            if (rc) return -1;
+            qsort(sub.v, sub.n, sizeof(char *), cmp_str);
+            for (size_t i = 0; i < sub.n; i++) sl_push(&files, sub.v[i]);
+            free(sub.v);
+            if (files.n > labcap) labels = sc_xrealloc(labels, sizeof(int32_t) * (labcap = files.n * 2));
+            for (size_t i = before; i < files.n; i++) labels[i] = (int32_t)k;
+        }
+        for (size_t i = 0; i < root_files.n; i++) free(root_files.v[i]);
+        free(root_files.v);
+        d->class_names = subdirs.v;
+        d->nclass_names = (int)subdirs.n;
+        d->num_classes = (int)subdirs.n;
+    } else {
+        qsort(root_files.v, root_files.n, sizeof(char *), cmp_str);
+        files = root_files;
+        free(subdirs.v);
+    }
+    /* decode everything once: validates the files and fills the cache */
+    d->files = sc_xrealloc(NULL, sizeof(char *) * (files.n ? files.n : 1));
+    d->cache = calloc(files.n ? files.n : 1, sizeof(ImageU8));
+    if (labels) d->labels = sc_xrealloc(NULL, sizeof(int32_t) * (files.n ? files.n : 1));
+    size_t cached = 0, kept = 0;
+    int cache_on = 1;
+    for (size_t i = 0; i < files.n; i++) {
+        ImageU8 im = {0};
+        if (image_read(files.v[i], &im)) {
+            if (cfg->strict_images) {
+                image_free(&im);
+                for (size_t j = i; j < files.n; j++) free(files.v[j]);
+                free(files.v), free(labels);
+                d->n = kept;
+                return sc_error_prefix("--strict-images");
+            }
+            sc_warn("skipping unreadable image: %s", sc_error());
+            d->skipped++;
+            image_free(&im);
+            free(files.v[i]);
+            continue;
+        }
+        size_t bytes = (size_t)im.h * im.w * im.c;
+        if (cache_on && cached + bytes <= FOLDER_CACHE_BYTES) {
+            d->cache[kept] = im;
+            cached += bytes;
+        } else {
+            cache_on = 0;
+            image_free(&im);
+        }
+        if (labels) d->labels[kept] = labels[i];
+        d->files[kept++] = files.v[i];
+    }
+    free(files.v);
+    free(labels);
+    d->n = kept;
+    if (!cache_on) { /* all or nothing keeps dataset_image simple */
+        for (size_t i = 0; i < kept; i++) image_free(&d->cache[i]);
+        free(d->cache);
+        d->cache = NULL;
+    }
+    if (d->skipped) sc_warn("%s: %zu of %zu image files were unreadable and skipped", cfg->path, d->skipped, files.n);
+    if (d->n == 0) return sc_error_set("%s: no readable PNG/JPEG images found", cfg->path);
+    int h0 = d->cache ? d->cache[0].h : 0, w0 = d->cache ? d->cache[0].w : 0;
+    int c0 = d->cache ? d->cache[0].c : 0;
+    for (size_t i = 0; d->cache && i < d->n; i++) {
+        if (d->cache[i].h != h0 || d->cache[i].w != w0) h0 = w0 = 0;
+        if (d->cache[i].c != c0) c0 = 0;
+    }
+    d->h = h0, d->w = w0, d->c = c0;
+    return 0;
+}
+
+/* ---- public ------------------------------------------------------------------------------- */
+
+int dataset_open(Dataset **out, const DatasetConfig *cfg) {
+    *out = NULL;
+    const char *split = cfg->split ? cfg->split : (cfg->kind == DATASET_FOLDER ? "all" : "train");
+    if (cfg->kind == DATASET_NPY) split = "file";
+    if (cfg->fold >= 0 && cfg->kind != DATASET_STL10)
+        return sc_error_set("--fold: only STL-10 has predefined folds");
+    Dataset *d = ds_new(cfg->kind, split);
+    int rc;
+    switch (cfg->kind) {
+    case DATASET_STL10: rc = open_stl(d, cfg, split); break;
+    case DATASET_CIFAR10: rc = open_cifar(d, cfg, split); break;
+    case DATASET_FASHION_MNIST:
+    case DATASET_IDX: rc = open_idx(d, cfg, split); break;
+    case DATASET_FOLDER: rc = open_folder(d, cfg, split); break;
+    case DATASET_NPY: rc = open_npy(d, cfg); break;
+    default: rc = sc_error_set("--dataset: unknown kind %d", cfg->kind);
+    }
+    if (rc == 0 && d->n == 0) rc = sc_error_set("%s: the dataset is empty", cfg->path ? cfg->path : "--data");
+    if (rc) {
+        dataset_close(d);
+        return -1;
+    }
+    char shape[64];
+    if (d->h && d->c) snprintf(shape, sizeof shape, "%dx%dx%d", d->h, d->w, d->c);
+    else if (d->h) snprintf(shape, sizeof shape, "%dx%d, gray and colour", d->h, d->w);
+    else snprintf(shape, sizeof shape, "various sizes");
+    snprintf(d->desc, sizeof d->desc, "%s %s (%zu images, %s, %d classes%s)", kind_name(d->kind),
+             d->split, d->n, shape, d->num_classes, d->skipped ? ", some files skipped" : "");
+    *out = d;
+    return 0;
+}
+
+void dataset_close(Dataset *d) {
+    if (!d) return;
+    for (int k = 0; k < d->nchunks; k++) {
+        sc_unmap_file(&d->chunk[k].map);
+        free(d->chunk[k].owned);
+    }
+    if (d->cache)
+        for (size_t i = 0; i < d->n; i++) image_free(&d->cache[i]);
+    free(d->cache);
+    if (d->files)
+        for (size_t i = 0; i < d->n; i++) free(d->files[i]);
+    free(d->files);
+    for (int k = 0; k < d->nclass_names; k++) free(d->class_names[k]);
+    free(d->class_names);
+    free(d->index);
+    free(d->labels);
+    free(d);
+}
+
+size_t dataset_size(const Dataset *d) { return d->n; }
+int dataset_num_classes(const Dataset *d) { return d->num_classes; }
+int dataset_label(const Dataset *d, size_t i) { return d->labels && i < d->n ? d->labels[i] : -1; }
+const int32_t *dataset_labels(const Dataset *d) { return d->labels; }
+size_t dataset_skipped(const Dataset *d) { return d->skipped; }
+const char *dataset_describe(const Dataset *d) { return d->desc; }
+void dataset_image_size(const Dataset *d, int *h, int *w) { *h = d->h, *w = d->w; }
+const char *dataset_class_name(const Dataset *d, int k) {
+    return k >= 0 && k < d->nclass_names ? d->class_names[k] : NULL;
+}
+
+int dataset_image(const Dataset *d, size_t i, ImageU8 *out) {
+    if (i >= d->n) return sc_error_set("dataset: image index %zu out of range (size %zu)", i, d->n);
+    if (d->layout == LAYOUT_FOLDER) {
+        if (d->cache) {
+            out->px = d->cache[i].px, out->h = d->cache[i].h, out->w = d->cache[i].w, out->c = d->cache[i].c;
+            return 0;
+        }
+        return image_read(d->files[i], out);
+    }
+    size_t j = d->index ? d->index[i] : i;
+    const uint8_t *rec = record_ptr(d, j) + d->pix_off;
+    out->h = d->h, out->w = d->w, out->c = d->c;
+    if (d->layout == LAYOUT_HWC) {
+        out->px = (uint8_t *)rec; /* read-only view into the map */
+        return 0;
+    }
+    int h = d->h, w = d->w, plane = h * w;
+    uint8_t *px = image_reserve(out, (size_t)plane * 3);
+    if (d->layout == LAYOUT_STL) {
+        /* channel-planar, column-major: byte c*H*W + x*H + y is pixel (y, x) of channel c */
+        for (int c = 0; c < 3; c++)
+            for (int x = 0; x < w; x++) {
+                const uint8_t *col = rec + (size_t)c * plane + (size_t)x * h;
+                for (int y = 0; y < h; y++) px[((size_t)y * w + x) * 3 + c] = col[y];
+            }
+    } else { /* CIFAR: channel-planar, row-major */
+        for (int p = 0; p < plane; p++) {
+            px[3 * p] = rec[p], px[3 * p + 1] = rec[plane + p], px[3 * p + 2] = rec[2 * plane + p];
+        }
+    }
+    return 0;
+}
+
+int dataset_channel_stats(const Dataset *d, size_t max_images, float mean[3], float std[3]) {
+    size_t m = max_images == 0 || max_images > d->n ? d->n : max_images;
+    double s[3] = {0}, s2[3] = {0}, cnt = 0;
+    ImageU8 im = {0};
+    for (size_t k = 0; k < m; k++) {
+        size_t i = (size_t)((double)k * d->n / m);
+        if (dataset_image(d, i, &im)) {
+            image_free(&im);
+            return -1;
+        }
+        size_t np = (size_t)im.h * im.w;
+        for (int c = 0; c < 3; c++) {
+            int cc = im.c == 1 ? 0 : c;
+            uint64_t a = 0, a2 = 0; /* exact integer sums per image */
+            for (size_t p = 0; p < np; p++) {
+                unsigned v = im.px[p * im.c + cc];
+                a += v, a2 += v * v;
+            }
+            s[c] += a / 255.0, s2[c] += a2 / (255.0 * 255.0);
+        }
+        cnt += (double)np;
+    }
+    image_free(&im);
+    for (int c = 0; c < 3; c++) {
+        double mu = s[c] / cnt, var = s2[c] / cnt - mu * mu;
+        mean[c] = (float)mu;
+        std[c] = (float)sqrt(var > 0 ? var : 0);
+        if (std[c] < 1e-6f) std[c] = 1.0f; /* a constant channel: do not divide by zero */
+    }
+    return 0;
+}

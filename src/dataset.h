@@ -1,0 +1,83 @@
+/* dataset.h - image datasets behind one interface: STL-10 binary, CIFAR-10 binary, IDX
+ * (MNIST / Fashion-MNIST, gzip or raw), a folder of PNG/JPEG files, and NumPy .npy arrays.
+ *
+ *     DatasetConfig dc;
+ *     dataset_config_default(&dc);
+ *     dc.kind = DATASET_FASHION_MNIST; dc.split = "test";      // or from dataset_opts()
+ *     Dataset *ds;
+ *     if (dataset_open(&ds, &dc)) sc_fatal("%s", sc_error());
+ *     ImageU8 im = {0};                                         // reused, grows as needed
+ *     for (size_t i = 0; i < dataset_size(ds); i++) {
+ *         if (dataset_image(ds, i, &im)) sc_fatal("%s", sc_error());
+ *         use(im.px, im.h, im.w, im.c, dataset_label(ds, i));   // HWC uint8, c = 1 or 3
+ *     }
+ *     image_free(&im);
+ *     dataset_close(ds);
+ *
+ * Every reader checks sizes and headers before trusting them; errors name the file and what
+ * was expected. Large files are memory-mapped (STL-10's 2.76 GB unlabeled_X.bin is never
+ * copied); gzip IDX files are inflated into memory once. All accessors are thread-safe.
+ */
+#ifndef SIMCLR_DATASET_H
+#define SIMCLR_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "image.h"
+#include "opts.h"
+
+enum {
+    DATASET_STL10 = 0,
+    DATASET_CIFAR10,
+    DATASET_FASHION_MNIST,
+    DATASET_IDX,
+    DATASET_FOLDER,
+    DATASET_NPY,
+};
+#define DATASET_CHOICES "stl10|cifar10|fashion-mnist|idx|folder|npy"
+#define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+typedef struct {
+    int kind;            /* --dataset */
+    const char *path;    /* --data: folder (stl10: holding stl10_binary/ or that folder; cifar10:
+                            holding cifar-10-batches-bin/ or that folder; idx: folder with the
+                            standard names or the image file itself; folder; npy: images file).
+                            NULL for fashion-mnist means FASHION_MNIST_DIR. */
+    const char *split;   /* --split: stl10 train|test|unlabeled|train+unlabeled; cifar10,
+                            fashion-mnist, idx: train|test; folder: all; npy: ignored.
+                            NULL: train (folder: all). */
+    const char *labels;  /* --labels: npy labels (int, shape (N,)), or the idx label file */
+    int fold;            /* --fold: STL-10 predefined training fold 0..9 (split train); -1 none */
+    int strict_images;   /* --strict-images: an unreadable folder file is an error */
+} DatasetConfig;
+
+typedef struct Dataset Dataset;
+
+void dataset_config_default(DatasetConfig *c);
+/* Option fragment: --dataset --data --split --labels --fold --strict-images. */
+#define DATASET_OPTS_MAX 8
+void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c);
+
+int dataset_open(Dataset **ds, const DatasetConfig *cfg);
+void dataset_close(Dataset *ds);
+
+size_t dataset_size(const Dataset *ds);
+int dataset_num_classes(const Dataset *ds);            /* 0 when unlabeled */
+int dataset_label(const Dataset *ds, size_t i);        /* -1 when unlabeled */
+const int32_t *dataset_labels(const Dataset *ds);      /* (N) or NULL when unlabeled */
+const char *dataset_class_name(const Dataset *ds, int k); /* NULL when unknown */
+/* Image i as HWC uint8 (c = 1 or 3). out->px may point into the dataset's memory (do not
+ * write) or into out->buf; zero-initialise out once and image_free it at the end. */
+int dataset_image(const Dataset *ds, size_t i, ImageU8 *out);
+/* Side of the images when they all have the same size (h, w > 0), else 0, 0 (folder). */
+void dataset_image_size(const Dataset *ds, int *h, int *w);
+/* Folder datasets: number of files skipped as unreadable. */
+size_t dataset_skipped(const Dataset *ds);
+/* A one-line description: "stl10 train (5000 images, 96x96x3, 10 classes)". */
+const char *dataset_describe(const Dataset *ds);
+/* Per-channel mean and std (population) of pixel/255 over up to max_images evenly spaced
+ * images (all when max_images <= 0) at their stored resolution; gray counts for R, G and B. */
+int dataset_channel_stats(const Dataset *ds, size_t max_images, float mean[3], float std[3]);
+
+#endif

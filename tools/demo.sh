@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# `make demo`: SimCLR on Fashion-MNIST from scratch, then the evaluation table.
+#
+#   tools/demo.sh            the full demo: pretrain on the 60k training images (about 15 minutes
+#                            on 2 cores), evaluate on the 10k test images
+#   tools/demo.sh --fast     a ~1-2 minute smoke run (4096 images, 1 epoch; CI)
+#
+# Prints one table and writes it, with the configuration and the training curves, to
+# $RUN/results.md (RUN defaults to runs/demo, or runs/demo-fast). Settings can be changed with
+# environment variables: SIMCLR_DEMO_RUN, SIMCLR_DEMO_EPOCHS, SIMCLR_DEMO_WIDTH,
+# SIMCLR_DEMO_BATCH, SIMCLR_THREADS; extra pretrain options go in SIMCLR_DEMO_ARGS.
+# Needs only the simclr binary and the dataset-fashion-mnist package (tools/deps.sh); the raw
+# pixel arrays for the baselines are written as .npy by perl (Debian's perl-base).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FAST=${SIMCLR_DEMO_FAST:-0}
+[ "${1:-}" = "--fast" ] && FAST=1
+SIMCLR=${SIMCLR:-./simclr}
+THREADS=${SIMCLR_THREADS:-$(nproc)}
+# Two cores shared by the compute threads and the augmentation threads: threads that spin while
+# waiting (libgomp's default) steal time from the loader.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+FM=${SIMCLR_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+
+if [ "$FAST" = 1 ]; then
+  RUN=${SIMCLR_DEMO_RUN:-runs/demo-fast}
+  EPOCHS=${SIMCLR_DEMO_EPOCHS:-1}; LIMIT=4096; NTRAIN=5000; NTEST=1000
+else
+  RUN=${SIMCLR_DEMO_RUN:-runs/demo}
+  EPOCHS=${SIMCLR_DEMO_EPOCHS:-5}; LIMIT=0; NTRAIN=60000; NTEST=10000
+fi
+WIDTH=${SIMCLR_DEMO_WIDTH:-0.25}
+# Linear evaluation: one L-BFGS fit per row at a fixed L2 strength on standardised features (the
+# penalty search over 10 values costs 11 fits: minutes on raw pixels; give
+# SIMCLR_DEMO_LINEAR_ARGS="" to search anyway).
+read -r -a LINEAR <<<"${SIMCLR_DEMO_LINEAR_ARGS---l2 1e-3 --max-iter 300}"
+BATCH=${SIMCLR_DEMO_BATCH:-256}
+
+[ -x "$SIMCLR" ] || make -j2 simclr
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  [ -e "$FM/$f.gz" ] || [ -e "$FM/$f" ] || { echo "demo: $FM/$f(.gz) missing: install dataset-fashion-mnist (bash tools/deps.sh)" >&2; exit 1; }
+done
+mkdir -p "$RUN"
+T0=$SECONDS
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# ---- 1. pretrain -----------------------------------------------------------------------------
+# ResNet-18 with the small-image stem at 28 px; settings chosen for a strong encoder within the
+# 15-minute budget (doc/pretrain.md explains the choice): Adam with a larger lr than sthalles'
+# 3e-4 for a short run, tau 0.2, no blur and milder crops/jitter for 28-px grey images.
+PRE=(--dataset fashion-mnist --split train --arch resnet18 --stem cifar --image-size 28
+     --width "$WIDTH" --batch-size "$BATCH" --epochs "$EPOCHS" --optimizer adam --lr 3e-3
+     --weight-decay 1e-4 --temperature 0.2 --warmup-epochs 0.5 --crop-min-scale 0.2
+     --jitter-strength 0.5 --blur-prob 0 --threads "$THREADS" --checkpoint-every 1
+     --eval-every 1 --eval-limit 5000 --save-init --seed 0)
+[ "$LIMIT" -gt 0 ] && PRE+=(--limit "$LIMIT")
+# shellcheck disable=SC2206
+PRE+=(${SIMCLR_DEMO_ARGS:-})
+if [ -e "$RUN/last.safetensors" ] && [ -z "${SIMCLR_DEMO_FRESH:-}" ]; then
+  log "pretrain: continuing the run in $RUN (SIMCLR_DEMO_FRESH=1 starts over)"
+  "$SIMCLR" pretrain --resume "$RUN" --threads "$THREADS"
+else
+  log "pretrain: $RUN"
+  "$SIMCLR" pretrain --out "$RUN" --force "${PRE[@]}"
+fi
+T_PRE=$((SECONDS - T0))
+
+# ---- 2. the images as .npy (raw pixel baselines, and the evaluation sets) --------------------
+NPY="$RUN/data"
+mkdir -p "$NPY"
+# idx_to_npy IDX_FILE(.gz) OUT.npy COUNT: uint8 images (N,28,28) or labels (N,) as int64
+idx_to_npy() {
+  local src=$1 out=$2 count=$3
+  { if [ -e "$src.gz" ]; then gzip -dc "$src.gz"; else cat "$src"; fi; } | perl -e '
+    use strict; binmode STDIN; binmode STDOUT;
+    my ($count) = @ARGV; local $/; my $d = <STDIN>;
+    my ($magic) = unpack("N", substr($d, 0, 4));
+    my $nd = $magic & 0xff; my @dims = unpack("N*", substr($d, 4, 4 * $nd));
+    my $n = $dims[0] < $count ? $dims[0] : $count; $dims[0] = $n;
+    my $off = 4 + 4 * $nd; my $per = 1; $per *= $_ for @dims[1..$#dims];
+    my $body = substr($d, $off, $n * $per);
+    my ($descr, $data);
+    if ($nd == 1) { $descr = "<i8"; $data = pack("q<*", unpack("C*", $body)); }
+    else { $descr = "|u1"; $data = $body; }
+    my $shape = "(" . join(", ", @dims) . ($nd == 1 ? ",)" : ")");
+    my $h = "{\x27descr\x27: \x27$descr\x27, \x27fortran_order\x27: False, \x27shape\x27: $shape, }";
+    my $len = length($h) + 1; my $pad = (64 - (10 + $len) % 64) % 64;
+    $h .= " " x $pad . "\n";
+    print "\x93NUMPY\x01\x00", pack("v", length($h)), $h, $data;' "$count" > "$out.tmp"
+  mv "$out.tmp" "$out"
+}
+idx_to_npy "$FM/train-images-idx3-ubyte" "$NPY/train_x.npy" "$NTRAIN"
+idx_to_npy "$FM/train-labels-idx1-ubyte" "$NPY/train_y.npy" "$NTRAIN"
+idx_to_npy "$FM/t10k-images-idx3-ubyte" "$NPY/test_x.npy" "$NTEST"
+idx_to_npy "$FM/t10k-labels-idx1-ubyte" "$NPY/test_y.npy" "$NTEST"
+
+# ---- 3. evaluation ---------------------------------------------------------------------------
+EV="$RUN/eval"
+mkdir -p "$EV"
+top1() { sed -n 's/.*"top1": *\([0-9.eE+-]*\).*/\1/p' "$1" | head -n 1 | awk '{ printf "%.2f", 100 * $1 }'; }
+ROWS=()
+evaluate() {  # name, train features, test features
+  local name=$1 ftr=$2 fte=$3 tag=$4
+  "$SIMCLR" linear-eval --train-features "$ftr" --train-labels "$NPY/train_y.npy" \
+    --test-features "$fte" --test-labels "$NPY/test_y.npy" --threads "$THREADS" "${LINEAR[@]}" \
+    --json "$EV/$tag.linear.json" >"$EV/$tag.linear.log" 2>&1
+  "$SIMCLR" knn-eval --train-features "$ftr" --train-labels "$NPY/train_y.npy" \
+    --test-features "$fte" --test-labels "$NPY/test_y.npy" --threads "$THREADS" \
+    --json "$EV/$tag.knn.json" >"$EV/$tag.knn.log" 2>&1
+  ROWS+=("| $name | $(top1 "$EV/$tag.linear.json") | $(top1 "$EV/$tag.knn.json") |")
+  log "$name: linear $(top1 "$EV/$tag.linear.json")%, kNN $(top1 "$EV/$tag.knn.json")%"
+}
+features() {  # checkpoint, tag
+  for split in train test; do
+    "$SIMCLR" features --checkpoint "$1" --dataset npy --data "$NPY/${split}_x.npy" \
+      --labels "$NPY/${split}_y.npy" --threads "$THREADS" --output "$EV/$2.$split.npy" >"$EV/$2.$split.log" 2>&1
+  done
+}
+log "evaluation: features of the SimCLR encoder"
+features "$RUN/last.safetensors" simclr
+evaluate "SimCLR encoder (h)" "$EV/simclr.train.npy" "$EV/simclr.test.npy" simclr
+log "evaluation: the same encoder at its random initialisation"
+features "$RUN/init.safetensors" init
+evaluate "same encoder, random init" "$EV/init.train.npy" "$EV/init.test.npy" init
+log "evaluation: PCA of raw pixels (64 components)"
+"$SIMCLR" pca-baseline --train-features "$NPY/train_x.npy" --train-labels "$NPY/train_y.npy" \
+  --test-features "$NPY/test_x.npy" --test-labels "$NPY/test_y.npy" --components 64 \
+  --threads "$THREADS" "${LINEAR[@]}" --json "$EV/pca.linear.json" >"$EV/pca.linear.log" 2>&1
+PCA_KNN="–"
+if "$SIMCLR" pca-baseline --help 2>/dev/null | grep -q -- '--train-output'; then
+  "$SIMCLR" pca-baseline --train-features "$NPY/train_x.npy" --train-labels "$NPY/train_y.npy" \
+    --test-features "$NPY/test_x.npy" --test-labels "$NPY/test_y.npy" --components 64 \
+    --threads "$THREADS" --train-output "$EV/pca.train.npy" --test-output "$EV/pca.test.npy" >/dev/null 2>&1 &&
+  "$SIMCLR" knn-eval --train-features "$EV/pca.train.npy" --train-labels "$NPY/train_y.npy" \
+    --test-features "$EV/pca.test.npy" --test-labels "$NPY/test_y.npy" --threads "$THREADS" \
+    --json "$EV/pca.knn.json" >"$EV/pca.knn.log" 2>&1 && PCA_KNN=$(top1 "$EV/pca.knn.json")
+fi
+ROWS+=("| PCA of raw pixels (64 components) | $(top1 "$EV/pca.linear.json") | $PCA_KNN |")
+log "evaluation: raw pixels"
+evaluate "raw pixels" "$NPY/train_x.npy" "$NPY/test_x.npy" pixels
+"$SIMCLR" plot "$RUN" >/dev/null
+
+# ---- 4. the table ------------------------------------------------------------------------------
+CFG=$(tr -d '{}"' <"$RUN/config.json" | tr ',' '\n' | sed 's/^ *//' |
+      grep -E '^(arch|width|stem|image-size|batch-size|epochs|optimizer|lr|temperature|limit):' |
+      tr '\n' ',' | sed 's/,$//; s/,/, /g')
+STEPS=$(grep -c '"loss"' "$RUN/metrics.jsonl" || true)
+VPS=$(sed -n 's/.*"views_per_s": \([0-9.]*\).*/\1/p' "$RUN/metrics.jsonl" | sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }')
+{
+  echo "# SimCLR on Fashion-MNIST$([ "$FAST" = 1 ] && echo " (fast smoke run)")"
+  echo
+  echo "Pretrained on $([ "$LIMIT" -gt 0 ] && echo "the first $LIMIT" || echo "the 60000") training images"\
+       "($STEPS steps, median ${VPS:-?} views/s, $T_PRE s with $THREADS threads); evaluated on"\
+       "$NTEST test images, classifiers fit on $NTRAIN training images. Top-1 accuracy in %."
+  echo
+  echo "| features | linear eval top-1 | kNN top-1 |"
+  echo "|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+  echo
+  echo "Linear eval: multinomial logistic regression on standardised features (simclr linear-eval"
+  echo "${LINEAR[*]}). kNN: k = 200, cosine similarity, temperature 0.1 (simclr knn-eval)."
+  echo
+  echo "Configuration: $CFG. Total time $((SECONDS - T0)) s."
+  echo
+  echo "![training curves](curves.png)"
+} >"$RUN/results.md.tmp"
+mv "$RUN/results.md.tmp" "$RUN/results.md"
+echo
+sed -n '/^| features/,/^$/p' "$RUN/results.md"
+echo "written: $RUN/results.md, $RUN/curves.png ($((SECONDS - T0)) s in all)"
