@@ -520,6 +520,7 @@ int eval_linear_run(EvalLinear *l, const EvalInputs *in, EvalData *d, Opt **tabl
                                         pca->method == PCA_GRAM ? "gram" : "randomized");
         eval_json_num(&j, "pca_seconds", pca->seconds);
         eval_json_num(&j, "pca_cpu_seconds", pca->cpu_seconds);
+        eval_json_nums(&j, "pca_explained_variance", pca->explained_variance, pca->k);
     }
     eval_inputs_json(in, &j, tables, nt);
     return eval_json_end(&j);
