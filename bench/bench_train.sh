@@ -38,6 +38,7 @@ echo "settings: ${args[*]}  ($rounds alternating rounds)"
 /usr/bin/python3 - "$log.ours" "$log.cl" "$log.nchw" <<'PY'
 import json, statistics, sys
 runs = [[json.loads(l)["views_per_s"] for l in open(f) if l.startswith("{")] for f in sys.argv[1:]]
+cpus = [[json.loads(l).get("cpu_ms_per_step", 0) for l in open(f) if l.startswith("{")] for f in sys.argv[1:]]
 o, cl, nc = runs
 print("views/s per round: simclr " + " ".join(f"{v:.1f}" for v in o) + " | pytorch channels-last "
       + " ".join(f"{v:.1f}" for v in cl) + " | pytorch nchw " + " ".join(f"{v:.1f}" for v in nc))
@@ -45,6 +46,10 @@ rcl = statistics.median(a / b for a, b in zip(o, cl)); rnc = statistics.median(a
 print(f"best views/s: simclr {max(o):.1f}, pytorch channels-last {max(cl):.1f}, pytorch nchw {max(nc):.1f}")
 print(f"ratio simclr/pytorch, median of rounds: {rcl:.2f} (channels-last), {rnc:.2f} (nchw); "
       f"of the best runs: {max(o)/max(cl):.2f}, {max(o)/max(nc):.2f}")
+co, ccl, cnc = (min(c) for c in cpus)
+if co > 0 and ccl > 0 and cnc > 0:
+    print(f"CPU time per step (least of the rounds; insensitive to waiting for a core on a busy machine): "
+          f"simclr {co:.0f} ms, pytorch channels-last {ccl:.0f} ms, nchw {cnc:.0f} ms -> ratio {ccl/co:.2f}, {cnc/co:.2f}")
 print(json.dumps({"simclr_views_per_s": max(o), "pytorch_cl_views_per_s": max(cl), "pytorch_nchw_views_per_s": max(nc),
                   "ratio_vs_channels_last": round(rcl, 3), "ratio_vs_nchw": round(rnc, 3),
                   "ratio_best_vs_channels_last": round(max(o)/max(cl), 3), "ratio_best_vs_nchw": round(max(o)/max(nc), 3)}))

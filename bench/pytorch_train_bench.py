@@ -64,21 +64,23 @@ def main():
 
     for _ in range(a.warmup):
         step()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(a.steps):
         step()
     dt = (time.perf_counter() - t0) / a.steps
+    cpu = (time.process_time() - c0) / a.steps
     vps = B / dt
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"pytorch {torch.__version__} {a.arch} {a.image_size}px batch {a.batch_size} "
           f"({B} views) threads {a.threads} {'channels_last' if a.channels_last else 'nchw'}"
           f"{' bf16' if a.bf16 else ''}")
-    print(f"{vps:.1f} views/s, {dt*1000:.1f} ms/step, peak RSS {rss:.0f} MB")
+    print(f"{vps:.1f} views/s, {dt*1000:.1f} ms/step, peak RSS {rss:.0f} MB, "
+          f"CPU {cpu*1000:.1f} ms/step ({cpu/dt:.2f} cores busy)")
     print(json.dumps({"impl": "pytorch", "arch": a.arch, "image_size": a.image_size,
                       "batch_size": a.batch_size, "threads": a.threads,
                       "layout": "channels_last" if a.channels_last else "nchw",
                       "views_per_s": round(vps, 2), "ms_per_step": round(dt * 1000, 2),
-                      "peak_rss_mb": round(rss, 1)}))
+                      "peak_rss_mb": round(rss, 1), "cpu_ms_per_step": round(cpu * 1000, 2)}))
 
 
 if __name__ == "__main__":

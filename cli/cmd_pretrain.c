@@ -19,6 +19,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "dataset.h"
+#include "eval_features.h"
 #include "image.h"
 #include "knn.h"
 #include "loader.h"
@@ -105,49 +106,25 @@ static int open_subset(Dataset **out, Dataset *ds, size_t n, const char *dir) {
 typedef struct {
     Dataset *bank, *query;
     size_t nb, nq;       /* images used (evenly spaced when limited) */
+    size_t *ib, *iq;     /* their indices */
     float *fb, *fq;      /* features (nb, D), (nq, D) */
     int *yb, *yq;
-    float *x;            /* (chunk, 3, S, S) input */
     int chunk, classes, k;
     float t;
     AugmentConfig aug;   /* resize only, the training normalisation */
 } KnnEval;
 
-static size_t pick(size_t i, size_t n, size_t total) { return n == total ? i : i * total / n; }
-
-static int extract(Model *m, KnnEval *e, Dataset *ds, size_t n, float *feats, int *labels) {
-    int S = e->aug.out_size, D = model_feature_dim(m);
-    size_t total = dataset_size(ds);
-    for (size_t s = 0; s < n; s += (size_t)e->chunk) {
-        int B = (int)(n - s < (size_t)e->chunk ? n - s : (size_t)e->chunk);
-        int bad = 0;
-#pragma omp parallel
-        {
-            ImageU8 im = {0};
-#pragma omp for schedule(dynamic, 4)
-            for (int b = 0; b < B; b++) {
-                size_t idx = pick(s + b, n, total);
-                if (dataset_image(ds, idx, &im)) {
-#pragma omp atomic write
-                    bad = 1;
-                    continue;
-                }
-                Rng r = rng_derive(0, RNG_STREAM_EVAL, idx, 0, 0); /* unused by augment none */
-                augment_view(&im, &e->aug, &r, e->x + (size_t)b * 3 * S * S);
-                labels[s + b] = dataset_label(ds, idx);
-            }
-            image_free(&im);
-        }
-        if (bad) return sc_error_prefix("kNN evaluation");
-        if (model_forward(m, e->x, B, 0)) return -1;
-        memcpy(feats + s * D, model_h(m), (size_t)B * D * sizeof(float));
-    }
-    return 0;
+/* n evenly spaced indices of 0..total-1 */
+static size_t *spaced(size_t n, size_t total) {
+    size_t *idx = sc_alloc((n ? n : 1) * sizeof *idx);
+    for (size_t i = 0; i < n; i++) idx[i] = n == total ? i : i * total / n;
+    return idx;
 }
 
 static int knn_run(Model *m, KnnEval *e, double *top1, double *top5) {
-    if (extract(m, e, e->bank, e->nb, e->fb, e->yb) || extract(m, e, e->query, e->nq, e->fq, e->yq))
-        return -1;
+    if (features_extract(m, e->bank, &e->aug, FEATURES_H, e->chunk, e->ib, e->nb, e->fb, e->yb, 0) ||
+        features_extract(m, e->query, &e->aug, FEATURES_H, e->chunk, e->iq, e->nq, e->fq, e->yq, 0))
+        return sc_error_prefix("kNN evaluation");
     return knn_eval(e->fb, e->yb, e->nb, e->fq, e->yq, e->nq, model_feature_dim(m), e->classes,
                     e->k, e->t, top1, top5, NULL);
 }
@@ -185,10 +162,11 @@ static int knn_setup(KnnEval *e, const PretrainOptions *po, const DatasetConfig 
     e->fq = sc_alloc(e->nq * D * sizeof(float));
     e->yb = sc_alloc(e->nb * sizeof(int));
     e->yq = sc_alloc(e->nq * sizeof(int));
+    e->ib = spaced(e->nb, dataset_size(e->bank));
+    e->iq = spaced(e->nq, dataset_size(e->query));
     e->chunk = chunk;
     e->aug = *train_aug;
     e->aug.mode = AUGMENT_NONE;
-    e->x = sc_alloc((size_t)chunk * 3 * e->aug.out_size * e->aug.out_size * sizeof(float));
     e->k = po->eval_k;
     e->t = po->eval_t;
     return 0;
@@ -201,7 +179,8 @@ static void knn_free(KnnEval *e) {
     sc_free(e->fq);
     sc_free(e->yb);
     sc_free(e->yq);
-    sc_free(e->x);
+    sc_free(e->ib);
+    sc_free(e->iq);
 }
 
 /* ---- helpers ------------------------------------------------------------------------------- */

@@ -2,6 +2,7 @@
  * linear. See layers.h for the contracts. Fast kernels first, references at the end. */
 #include "layers.h"
 
+#include <dnnl.h>
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -301,46 +302,50 @@ void avgpool_backward(float *d_in, const float *d_out, int B, int HW, int C) {
 
 /* ---- linear -------------------------------------------------------------------------------- */
 
+/* The three products run as dnnl_sgemm calls cut into LINEAR_BLOCKS fixed blocks of output
+ * columns/rows, one single-threaded GEMM per block inside our parallel loop: every element is
+ * one complete reduction whose order depends only on the shapes, never on the thread count. */
+#define LINEAR_BLOCKS 8
+
 void linear_forward(float *out, const float *in, const float *w, const float *bias, int B, int I,
                     int O) {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int o = 0; o < O; o++) {
-            const float *x = in + (size_t)b * I, *wr = w + (size_t)o * I;
-            float acc = 0;
-#pragma omp simd reduction(+ : acc)
-            for (int i = 0; i < I; i++) acc += x[i] * wr[i];
-            out[(size_t)b * O + o] = acc + (bias ? bias[o] : 0);
-        }
+#pragma omp parallel for schedule(static, 1)
+    for (int k = 0; k < LINEAR_BLOCKS; k++) {
+        long o0 = (long)O * k / LINEAR_BLOCKS, o1 = (long)O * (k + 1) / LINEAR_BLOCKS;
+        if (o1 > o0)
+            SC_ASSERT(dnnl_sgemm('N', 'T', B, o1 - o0, I, 1.0f, in, I, w + o0 * I, I, 0.0f,
+                                 out + o0, O) == dnnl_success);
+    }
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int o = 0; o < O; o++) out[(size_t)b * O + o] += bias[o];
+    }
 }
 
 void linear_backward(float *d_in, float *d_w, float *d_bias, const float *d_out, const float *in,
                      const float *w, int B, int I, int O) {
-    if (d_in) {
-#pragma omp parallel for schedule(static)
-        for (int b = 0; b < B; b++) {
-            float *dx = d_in + (size_t)b * I;
-            for (int i = 0; i < I; i++) dx[i] = 0;
-            for (int o = 0; o < O; o++) {
-                float g = d_out[(size_t)b * O + o];
-                const float *wr = w + (size_t)o * I;
-#pragma omp simd
-                for (int i = 0; i < I; i++) dx[i] += g * wr[i];
-            }
+#pragma omp parallel for schedule(static, 1)
+    for (int k = 0; k < LINEAR_BLOCKS; k++) {
+        if (d_in) { /* d_in (B,I) = d_out (B,O) . w (O,I), blocks of input columns */
+            long i0 = (long)I * k / LINEAR_BLOCKS, i1 = (long)I * (k + 1) / LINEAR_BLOCKS;
+            if (i1 > i0)
+                SC_ASSERT(dnnl_sgemm('N', 'N', B, i1 - i0, O, 1.0f, d_out, O, w + i0, I, 0.0f,
+                                     d_in + i0, I) == dnnl_success);
         }
+        /* d_w (O,I) += d_out^T (O,B) . in (B,I), blocks of output rows */
+        long o0 = (long)O * k / LINEAR_BLOCKS, o1 = (long)O * (k + 1) / LINEAR_BLOCKS;
+        if (o1 > o0)
+            SC_ASSERT(dnnl_sgemm('T', 'N', o1 - o0, I, B, 1.0f, d_out + o0, O, in, I, 1.0f,
+                                 d_w + o0 * I, I) == dnnl_success);
     }
+    if (d_bias) {
 #pragma omp parallel for schedule(static)
-    for (int o = 0; o < O; o++) {
-        float *dw = d_w + (size_t)o * I;
-        float db = 0;
-        for (int b = 0; b < B; b++) {
-            float g = d_out[(size_t)b * O + o];
-            const float *x = in + (size_t)b * I;
-            db += g;
-#pragma omp simd
-            for (int i = 0; i < I; i++) dw[i] += g * x[i];
+        for (int o = 0; o < O; o++) {
+            float db = 0;
+            for (int b = 0; b < B; b++) db += d_out[(size_t)b * O + o];
+            d_bias[o] += db;
         }
-        if (d_bias) d_bias[o] += db;
     }
 }
 
