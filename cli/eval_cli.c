@@ -310,8 +310,18 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
             return -1;
         }
         if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "test split", &d->K)) {
-            eval_data_free(d);
-            return -1;
+            /* with folds the train classes are those of all folds together */
+            int K = 0;
+            for (int f = 0; f < EVAL_MAX_FOLDS; f++)
+                for (size_t i = 0; d->fold_ys[f] && i < d->fold_n[f]; i++)
+                    if (d->fold_ys[f][i] + 1 > K) K = d->fold_ys[f][i] + 1;
+            int ok = in->folds && K >= 2;
+            for (size_t i = 0; ok && i < d->nte; i++) ok = d->yte[i] < K;
+            if (!ok) {
+                eval_data_free(d);
+                return -1;
+            }
+            d->K = K > d->K ? K : d->K;
         }
         return 0;
     }
