@@ -51,7 +51,7 @@ test: deps all
 demo: deps simclr
 	bash tools/demo.sh
 
-bench: deps simclr
+bench: simclr
 	bash bench/run_all.sh
 
 fixtures:

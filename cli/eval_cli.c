@@ -310,8 +310,18 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
             return -1;
         }
         if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "test split", &d->K)) {
-            eval_data_free(d);
-            return -1;
+            /* with folds the train classes are those of all folds together */
+            int K = 0;
+            for (int f = 0; f < EVAL_MAX_FOLDS; f++)
+                for (size_t i = 0; d->fold_ys[f] && i < d->fold_n[f]; i++)
+                    if (d->fold_ys[f][i] + 1 > K) K = d->fold_ys[f][i] + 1;
+            int ok = in->folds && K >= 2;
+            for (size_t i = 0; ok && i < d->nte; i++) ok = d->yte[i] < K;
+            if (!ok) {
+                eval_data_free(d);
+                return -1;
+            }
+            d->K = K > d->K ? K : d->K;
         }
         return 0;
     }
@@ -520,6 +530,7 @@ int eval_linear_run(EvalLinear *l, const EvalInputs *in, EvalData *d, Opt **tabl
                                         pca->method == PCA_GRAM ? "gram" : "randomized");
         eval_json_num(&j, "pca_seconds", pca->seconds);
         eval_json_num(&j, "pca_cpu_seconds", pca->cpu_seconds);
+        eval_json_nums(&j, "pca_explained_variance", pca->explained_variance, pca->k);
     }
     eval_inputs_json(in, &j, tables, nt);
     return eval_json_end(&j);

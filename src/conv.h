@@ -22,8 +22,10 @@
  *
  * Threads: oneDNN plans its work split when a primitive is created, from omp_get_max_threads();
  * call sc_set_threads() before conv_create. The forward pass and backward data give the same bits
- * for any thread count (each output is one dot product in a fixed order); backward weights reduces
- * over the batch in a split chosen by oneDNN, see doc/core.md for what that means.
+ * for any thread count (each output is one dot product in a fixed order). oneDNN's own backward
+ * weights reduces over the batch in a split that follows the thread count, so conv_backward_weights
+ * uses fixed batch chunks instead (CONV_WGRAD_CHUNKS below): every result of this file is
+ * bit-identical for any number of threads.
  */
 #ifndef SIMCLR_CONV_H
 #define SIMCLR_CONV_H

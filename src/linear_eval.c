@@ -57,6 +57,9 @@ double logreg_loss_grad(const double *X, const int *y, size_t N, int D, int K, d
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, K, D, 1.0, X, D, W, D, 0.0, Z,
                 K);
     double loss = 0, inv_n = 1.0 / (double)N;
+    double *lrow = work + N * (size_t)K; /* (N) per-row losses, summed in order below */
+    /* serial on purpose: an OpenMP region here alternates with OpenBLAS's own threads and
+     * measured slower on 2 cores (spinning workers), up to 4x with OMP_WAIT_POLICY=active */
     for (size_t i = 0; i < N; i++) {
         double *z = Z + i * K, mx = -INFINITY, se = 0;
         for (int k = 0; k < K; k++) {
@@ -65,12 +68,13 @@ double logreg_loss_grad(const double *X, const int *y, size_t N, int D, int K, d
         }
         for (int k = 0; k < K; k++) se += exp(z[k] - mx);
         double lse = mx + log(se);
-        loss += lse - z[y[i]];
+        lrow[i] = lse - z[y[i]];
         if (grad) {
             for (int k = 0; k < K; k++) z[k] = exp(z[k] - lse) * inv_n;
             z[y[i]] -= inv_n;
         }
     }
+    for (size_t i = 0; i < N; i++) loss += lrow[i];
     loss *= inv_n;
     double w2 = 0;
     for (size_t j = 0; j < (size_t)K * D; j++) w2 += W[j] * W[j];
@@ -106,7 +110,7 @@ int logreg_fit_lbfgs(const double *X, const int *y, size_t N, int D, int K, doub
                      double *theta, int max_iter, double tol, int history, int *converged) {
     size_t n = (size_t)K * D + K;
     int m = history < 1 ? 1 : history;
-    double *work = sc_alloc(sizeof(double) * N * K);
+    double *work = sc_alloc(sizeof(double) * N * (K + 1));
     double *g = sc_alloc(sizeof(double) * n), *gn = sc_alloc(sizeof(double) * n);
     double *d = sc_alloc(sizeof(double) * n), *xn = sc_alloc(sizeof(double) * n);
     double *S = sc_alloc(sizeof(double) * n * m), *Y = sc_alloc(sizeof(double) * n * m);
@@ -193,7 +197,7 @@ void logreg_fit_adam(const double *X, const int *y, size_t N, int D, int K, doub
     for (size_t i = 0; i < n; i++) theta[i] = (2 * rng_uniform_d(&r) - 1) * bound;
     double *m = sc_alloc(sizeof(double) * n), *v = sc_alloc(sizeof(double) * n);
     double *g = sc_alloc(sizeof(double) * n), *Xb = sc_alloc(sizeof(double) * batch * D);
-    double *work = sc_alloc(sizeof(double) * batch * K);
+    double *work = sc_alloc(sizeof(double) * batch * (K + 1));
     int *yb = sc_alloc(sizeof(int) * batch);
     uint32_t *perm = sc_alloc(sizeof(uint32_t) * N);
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8;

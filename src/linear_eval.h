@@ -86,8 +86,8 @@ int linear_eval_fit_predict(const float *Xtr, const int *ytr, size_t ntr, const 
 /* ---- lower level, used by the tests and by the fit above ---------------------------------
  * Parameters theta are one vector of K*D + K doubles: W (K, D) row-major, then b (K). */
 
-/* Objective L at theta and its gradient into grad (K*D + K). X (N, D), y (N). work: N*K doubles.
- * Reductions over the rows run in a fixed order. */
+/* Objective L at theta and its gradient into grad (K*D + K; NULL: the value only). X (N, D),
+ * y (N). work: N*(K+1) doubles. Sums over rows run in a fixed order. */
 double logreg_loss_grad(const double *X, const int *y, size_t N, int D, int K, double lambda,
                         const double *theta, double *grad, double *work);
 /* Minimises L from the starting point in theta (warm start; zeros for a cold one). Returns the

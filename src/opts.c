@@ -47,12 +47,20 @@ static int choice_index(const char *choices, const char *v) {
     return -1;
 }
 
+/* Shortest decimal that reads back as the same float / double (0.0003, not 0.000300000014). */
+static void format_real(char *buf, size_t n, double v, int is_float) {
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (is_float ? strtof(buf, NULL) == (float)v : strtod(buf, NULL) == v) return;
+    }
+}
+
 static void format_value(char *buf, size_t n, const Opt *o) {
     switch (o->type) {
     case OPT_INT: snprintf(buf, n, "%d", *(int *)o->dst); break;
     case OPT_INT64: snprintf(buf, n, "%lld", *(long long *)o->dst); break;
-    case OPT_FLOAT: snprintf(buf, n, "%.9g", *(float *)o->dst); break;
-    case OPT_DOUBLE: snprintf(buf, n, "%.17g", *(double *)o->dst); break;
+    case OPT_FLOAT: format_real(buf, n, *(float *)o->dst, 1); break;
+    case OPT_DOUBLE: format_real(buf, n, *(double *)o->dst, 0); break;
     case OPT_STR: {
         const char *s = *(const char **)o->dst;
         snprintf(buf, n, "%s", s ? s : "");

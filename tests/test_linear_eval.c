@@ -49,7 +49,7 @@ static int *load_labels(const char *rel, size_t *n) {
 
 TEST(loss_gradient_matches_finite_differences) {
     const int N = 23, D = 7, K = 4;
-    double X[23 * 7], theta[4 * 7 + 4], g[4 * 7 + 4], work[23 * 4];
+    double X[23 * 7], theta[4 * 7 + 4], g[4 * 7 + 4], work[23 * 5];
     int y[23];
     Rng r = rng_derive(1, RNG_STREAM_TEST, 10, 0, 0);
     for (int i = 0; i < N * D; i++) X[i] = rng_normal(&r);
@@ -110,7 +110,7 @@ static void check_against_sklearn(const char *tag) {
     double C = st[0], lambda = 1.0 / (C * (double)ntr);
     double *A, *B;
     standardise(Xtr, ntr, Xte, nte, D, &A, &B);
-    double *theta = calloc(K * D + K, sizeof(double)), *work = malloc(sizeof(double) * ntr * K);
+    double *theta = calloc(K * D + K, sizeof(double)), *work = malloc(sizeof(double) * ntr * (K + 1));
     int conv = 0;
     int it = logreg_fit_lbfgs(A, ytr, ntr, D, K, lambda, theta, 20000, 1e-8, 10, &conv);
     CHECK(conv, "L-BFGS did not converge in %d iterations", it);

@@ -116,9 +116,8 @@ TEST(bad_input_is_rejected) {
 }
 
 TEST(randomized_method_close_to_exact) {
-    /* the large-input method on the Fashion-MNIST fixture: the top components are resolved to
-     * solver precision; a decaying pixel spectrum and 6 subspace products give 1e-3 relative on
-     * the variance of the 50 components (measured: see the printout) */
+    /* the large-input method on the Fashion-MNIST fixture (k = 50: 100 subspace columns of 300,
+     * 8 products): measured 1.6e-7 relative on the variance of all 50 components; 1e-5 here */
     int64_t sh[8], cs[8];
     float *X = load_f("eval/fmnist_X.npy", sh);
     float *var = load_f("eval/pca_fmnist_var.npy", cs);
@@ -135,7 +134,7 @@ TEST(randomized_method_close_to_exact) {
     }
     printf("  randomized: max relative variance error %.2e, min <c, c_sklearn> over the top 20 %.6f\n",
            worst, worst_dot);
-    CHECK(worst < 1e-3, "randomized variance error %.2e", worst);
+    CHECK(worst < 1e-5, "randomized variance error %.2e", worst);
     CHECK(worst_dot > 0.999, "top-20 components: min dot %.6f (signs and directions)", worst_dot);
     pca_free(&p);
     free(X); free(var); free(comp);

@@ -113,5 +113,19 @@ expect_fail "both .npy features and a checkpoint" "not both" "$SIMCLR" linear-ev
 expect_fail "unlabeled split" "no labels" "$SIMCLR" linear-eval $CK --dataset npy --data $F/digits_img_train.npy --test-data $F/digits_img_test.npy
 expect_fail "missing checkpoint" "--checkpoint" "$SIMCLR" features --checkpoint "$TMP/none.safetensors" --dataset npy --data $F/digits_img_test.npy --output "$TMP/g.npy"
 check "no output after a failure" ! -e "$TMP/g.npy"
+# a miniature STL-10 folder (100 train images in 10 folds of 10, 30 test images, random pixels):
+# the --folds path through the dataset's fold_indices.txt
+STL="$TMP/stl"; mkdir -p "$STL"
+head -c $((100 * 27648)) /dev/urandom > "$STL/train_X.bin"
+head -c $((30 * 27648)) /dev/urandom > "$STL/test_X.bin"
+for i in $(seq 0 99); do printf "\\$(printf %03o $((i % 10 + 1)))"; done > "$STL/train_y.bin"
+for i in $(seq 0 29); do printf "\\$(printf %03o $((i % 10 + 1)))"; done > "$STL/test_y.bin"
+for f in $(seq 0 9); do seq -s ' ' $((f * 10)) $((f * 10 + 9)); done > "$STL/fold_indices.txt"
+expect_ok "linear-eval --folds on STL-10 (checkpoint)" "$SIMCLR" linear-eval $CK --dataset stl10 --data "$STL" --folds --json "$TMP/stlf.json"
+check "ten fold results" "$(grep -o '"fold_top1": \[[^]]*\]' "$TMP/stlf.json" | tr ',' '\n' | wc -l)" -eq 10
+expect_ok "knn-eval --folds on STL-10 (checkpoint)" "$SIMCLR" knn-eval $CK --dataset stl10 --data "$STL" --folds --k 5
+expect_ok "pca-baseline --folds on STL-10 pixels" "$SIMCLR" pca-baseline --dataset stl10 --data "$STL" --folds --components 8 --json "$TMP/stlp.json"
+check "pca-baseline: ten fold results" "$(grep -o '"fold_top1": \[[^]]*\]' "$TMP/stlp.json" | tr ',' '\n' | wc -l)" -eq 10
+expect_fail "--folds on a dataset without folds" "only STL-10" "$SIMCLR" linear-eval $CK $PIX --folds
 expect_ok "--help" "$SIMCLR" linear-eval --help
 finish
