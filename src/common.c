@@ -246,3 +246,14 @@ void sc_unmap_file(MappedFile *m) {
     if (m->data) munmap((void *)m->data, m->size);
     memset(m, 0, sizeof *m);
 }
+
+void sc_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}

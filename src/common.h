@@ -49,6 +49,9 @@ double sc_now(void); /* monotonic seconds */
 void sc_set_threads(int n);
 int sc_threads(void);
 
+/* Writes s as a JSON string literal (quotes, backslash and control characters escaped). */
+void sc_json_string(FILE *f, const char *s);
+
 /* ---- files ----------------------------------------------------------------------------- */
 /* Atomic output: write to "<path>.tmp.<pid>", then sc_atomic_commit fsyncs it, renames it over
  * <path> and fsyncs the directory; sc_atomic_abort removes the temporary. A crash at any moment

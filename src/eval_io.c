@@ -84,16 +84,6 @@ int eval_num_classes(const int *ytr, size_t ntr, const int *yte, size_t nte, con
     return 0;
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 int eval_json_begin(EvalJson *j, const char *path) {
     AtomicFile *af = sc_alloc(sizeof *af);
@@ -111,7 +101,7 @@ int eval_json_begin(EvalJson *j, const char *path) {
 FILE *eval_json_key(EvalJson *j, const char *key) {
     fputs(j->first ? "\n  " : ",\n  ", j->f);
     j->first = 0;
-    json_str(j->f, key);
+    sc_json_string(j->f, key);
     fputs(": ", j->f);
     return j->f;
 }
@@ -122,7 +112,7 @@ static void json_num(FILE *f, double v) {
 void eval_json_num(EvalJson *j, const char *key, double v) { json_num(eval_json_key(j, key), v); }
 void eval_json_str(EvalJson *j, const char *key, const char *v) {
     FILE *f = eval_json_key(j, key);
-    if (v) json_str(f, v);
+    if (v) sc_json_string(f, v);
     else fputs("null", f);
 }
 void eval_json_nums(EvalJson *j, const char *key, const double *v, int n) {

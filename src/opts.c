@@ -102,7 +102,7 @@ static int range_error(const Opt *o, const char *v, const char *what) {
     return sc_error_set("--%s: expected %s, got '%s'", o->name, what, v);
 }
 
-static int set_value(Opt *o, const char *v) {
+int opts_assign(Opt *o, const char *v) {
     char *end;
     errno = 0;
     switch (o->type) {
@@ -144,6 +144,11 @@ static int set_value(Opt *o, const char *v) {
         break;
     default: return sc_error_set("--%s: bad option type", o->name);
     }
+    return 0;
+}
+
+static int set_value(Opt *o, const char *v) {
+    if (opts_assign(o, v)) return -1;
     o->set = 1;
     return 0;
 }
@@ -212,16 +217,6 @@ void opts_print(FILE *f, Opt **tables, int ntables) {
         }
 }
 
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 void opts_write_json(FILE *f, Opt **tables, int ntables) {
     fputc('{', f);
@@ -232,7 +227,7 @@ void opts_write_json(FILE *f, Opt **tables, int ntables) {
             format_value(val, sizeof val, o);
             fprintf(f, "%s", first ? "" : ", ");
             first = 0;
-            json_string(f, o->name);
+            sc_json_string(f, o->name);
             fputs(": ", f);
             if (o->type == OPT_INT || o->type == OPT_INT64 || o->type == OPT_FLOAT ||
                 o->type == OPT_DOUBLE)
@@ -240,7 +235,7 @@ void opts_write_json(FILE *f, Opt **tables, int ntables) {
             else if (o->type == OPT_STR && !*(const char **)o->dst)
                 fputs("null", f);
             else
-                json_string(f, val);
+                sc_json_string(f, val);
         }
     fputs("}\n", f);
 }

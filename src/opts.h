@@ -49,6 +49,9 @@ typedef struct {
  * accept none. Returns 0, or -1 with sc_error() set. Prints help and exits 0 on --help. */
 int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt **tables,
                int ntables, const char **pos, int *npos_inout);
+/* Parses v into the option's destination with the same checks as the command line (type,
+ * range, choices) but does not mark the option as set: for recipes and saved configurations. */
+int opts_assign(Opt *o, const char *v);
 /* Finds an option by name across the tables (NULL when absent). */
 Opt *opts_find(Opt **tables, int ntables, const char *name);
 /* 1 when the option was given on the command line. */

@@ -67,56 +67,15 @@ int recipe_apply(int recipe, Opt **tables, int ntables, int image_size) {
 
 /* ---- assigning a value given as text ------------------------------------------------------ */
 
-static int choice_index(const char *choices, const char *v) {
-    size_t vn = strlen(v);
-    int i = 0;
-    for (const char *s = choices; s; i++) {
-        const char *e = strchr(s, '|');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        if (n == vn && strncmp(s, v, n) == 0) return i;
-        s = e ? e + 1 : NULL;
-    }
-    return -1;
-}
-
+/* Like opts_assign, but a string is copied (v may be a temporary buffer) and "null" or "" mean
+ * no value, as a saved configuration writes them. */
 int opt_assign(Opt *o, const char *v) {
-    char *end;
-    errno = 0;
-    switch (o->type) {
-    case OPT_INT:
-    case OPT_INT64: {
-        long long x = strtoll(v, &end, 10);
-        if (errno || end == v || *end) return sc_error_set("--%s: expected an integer, got '%s'", o->name, v);
-        if (o->type == OPT_INT) *(int *)o->dst = (int)x;
-        else *(long long *)o->dst = x;
-        return 0;
-    }
-    case OPT_FLOAT:
-    case OPT_DOUBLE: {
-        double x = strtod(v, &end);
-        if (errno || end == v || *end || !isfinite(x))
-            return sc_error_set("--%s: expected a number, got '%s'", o->name, v);
-        if (o->type == OPT_FLOAT) *(float *)o->dst = (float)x;
-        else *(double *)o->dst = x;
-        return 0;
-    }
-    case OPT_STR:
+    if (o->type == OPT_STR) {
         /* The string must outlive the tables: keep one copy per assignment (small, rare). */
         *(const char **)o->dst = strcmp(v, "null") && *v ? sc_strdup(v) : NULL;
         return 0;
-    case OPT_CHOICE: {
-        int i = choice_index(o->choices, v);
-        if (i < 0) return sc_error_set("--%s: expected one of %s, got '%s'", o->name, o->choices, v);
-        *(int *)o->dst = i;
-        return 0;
     }
-    case OPT_FLAG:
-        if (!strcmp(v, "on") || !strcmp(v, "1") || !strcmp(v, "true")) *(int *)o->dst = 1;
-        else if (!strcmp(v, "off") || !strcmp(v, "0") || !strcmp(v, "false")) *(int *)o->dst = 0;
-        else return sc_error_set("--%s: expected on or off, got '%s'", o->name, v);
-        return 0;
-    default: return sc_error_set("--%s: bad option type", o->name);
-    }
+    return opts_assign(o, v);
 }
 
 /* ---- flat JSON objects ------------------------------------------------------------------- */
