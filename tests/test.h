@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "npy.h"
+
 typedef void (*TestFn)(void);
 static struct {
     const char *name;
@@ -97,6 +99,32 @@ static inline const char *fixture_path(const char *rel) {
     const char *root = getenv("SIMCLR_FIXTURES");
     snprintf(b, 1024, "%s/%s", root ? root : FIXTURE_DIR, rel);
     return b;
+}
+
+/* Loads a fixture as float32 (any numeric dtype is converted); a missing or malformed fixture
+ * ends the test binary with status 1 and the reason. shape may be NULL. */
+static inline float *fixture_f32(const char *rel, int64_t *shape) {
+    float *d = NULL;
+    int64_t sh[NPY_MAX_DIMS];
+    if (npy_load_f32(fixture_path(rel), &d, shape ? shape : sh, NULL)) {
+        fprintf(stderr, "cannot load fixture %s: %s\n", rel, sc_error());
+        exit(1);
+    }
+    return d;
+}
+
+/* Loads a 1-D integer fixture (class labels) as int; *n receives its length. */
+static inline int *fixture_labels(const char *rel, size_t *n) {
+    int64_t *d = NULL, sh[NPY_MAX_DIMS];
+    if (npy_load_i64(fixture_path(rel), &d, sh, NULL)) {
+        fprintf(stderr, "cannot load fixture %s: %s\n", rel, sc_error());
+        exit(1);
+    }
+    int *y = malloc(sizeof(int) * (size_t)sh[0]);
+    for (int64_t i = 0; i < sh[0]; i++) y[i] = (int)d[i];
+    *n = (size_t)sh[0];
+    sc_free(d);
+    return y;
 }
 
 int main(int argc, char **argv) {

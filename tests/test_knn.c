@@ -10,43 +10,21 @@
 
 void openblas_set_num_threads(int);
 
-static float *load_f(const char *rel, int64_t *shape) {
-    float *d = NULL;
-    int nd = 0;
-    if (npy_load_f32(fixture_path(rel), &d, shape, &nd)) {
-        fprintf(stderr, "cannot load %s: %s\n", rel, sc_error());
-        exit(1);
-    }
-    return d;
-}
-static int *load_i(const char *rel, size_t *n) {
-    int64_t *d = NULL, sh[8];
-    int nd = 0;
-    if (npy_load_i64(fixture_path(rel), &d, sh, &nd)) {
-        fprintf(stderr, "cannot load %s: %s\n", rel, sc_error());
-        exit(1);
-    }
-    int *y = malloc(sizeof(int) * sh[0]);
-    for (int64_t i = 0; i < sh[0]; i++) y[i] = (int)d[i];
-    *n = (size_t)sh[0];
-    free(d);
-    return y;
-}
 
 TEST(matches_numpy_reference) {
     int64_t sh[8];
     size_t ntr, nte, np_;
-    float *Xtr = load_f("eval/knn_Xtr.npy", sh);
+    float *Xtr = fixture_f32("eval/knn_Xtr.npy", sh);
     int D = (int)sh[1];
-    float *Xte = load_f("eval/knn_Xte.npy", sh);
-    int *ytr = load_i("eval/knn_ytr.npy", &ntr), *yte = load_i("eval/knn_yte.npy", &nte);
+    float *Xte = fixture_f32("eval/knn_Xte.npy", sh);
+    int *ytr = fixture_labels("eval/knn_ytr.npy", &ntr), *yte = fixture_labels("eval/knn_yte.npy", &nte);
     int ks[3] = {1, 20, 200};
     for (int q = 0; q < 3; q++) {
         char p[64];
         snprintf(p, sizeof p, "eval/knn_k%d_pred.npy", ks[q]);
-        int *want = load_i(p, &np_);
+        int *want = fixture_labels(p, &np_);
         snprintf(p, sizeof p, "eval/knn_k%d_stats.npy", ks[q]);
-        float *st = load_f(p, sh);
+        float *st = fixture_f32(p, sh);
         int *pred = malloc(sizeof(int) * nte);
         double t1, t5;
         CHECK(knn_eval(Xtr, ytr, ntr, Xte, yte, nte, D, 6, ks[q], 0.1f, &t1, &t5, pred) == 0, "%s", sc_error());
@@ -66,10 +44,10 @@ TEST(matches_numpy_reference) {
 TEST(independent_of_threads_and_scale) {
     int64_t sh[8];
     size_t ntr, nte;
-    float *Xtr = load_f("eval/knn_Xtr.npy", sh);
+    float *Xtr = fixture_f32("eval/knn_Xtr.npy", sh);
     int D = (int)sh[1];
-    float *Xte = load_f("eval/knn_Xte.npy", sh);
-    int *ytr = load_i("eval/knn_ytr.npy", &ntr), *yte = load_i("eval/knn_yte.npy", &nte);
+    float *Xte = fixture_f32("eval/knn_Xte.npy", sh);
+    int *ytr = fixture_labels("eval/knn_ytr.npy", &ntr), *yte = fixture_labels("eval/knn_yte.npy", &nte);
     int *p1 = malloc(sizeof(int) * nte), *p2 = malloc(sizeof(int) * nte);
     double a1, a5, b1, b5;
     openblas_set_num_threads(1);

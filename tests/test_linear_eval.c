@@ -12,39 +12,18 @@
 
 void openblas_set_num_threads(int);
 
-static float *load_f(const char *rel, int64_t *shape) {
-    float *d = NULL;
-    int nd = 0;
-    if (npy_load_f32(fixture_path(rel), &d, shape, &nd)) {
-        fprintf(stderr, "cannot load %s: %s\n", rel, sc_error());
+/* A fixture in double precision (sklearn's coefficients are float64). */
+static double *load_d(const char *rel, size_t *n) {
+    NpyArray a;
+    if (npy_open(&a, fixture_path(rel))) {
+        fprintf(stderr, "cannot load fixture %s: %s\n", rel, sc_error());
         exit(1);
     }
-    return d;
-}
-static double *load_d(const char *rel, size_t *n) {
-    int64_t sh[8];
-    float *f = load_f(rel, sh);
-    NpyArray a;
-    npy_open(&a, fixture_path(rel));
     double *d = malloc(sizeof(double) * a.count);
     for (size_t i = 0; i < a.count; i++) d[i] = npy_get_f64(&a, i);
     if (n) *n = a.count;
     npy_close(&a);
-    free(f);
     return d;
-}
-static int *load_labels(const char *rel, size_t *n) {
-    int64_t *d = NULL, sh[8];
-    int nd = 0;
-    if (npy_load_i64(fixture_path(rel), &d, sh, &nd)) {
-        fprintf(stderr, "cannot load %s: %s\n", rel, sc_error());
-        exit(1);
-    }
-    int *y = malloc(sizeof(int) * sh[0]);
-    for (int64_t i = 0; i < sh[0]; i++) y[i] = (int)d[i];
-    *n = (size_t)sh[0];
-    free(d);
-    return y;
 }
 
 TEST(loss_gradient_matches_finite_differences) {
@@ -95,10 +74,10 @@ static void standardise(const float *Xtr, size_t ntr, const float *Xte, size_t n
 static void check_against_sklearn(const char *tag) {
     int64_t sh[8];
     size_t ntr, nte, n;
-    float *Xtr = load_f("eval/digits_Xtr.npy", sh);
+    float *Xtr = fixture_f32("eval/digits_Xtr.npy", sh);
     int D = (int)sh[1];
-    float *Xte = load_f("eval/digits_Xte.npy", sh);
-    int *ytr = load_labels("eval/digits_ytr.npy", &ntr), *yte = load_labels("eval/digits_yte.npy", &nte);
+    float *Xte = fixture_f32("eval/digits_Xte.npy", sh);
+    int *ytr = fixture_labels("eval/digits_ytr.npy", &ntr), *yte = fixture_labels("eval/digits_yte.npy", &nte);
     char p[128];
     snprintf(p, sizeof p, "eval/lr_C%s_coef.npy", tag);
     double *coef = load_d(p, &n);
@@ -165,11 +144,11 @@ TEST(lbfgs_matches_sklearn_C1) { check_against_sklearn("1"); }
 
 static void digits(float **Xtr, int **ytr, size_t *ntr, float **Xte, int **yte, size_t *nte, int *D) {
     int64_t sh[8];
-    *Xtr = load_f("eval/digits_Xtr.npy", sh);
+    *Xtr = fixture_f32("eval/digits_Xtr.npy", sh);
     *D = (int)sh[1];
-    *Xte = load_f("eval/digits_Xte.npy", sh);
-    *ytr = load_labels("eval/digits_ytr.npy", ntr);
-    *yte = load_labels("eval/digits_yte.npy", nte);
+    *Xte = fixture_f32("eval/digits_Xte.npy", sh);
+    *ytr = fixture_labels("eval/digits_ytr.npy", ntr);
+    *yte = fixture_labels("eval/digits_yte.npy", nte);
 }
 
 TEST(grid_search_is_deterministic_across_threads) {

@@ -12,33 +12,24 @@
 
 void openblas_set_num_threads(int);
 
-static float *load_f(const char *rel, int64_t *shape) {
-    float *d = NULL;
-    int nd = 0;
-    if (npy_load_f32(fixture_path(rel), &d, shape, &nd)) {
-        fprintf(stderr, "cannot load %s: %s\n", rel, sc_error());
-        exit(1);
-    }
-    return d;
-}
 
 static void check_fixture(const char *X_rel, const char *tag, int method) {
     int64_t sh[8], cs[8];
-    float *X = load_f(X_rel, sh);
+    float *X = fixture_f32(X_rel, sh);
     size_t N = (size_t)sh[0];
     int D = (int)sh[1];
     char p[128];
     snprintf(p, sizeof p, "eval/pca_%s_components.npy", tag);
-    float *comp = load_f(p, cs);
+    float *comp = fixture_f32(p, cs);
     int k = (int)cs[0];
     snprintf(p, sizeof p, "eval/pca_%s_var.npy", tag);
-    float *var = load_f(p, sh);
+    float *var = fixture_f32(p, sh);
     snprintf(p, sizeof p, "eval/pca_%s_ratio.npy", tag);
-    float *ratio = load_f(p, sh);
+    float *ratio = fixture_f32(p, sh);
     snprintf(p, sizeof p, "eval/pca_%s_mean.npy", tag);
-    float *mean = load_f(p, sh);
+    float *mean = fixture_f32(p, sh);
     snprintf(p, sizeof p, "eval/pca_%s_transform.npy", tag);
-    float *tr = load_f(p, sh);
+    float *tr = fixture_f32(p, sh);
     Pca pc;
     CHECK(pca_fit(&pc, X, N, D, k, method) == 0, "%s", sc_error());
     CHECK(pc.method == (method == PCA_AUTO ? (N >= (size_t)D ? PCA_COV : PCA_GRAM) : method),
@@ -90,7 +81,7 @@ TEST(fmnist_covariance_path_matches_sklearn) { check_fixture("eval/fmnist_X.npy"
 
 TEST(independent_of_threads) {
     int64_t sh[8];
-    float *X = load_f("eval/fmnist_X.npy", sh);
+    float *X = fixture_f32("eval/fmnist_X.npy", sh);
     Pca a, b;
     openblas_set_num_threads(1);
     sc_set_threads(1);
@@ -119,9 +110,9 @@ TEST(randomized_method_close_to_exact) {
     /* the large-input method on the Fashion-MNIST fixture (k = 50: 100 subspace columns of 300,
      * 8 products): measured 1.6e-7 relative on the variance of all 50 components; 1e-5 here */
     int64_t sh[8], cs[8];
-    float *X = load_f("eval/fmnist_X.npy", sh);
-    float *var = load_f("eval/pca_fmnist_var.npy", cs);
-    float *comp = load_f("eval/pca_fmnist_components.npy", cs);
+    float *X = fixture_f32("eval/fmnist_X.npy", sh);
+    float *var = fixture_f32("eval/pca_fmnist_var.npy", cs);
+    float *comp = fixture_f32("eval/pca_fmnist_components.npy", cs);
     int k = (int)cs[0], D = (int)sh[1];
     Pca p;
     CHECK(pca_fit(&p, X, sh[0], D, k, PCA_RANDOMIZED) == 0, "%s", sc_error());
