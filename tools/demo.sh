@@ -27,7 +27,7 @@ if [ "$FAST" = 1 ]; then
   EPOCHS=${SIMCLR_DEMO_EPOCHS:-1}; LIMIT=4096; NTRAIN=5000; NTEST=1000
 else
   RUN=${SIMCLR_DEMO_RUN:-runs/demo}
-  EPOCHS=${SIMCLR_DEMO_EPOCHS:-4}; LIMIT=0; NTRAIN=60000; NTEST=10000
+  EPOCHS=${SIMCLR_DEMO_EPOCHS:-6}; LIMIT=0; NTRAIN=60000; NTEST=10000
 fi
 WIDTH=${SIMCLR_DEMO_WIDTH:-0.25}
 # Linear evaluation: one L-BFGS fit per row at a fixed L2 strength on standardised features (the
