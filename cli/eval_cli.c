@@ -141,8 +141,7 @@ static int open_split(EvalInputs *in, const char *split, int fold, int test, Dat
     dc.fold = fold;
     if (test && in->test_data) dc.path = in->test_data;
     if (test && dc.kind == DATASET_NPY && in->test_labels) dc.labels = in->test_labels;
-    if (dataset_open(ds, &dc)) return sc_error_prefix("--dataset %s", split);
-    return 0;
+    return dataset_open(ds, &dc); /* its messages name the file, split and option */
 }
 
 /* features (or pixels) and labels of one split (fold >= 0: that STL-10 fold) */
@@ -188,7 +187,7 @@ int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y,
     Model *m;
     uint64_t h0;
     if (build_model(in, tables, nt, &m, &h0)) return -1;
-    int rc = load_split(in, m, in->dc.split ? in->dc.split : "train", in->dc.fold, 0, 0, X, y, N, D);
+    int rc = load_split(in, m, in->dc.split /* NULL: the dataset's default */, in->dc.fold, 0, 0, X, y, N, D);
     if (!rc && features_model_hash(m) != h0)
         rc = sc_error_set("internal error: the encoder's weights changed during extraction");
     model_free(m);
