@@ -368,6 +368,15 @@ int cmd_pretrain(int argc, char **argv) {
                  dataset_describe(ds));
     ac.out_size = mc.image_size;
     if (augment_config_finish(&ac)) sc_fatal("%s", sc_error());
+    static char stats_buf[160];
+    if (ac.normalize == NORMALIZE_DATASET && !ac.stats_set) {
+        /* computed once from the training data and stored in the configuration, so a resumed
+         * run and the evaluation commands normalise exactly as training did */
+        if (dataset_channel_stats(ds, 10000, ac.mean, ac.std)) sc_fatal("%s", sc_error());
+        augment_format_stats(stats_buf, sizeof stats_buf, ac.mean, ac.std);
+        ac.normalize_stats = stats_buf;
+        ac.stats_set = 1;
+    }
     if (model_config_check(&mc)) sc_fatal("%s", sc_error());
     if (ac.views < 2) sc_fatal("--views: NT-Xent needs at least 2 views per image, got %d", ac.views);
 

@@ -35,7 +35,10 @@ void eval_inputs_init(EvalInputs *in) {
         {"batch-size", OPT_INT, &in->batch, "images per forward pass", .min = 1, .max = 65536},
         {"normalize", OPT_CHOICE, &in->ac.normalize, "input normalisation, as in training "
          "(default: the checkpoint's, else none)", .choices = "none|imagenet|dataset"},
+        {"normalize-stats", OPT_STR, &in->ac.normalize_stats, "--normalize dataset: mean and std "
+         "'m0,m1,m2,s0,s1,s2' (default: the checkpoint's, else computed from the split)"},
         {0}};
+    SC_ASSERT(sizeof feat <= sizeof in->feat);
     memcpy(in->feat, feat, sizeof feat);
     Opt io[] = {
         {"train-features", OPT_STR, &in->train_features, "train features .npy (N, D), any numeric dtype"},
@@ -48,6 +51,7 @@ void eval_inputs_init(EvalInputs *in) {
         {"json", OPT_STR, &in->json, "write the results to this JSON file (atomically)"},
         {"threads", OPT_INT, &in->threads, "compute threads (0: all cores)", .min = 0, .max = 4096},
         {0}};
+    SC_ASSERT(sizeof io <= sizeof in->io);
     memcpy(in->io, io, sizeof io);
 }
 
@@ -95,17 +99,22 @@ static int apply_checkpoint_config(EvalInputs *in, Opt **tables, int nt) {
         }
         Opt *o = opts_find(tabs, 2, key);
         if (!o || o->set || strcmp(val, "null") == 0) continue;
-        if (o->dst != &in->ac.normalize && (o->type == OPT_STR || o->dst == &in->layer ||
+        int norm = o->dst == &in->ac.normalize || o->dst == (void *)&in->ac.normalize_stats;
+        if (!norm && (o->type == OPT_STR || o->dst == &in->layer ||
                                             o->dst == &in->batch))
             continue; /* only model options and the normalisation come from the checkpoint */
         if (o->dst == (void *)&in->train_split || o->dst == (void *)&in->test_split) continue;
+        if (o->type == OPT_STR) { /* argv-style parsing would keep a pointer to arg below */
+            *(const char **)o->dst = sc_strdup(val);
+            continue;
+        }
         char arg[400];
         if (o->type == OPT_FLAG)
             snprintf(arg, sizeof arg, "--%s%s", strcmp(val, "on") && strcmp(val, "true") ? "no-" : "", key);
         else
             snprintf(arg, sizeof arg, "--%s=%s", key, val);
         char *argv[2] = {"checkpoint", arg};
-        Opt *one[1] = {o->dst == &in->ac.normalize ? in->feat : in->model};
+        Opt *one[1] = {norm ? in->feat : in->model};
         if (opts_parse("checkpoint", "", 2, argv, one, 1, NULL, NULL)) {
             rc = sc_error_prefix("--checkpoint %s: stored configuration", in->checkpoint);
         }

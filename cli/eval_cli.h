@@ -33,7 +33,7 @@ typedef struct {
     ModelConfig mc;
     DatasetConfig dc;
     AugmentConfig ac;
-    Opt io[16], model[MODEL_OPTS_MAX], data[DATASET_OPTS_MAX], feat[8];
+    Opt io[16], model[MODEL_OPTS_MAX], data[DATASET_OPTS_MAX], feat[12];
     int single_split;         /* the features command: one split (--split), no train/test */
 } EvalInputs;
 

@@ -60,6 +60,22 @@ int augment_config_finish(AugmentConfig *a) {
         a->stats_set = 1;
     } else if (a->normalize == NORMALIZE_NONE) {
         for (int c = 0; c < 3; c++) a->mean[c] = 0.0f, a->std[c] = 1.0f;
+    } else if (a->normalize == NORMALIZE_DATASET && a->normalize_stats && *a->normalize_stats) {
+        float v[6];
+        const char *p = a->normalize_stats;
+        for (int k = 0; k < 6; k++) {
+            char *end;
+            v[k] = strtof(p, &end);
+            if (end == p || !isfinite(v[k]) || (k >= 3 && !(v[k] > 0)) ||
+                (k < 5 && *end != ',') || (k == 5 && *end))
+                return sc_error_set("--normalize-stats: expected 6 comma-separated numbers "
+                                    "m0,m1,m2,s0,s1,s2 with std > 0, got '%s'",
+                                    a->normalize_stats);
+            p = end + 1;
+        }
+        memcpy(a->mean, v, sizeof a->mean);
+        memcpy(a->std, v + 3, sizeof a->std);
+        a->stats_set = 1;
     }
     return 0;
 }
@@ -94,9 +110,17 @@ void augment_opts(Opt tab[AUGMENT_OPTS_MAX], AugmentConfig *a) {
          .max = 1e3},
         {"blur-sigma-max", OPT_FLOAT, &a->blur_sigma_max, "Gaussian blur: max sigma", .min = 1e-6,
          .max = 1e3},
+        {"normalize-stats", OPT_STR, &a->normalize_stats,
+         "--normalize dataset: mean and std per channel 'm0,m1,m2,s0,s1,s2' (default: computed "
+         "from the training data; pretraining stores them with the run)"},
         {0}};
     SC_ASSERT(sizeof t / sizeof t[0] <= AUGMENT_OPTS_MAX);
     memcpy(tab, t, sizeof t);
+}
+
+void augment_format_stats(char *buf, size_t n, const float mean[3], const float std[3]) {
+    snprintf(buf, n, "%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", mean[0], mean[1], mean[2], std[0], std[1],
+             std[2]);
 }
 
 /* ---- random resized crop parameters ------------------------------------------------------- */

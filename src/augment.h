@@ -41,20 +41,24 @@ typedef struct {
     int blur_kernel;   /* 0: int(0.1 * S) made odd (SimCLR); else this odd size */
     int normalize;     /* NORMALIZE_* */
     float mean[3], std[3]; /* per channel; filled for imagenet by augment_config_finish, for
-                              dataset by the loader (dataset_channel_stats) unless stats_set */
+                              dataset from normalize_stats or by the loader
+                              (dataset_channel_stats) unless stats_set */
     int stats_set;
+    const char *normalize_stats; /* --normalize-stats "m0,m1,m2,s0,s1,s2" or NULL */
 } AugmentConfig;
 
 void augment_config_default(AugmentConfig *a);
 /* Checks ranges (names the option on error) and fills derived fields. Call after parsing. */
 int augment_config_finish(AugmentConfig *a);
+/* Formats mean/std as the --normalize-stats value ("m0,m1,m2,s0,s1,s2", round-trip exact). */
+void augment_format_stats(char *buf, size_t n, const float mean[3], const float std[3]);
 /* The Gaussian kernel size used for output size S. */
 int augment_blur_kernel(const AugmentConfig *a);
 
 /* Option fragment: --augment --normalize --views --crop-min-scale --crop-max-scale
  * --crop-ratio-min --crop-ratio-max --flip-prob --jitter-strength --jitter-prob --gray-prob
- * --blur-prob --blur-sigma-min --blur-sigma-max. Fills tab and ends it with {0}. */
-#define AUGMENT_OPTS_MAX 16
+ * --blur-prob --blur-sigma-min --blur-sigma-max --normalize-stats. Fills tab and ends it with {0}. */
+#define AUGMENT_OPTS_MAX 20
 void augment_opts(Opt tab[AUGMENT_OPTS_MAX], AugmentConfig *a);
 
 /* One view: src (any size, c = 1 or 3) -> out (3, S, S) float. Thread-safe (per-thread scratch,
