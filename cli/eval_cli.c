@@ -8,6 +8,7 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "recipe.h"
 #include "safetensors.h"
 
 void openblas_set_num_threads(int);
@@ -75,50 +76,14 @@ static int apply_checkpoint_config(EvalInputs *in, Opt **tables, int nt) {
     char *cfg = js ? sc_strdup(js) : NULL;
     safetensors_close(st);
     if (!cfg) return 0;
-    Opt *tabs[2] = {in->model, in->feat};
-    const char *p = cfg;
-    int rc = 0;
-    while (*p && !rc) {
-        const char *k0 = strchr(p, '"');
-        if (!k0) break;
-        const char *k1 = strchr(k0 + 1, '"');
-        if (!k1) break;
-        char key[64] = {0}, val[256] = {0};
-        snprintf(key, sizeof key, "%.*s", (int)(k1 - k0 - 1), k0 + 1);
-        p = k1 + 1;
-        while (*p == ' ' || *p == ':') p++;
-        if (*p == '"') {
-            const char *v1 = strchr(p + 1, '"');
-            if (!v1) break;
-            snprintf(val, sizeof val, "%.*s", (int)(v1 - p - 1), p + 1);
-            p = v1 + 1;
-        } else {
-            size_t n = strcspn(p, ",}");
-            snprintf(val, sizeof val, "%.*s", (int)n, p);
-            p += n;
-        }
-        Opt *o = opts_find(tabs, 2, key);
-        if (!o || o->set || strcmp(val, "null") == 0) continue;
-        int norm = o->dst == &in->ac.normalize || o->dst == (void *)&in->ac.normalize_stats;
-        if (!norm && (o->type == OPT_STR || o->dst == &in->layer ||
-                                            o->dst == &in->batch))
-            continue; /* only model options and the normalisation come from the checkpoint */
-        if (o->dst == (void *)&in->train_split || o->dst == (void *)&in->test_split) continue;
-        if (o->type == OPT_STR) { /* argv-style parsing would keep a pointer to arg below */
-            *(const char **)o->dst = sc_strdup(val);
-            continue;
-        }
-        char arg[400];
-        if (o->type == OPT_FLAG)
-            snprintf(arg, sizeof arg, "--%s%s", strcmp(val, "on") && strcmp(val, "true") ? "no-" : "", key);
-        else
-            snprintf(arg, sizeof arg, "--%s=%s", key, val);
-        char *argv[2] = {"checkpoint", arg};
-        Opt *one[1] = {norm ? in->feat : in->model};
-        if (opts_parse("checkpoint", "", 2, argv, one, 1, NULL, NULL)) {
-            rc = sc_error_prefix("--checkpoint %s: stored configuration", in->checkpoint);
-        }
-    }
+    /* only the model options and the normalisation come from the checkpoint */
+    Opt norm[3] = {{0}};
+    int k = 0;
+    for (Opt *o = in->feat; o->name; o++)
+        if (o->dst == &in->ac.normalize || o->dst == (void *)&in->ac.normalize_stats) norm[k++] = *o;
+    Opt *tabs[2] = {in->model, norm};
+    int rc = opts_apply_json(tabs, 2, cfg, 1, NULL);
+    if (rc) sc_error_prefix("--checkpoint %s: stored configuration", in->checkpoint);
     free(cfg);
     (void)tables;
     (void)nt;
