@@ -37,7 +37,7 @@ expect_ok "--force overwrites (2)" "$SIMCLR" pretrain --out "$TMP/f" "${T[@]}" -
 expect_ok "uninterrupted" "$SIMCLR" pretrain --out "$TMP/u" "${T[@]}"
 expect_ok "stopped after step 5" "$SIMCLR" pretrain --out "$TMP/s" "${T[@]}" --stop-after-steps 5
 check "5 lines before resume" "$(grep -c '"loss"' "$TMP/s/metrics.jsonl")" -eq 5
-expect_ok "resume" "$SIMCLR" pretrain --resume "$TMP/s"
+expect_ok "resume (with another thread count)" "$SIMCLR" pretrain --resume "$TMP/s" --threads 1
 check "resume prints position" -n "$(grep 'resuming .* at step 5 (epoch 0, batch 5)' "$TMP/out")"
 same_metrics "$TMP/u/metrics.jsonl" "$TMP/s/metrics.jsonl"; check "stop + resume == uninterrupted" $? -eq 0
 cmp -s <(tensors "$TMP/u/last.safetensors") <(tensors "$TMP/s/last.safetensors"); check "final checkpoint tensors identical" $? -eq 0
