@@ -67,6 +67,18 @@ expect_ok "resume after kill -9" "$SIMCLR" pretrain --resume "$TMP/k"
 same_metrics "$TMP/ku/metrics.jsonl" "$TMP/k/metrics.jsonl"; check "kill -9 + resume == uninterrupted" $? -eq 0
 check "no temporary files left" -z "$(ls "$TMP/k" | grep tmp)"
 
+# ---- Ctrl-C: the step finishes, last.safetensors is saved, exit status 130, resume continues ----
+"$SIMCLR" pretrain --out "$TMP/sig" "${K[@]}" >"$TMP/sig.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  n=$(grep -c '"loss"' "$TMP/sig/metrics.jsonl" 2>/dev/null); [ "${n:-0}" -ge 20 ] && break
+  kill -0 $pid 2>/dev/null || break; sleep 0.02
+done
+kill -INT $pid 2>/dev/null; wait $pid; rc=$?
+check "SIGINT exits 130 (or the run had finished)" $rc -eq 130 -o $rc -eq 0
+expect_ok "resume after SIGINT" "$SIMCLR" pretrain --resume "$TMP/sig"
+same_metrics "$TMP/ku/metrics.jsonl" "$TMP/sig/metrics.jsonl"; check "SIGINT + resume == uninterrupted" $? -eq 0
+
 # ---- bad input ----
 expect_fail "batch larger than dataset" "batch-size 512 is larger than the dataset \(256 images" \
   "$SIMCLR" pretrain --out "$TMP/b" "${T[@]}" --batch-size 512
