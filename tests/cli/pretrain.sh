@@ -37,7 +37,7 @@ expect_ok "--force overwrites (2)" "$SIMCLR" pretrain --out "$TMP/f" "${T[@]}" -
 expect_ok "uninterrupted" "$SIMCLR" pretrain --out "$TMP/u" "${T[@]}"
 expect_ok "stopped after step 5" "$SIMCLR" pretrain --out "$TMP/s" "${T[@]}" --stop-after-steps 5
 check "5 lines before resume" "$(grep -c '"loss"' "$TMP/s/metrics.jsonl")" -eq 5
-expect_ok "resume" "$SIMCLR" pretrain --resume "$TMP/s"
+expect_ok "resume (with another thread count)" "$SIMCLR" pretrain --resume "$TMP/s" --threads 1
 check "resume prints position" -n "$(grep 'resuming .* at step 5 (epoch 0, batch 5)' "$TMP/out")"
 same_metrics "$TMP/u/metrics.jsonl" "$TMP/s/metrics.jsonl"; check "stop + resume == uninterrupted" $? -eq 0
 cmp -s <(tensors "$TMP/u/last.safetensors") <(tensors "$TMP/s/last.safetensors"); check "final checkpoint tensors identical" $? -eq 0
@@ -66,6 +66,18 @@ echo "  (killed after $(grep -c '"loss"' "$TMP/k/metrics.jsonl") step lines)"
 expect_ok "resume after kill -9" "$SIMCLR" pretrain --resume "$TMP/k"
 same_metrics "$TMP/ku/metrics.jsonl" "$TMP/k/metrics.jsonl"; check "kill -9 + resume == uninterrupted" $? -eq 0
 check "no temporary files left" -z "$(ls "$TMP/k" | grep tmp)"
+
+# ---- Ctrl-C: the step finishes, last.safetensors is saved, exit status 130, resume continues ----
+"$SIMCLR" pretrain --out "$TMP/sig" "${K[@]}" >"$TMP/sig.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  n=$(grep -c '"loss"' "$TMP/sig/metrics.jsonl" 2>/dev/null); [ "${n:-0}" -ge 20 ] && break
+  kill -0 $pid 2>/dev/null || break; sleep 0.02
+done
+kill -INT $pid 2>/dev/null; wait $pid; rc=$?
+check "SIGINT exits 130 (or the run had finished)" $rc -eq 130 -o $rc -eq 0
+expect_ok "resume after SIGINT" "$SIMCLR" pretrain --resume "$TMP/sig"
+same_metrics "$TMP/ku/metrics.jsonl" "$TMP/sig/metrics.jsonl"; check "SIGINT + resume == uninterrupted" $? -eq 0
 
 # ---- bad input ----
 expect_fail "batch larger than dataset" "batch-size 512 is larger than the dataset \(256 images" \
