@@ -41,14 +41,21 @@ static void chunk_sum(double *acc, const float *x, const float *mean, size_t r0,
     for (int c = 0; c < C; c++) acc[c] = s[c];
 }
 
-void batchnorm_apply(float *out, const float *x, const float *mean, const float *rstd,
-                     const float *gamma, const float *beta, const float *residual, int relu,
-                     size_t N, int C, double *partials) {
-    float *scale = (float *)(partials + 2 * nchunks(N) * C), *shift = scale + C;
+/* y = x * scale + shift with scale = gamma * rstd, shift = beta - mean * scale: one definition,
+ * so the backward's recomputation of the forward output is bit-identical to the forward. */
+static void bn_fold(float *scale, float *shift, const float *mean, const float *rstd,
+                    const float *gamma, const float *beta, int C) {
     for (int c = 0; c < C; c++) {
         scale[c] = gamma[c] * rstd[c];
         shift[c] = beta[c] - mean[c] * scale[c];
     }
+}
+
+void batchnorm_apply(float *out, const float *x, const float *mean, const float *rstd,
+                     const float *gamma, const float *beta, const float *residual, int relu,
+                     size_t N, int C, double *partials) {
+    float *scale = (float *)(partials + 2 * nchunks(N) * C), *shift = scale + C;
+    bn_fold(scale, shift, mean, rstd, gamma, beta, C);
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < N; r++) {
         const float *xr = x + r * C;
@@ -182,10 +189,7 @@ void batchnorm_relu_mask_recompute(float *dout, const float *x, const float *mea
                                    const float *rstd, const float *gamma, const float *beta,
                                    size_t N, int C, double *partials) {
     float *scale = (float *)(partials + 2 * nchunks(N) * C), *shift = scale + C;
-    for (int c = 0; c < C; c++) {
-        scale[c] = gamma[c] * rstd[c];
-        shift[c] = beta[c] - mean[c] * scale[c];
-    }
+    bn_fold(scale, shift, mean, rstd, gamma, beta, C);
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < N; r++) {
         const float *xr = x + r * C;
