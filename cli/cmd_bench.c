@@ -16,6 +16,7 @@
 #include "model.h"
 #include "ntxent.h"
 #include "optim.h"
+#include "peak.h"
 #include "rng.h"
 
 /* CPU seconds of all threads of the process: a load-robust companion of the wall time on a
@@ -31,7 +32,7 @@ SIMCLR_COMMAND(cmd_bench, "bench", "time full training steps (forward, NT-Xent, 
 int cmd_bench(int argc, char **argv) {
     ModelConfig mc;
     model_config_default(&mc);
-    int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2, profile = 0;
+    int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2, profile = 0, peak_only = 0;
     long long seed = 0;
     float tau = 0.5f, lr = 3e-4f;
     Opt mopts[MODEL_OPTS_MAX];
@@ -47,6 +48,7 @@ int cmd_bench(int argc, char **argv) {
         {"temperature", OPT_FLOAT, &tau, "NT-Xent temperature", .min = 1e-4, .max = 1e4},
         {"lr", OPT_FLOAT, &lr, "Adam learning rate", .min = 0, .max = 1e3},
         {"profile", OPT_FLAG, &profile, "print the time per phase (conv, batch norm, ...)"},
+        {"peak", OPT_FLAG, &peak_only, "only measure this CPU's fp32 FMA and bf16 dot-product peak on --threads"},
         {0}};
     Opt *tables[] = {mopts, common};
     if (opts_parse("bench", "time full training steps on random inputs", argc, argv, tables, 2,
@@ -54,6 +56,19 @@ int cmd_bench(int argc, char **argv) {
         sc_fatal("%s", sc_error());
     if (model_config_check(&mc)) sc_fatal("%s", sc_error());
     sc_set_threads(threads);
+    /* the peak first, on the same threads: every result is also a percentage of it */
+    Peak pk;
+    peak_measure(&pk, threads, peak_only ? 1.5 : 0.6);
+    printf("peak, %d threads: fp32 FMA %.1f GFLOP/s (%s), bf16 dot product %.1f GFLOP/s (%s)\n",
+           threads, pk.fp32_gflops, pk.has_avx512 ? "avx512" : pk.has_fma ? "avx2" : "none",
+           pk.bf16_gflops, pk.has_bf16 ? "avx512_bf16" : "not supported by this CPU");
+    if (peak_only) {
+        printf("{\"impl\": \"peak\", \"threads\": %d, \"fp32_gflops\": %.1f, \"bf16_gflops\": %.1f, "
+               "\"avx512\": %s, \"avx512_bf16\": %s}\n", threads, pk.fp32_gflops, pk.bf16_gflops,
+               pk.has_avx512 ? "true" : "false", pk.has_bf16 ? "true" : "false");
+        return 0;
+    }
+    double peak_gflops = pk.fp32_gflops;
     int B = batch * views;
     Model *m;
     if (model_create(&m, &mc, B, (uint64_t)seed)) sc_fatal("%s", sc_error());
@@ -112,15 +127,18 @@ int cmd_bench(int argc, char **argv) {
     }
     double vps = B / dt, gflops = 3 * model_forward_flops(m, B) / dt / 1e9;
     double rss = sc_peak_rss() / (1024.0 * 1024.0);
-    printf("%.1f views/s, %.1f ms/step (forward %.1f, loss+backward+update %.1f), %.1f GFLOP/s, "
-           "peak RSS %.0f MB, loss %.4f, CPU %.1f ms/step (%.2f cores busy)\n", vps, dt * 1e3,
-           tf / steps * 1e3, tb / steps * 1e3, gflops, rss, st.loss, cpu * 1e3, cpu / dt);
+    double pct = peak_gflops > 0 ? 100 * gflops / peak_gflops : 0;
+    printf("%.1f views/s, %.1f ms/step (forward %.1f, loss+backward+update %.1f), %.1f GFLOP/s "
+           "= %.1f%% of the measured peak, peak RSS %.0f MB, loss %.4f, CPU %.1f ms/step (%.2f cores "
+           "busy)\n", vps, dt * 1e3, tf / steps * 1e3, tb / steps * 1e3, gflops, pct, rss, st.loss,
+           cpu * 1e3, cpu / dt);
     printf("{\"impl\": \"simclr\", \"arch\": \"%s\", \"stem\": \"%s\", \"width\": %g, "
            "\"image_size\": %d, \"batch_size\": %d, \"views\": %d, \"threads\": %d, "
            "\"precision\": \"fp32\", \"views_per_s\": %.2f, \"ms_per_step\": %.2f, "
-           "\"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f}\n",
+           "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"pct_of_peak\": %.1f, \"peak_rss_mb\": %.1f, "
+           "\"loss\": %.6f, \"cpu_ms_per_step\": %.2f}\n",
            resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width, mc.image_size, batch,
-           views, threads, vps, dt * 1e3, gflops, rss, st.loss, cpu * 1e3);
+           views, threads, vps, dt * 1e3, gflops, peak_gflops, pct, rss, st.loss, cpu * 1e3);
     optim_free(opt);
     ntxent_free(nt);
     model_free(m);
