@@ -32,7 +32,7 @@ SIMCLR_COMMAND(cmd_bench, "bench", "time full training steps (forward, NT-Xent, 
 int cmd_bench(int argc, char **argv) {
     ModelConfig mc;
     model_config_default(&mc);
-    int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2, profile = 0, peak_only = 0;
+    int batch = 64, steps = 10, warmup = 2, threads = 2, views = 2, profile = 0, peak_only = 0;
     long long seed = 0;
     float tau = 0.5f, lr = 3e-4f;
     Opt mopts[MODEL_OPTS_MAX];
@@ -43,7 +43,9 @@ int cmd_bench(int argc, char **argv) {
         {"steps", OPT_INT, &steps, "timed training steps", .min = 1, .max = 1000000},
         {"warmup", OPT_INT, &warmup, "untimed steps first", .min = 0, .max = 1000000},
         {"threads", OPT_INT, &threads, "compute threads", .min = 1, .max = 1024},
-        {"precision", OPT_CHOICE, &precision, "arithmetic (bf16 comes later)", .choices = "fp32"},
+        {"precision", OPT_CHOICE, &mc.precision,
+         "convolution arithmetic: fp32, or bf16 with fp32 accumulation (needs AVX512-BF16)",
+         .choices = PRECISION_CHOICES},
         {"seed", OPT_INT64, &seed, "seed of the init and the random inputs"},
         {"temperature", OPT_FLOAT, &tau, "NT-Xent temperature", .min = 1e-4, .max = 1e4},
         {"lr", OPT_FLOAT, &lr, "Adam learning rate", .min = 0, .max = 1e3},
@@ -68,7 +70,8 @@ int cmd_bench(int argc, char **argv) {
                pk.has_avx512 ? "true" : "false", pk.has_bf16 ? "true" : "false");
         return 0;
     }
-    double peak_gflops = pk.fp32_gflops;
+    double peak_gflops = mc.precision == PRECISION_BF16 ? pk.bf16_gflops : pk.fp32_gflops;
+    if (model_config_check(&mc)) sc_fatal("%s", sc_error());
     int B = batch * views;
     Model *m;
     if (model_create(&m, &mc, B, (uint64_t)seed)) sc_fatal("%s", sc_error());
@@ -93,9 +96,13 @@ int cmd_bench(int argc, char **argv) {
     for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(&r);
 
     const ResNetSpec *sp = model_spec(m);
-    printf("simclr bench: %s, %s stem, width %g, %dx%d, batch %d (%d views), %d threads, fp32, "
+    const char *prec = mc.precision == PRECISION_BF16 ? "bf16" : "fp32";
+    double bpv = (double)model_activation_bytes(m) / B;
+    printf("simclr bench: %s, %s stem, width %g, %dx%d, batch %d (%d views), %d threads, %s, "
            "conv %s\n", resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width,
-           mc.image_size, mc.image_size, batch, B, threads, model_conv_impl(m));
+           mc.image_size, mc.image_size, batch, B, threads, prec, model_conv_impl(m));
+    printf("activation and gradient memory: %.2f MB per view (%.0f MB for %d views)\n", bpv / 1e6,
+           bpv * B / 1e6, B);
     printf("params %zu, features %d, projection %d, %.3f GFLOP per view per step\n",
            model_num_params(m), sp->feat_dim, dim, 3 * model_forward_flops(m, 1) / 1e9);
     NtxentStats st = {0};
@@ -134,11 +141,11 @@ int cmd_bench(int argc, char **argv) {
            cpu * 1e3, cpu / dt);
     printf("{\"impl\": \"simclr\", \"arch\": \"%s\", \"stem\": \"%s\", \"width\": %g, "
            "\"image_size\": %d, \"batch_size\": %d, \"views\": %d, \"threads\": %d, "
-           "\"precision\": \"fp32\", \"views_per_s\": %.2f, \"ms_per_step\": %.2f, "
+           "\"precision\": \"%s\", \"views_per_s\": %.2f, \"ms_per_step\": %.2f, "
            "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"pct_of_peak\": %.1f, \"peak_rss_mb\": %.1f, "
-           "\"loss\": %.6f, \"cpu_ms_per_step\": %.2f}\n",
+           "\"bytes_per_view\": %.0f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f}\n",
            resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width, mc.image_size, batch,
-           views, threads, vps, dt * 1e3, gflops, peak_gflops, pct, rss, st.loss, cpu * 1e3);
+           views, threads, prec, vps, dt * 1e3, gflops, peak_gflops, pct, rss, bpv, st.loss, cpu * 1e3);
     optim_free(opt);
     ntxent_free(nt);
     model_free(m);

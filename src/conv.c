@@ -9,12 +9,13 @@
 
 #include <stdlib.h>
 
+#include "bf16.h"
 #include "common.h"
 
 int conv_shape_init(ConvShape *s, int B, int H, int W, int C, int K, int R, int S, int stride,
                     int pad) {
     s->B = B, s->H = H, s->W = W, s->C = C, s->K = K, s->R = R, s->S = S;
-    s->stride = stride, s->pad = pad;
+    s->stride = stride, s->pad = pad, s->dt = DT_F32;
     if (B < 1 || H < 1 || W < 1 || C < 1 || K < 1 || R < 1 || S < 1 || stride < 1 || pad < 0)
         return sc_error_set("convolution: invalid shape B%d H%d W%d C%d K%d R%d S%d stride %d pad %d",
                             B, H, W, C, K, R, S, stride, pad);
@@ -185,6 +186,9 @@ static size_t pd_scratch(const_dnnl_primitive_desc_t pd) {
     return md ? dnnl_memory_desc_get_size(md) : 0;
 }
 
+/* oneDNN type of the activations (src, dst, diff_dst) and of the weights the kernels read */
+static dnnl_data_type_t act_type(const ConvShape *s) { return s->dt == DT_BF16 ? dnnl_bf16 : dnnl_f32; }
+
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* The chunked backward-weights primitives, planned for ONE thread each (oneDNN plans its split
@@ -219,14 +223,18 @@ static int wgrad_chunks_create(Conv *c, dnnl_primitive_attr_t attr, const dnnl_m
                              (s->OW - 1) * s->stride + s->S - s->W - s->pad};
         dnnl_convolution_desc_t d, df;
         dnnl_primitive_desc_t hint = NULL;
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, dnnl_f32, dnnl_nhwc));
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, dnnl_f32, dnnl_nhwc));
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
+        dnnl_data_type_t adt = act_type(s), wdt_any;
+        dnnl_memory_desc_t md_dw_any;
+        wdt_any = adt;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, adt, dnnl_nhwc));
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, adt, dnnl_nhwc));
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, wdt_any, dnnl_format_tag_any));
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dw_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
         DNNL_TRY(dnnl_convolution_forward_desc_init(&df, dnnl_forward_training, dnnl_convolution_direct,
                                                     &md_src, &md_w_any, NULL, &md_dst, strides, pad_l, pad_r));
         DNNL_TRY(dnnl_primitive_desc_create(&hint, &df, attr, g_engine, NULL));
         DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &md_src,
-                                                             &md_w_any, NULL, &md_dst, strides,
+                                                             &md_dw_any, NULL, &md_dst, strides,
                                                              pad_l, pad_r));
         dnnl_status_t st = dnnl_primitive_desc_create(&c->pd_wc[kind], &d, attr, g_engine, hint);
         dnnl_primitive_desc_destroy(hint);
@@ -265,7 +273,8 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     Conv *c = sc_alloc(sizeof *c);
     c->s = *s;
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_memory_desc_t md_src, md_dst, md_w_any, md_w_user;
+    dnnl_memory_desc_t md_src, md_dst, md_w_any, md_w_user, md_dsrc, md_dw_any;
+    dnnl_data_type_t adt = act_type(s);
     dnnl_dims_t src_dims = {s->B, s->C, s->H, s->W}, dst_dims = {s->B, s->K, s->OH, s->OW};
     dnnl_dims_t w_dims = {s->K, s->C, s->R, s->S};
     dnnl_dims_t strides = {s->stride, s->stride}, pad_l = {s->pad, s->pad};
@@ -274,9 +283,11 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
                          (s->OW - 1) * s->stride + s->S - s->W - s->pad};
     DNNL_TRY(dnnl_primitive_attr_create(&attr));
     DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, dnnl_f32, dnnl_nhwc));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, dnnl_f32, dnnl_nhwc));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, adt, dnnl_nhwc));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dsrc, 4, src_dims, dnnl_f32, dnnl_nhwc));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, adt, dnnl_nhwc));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, adt, dnnl_format_tag_any));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dw_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_user, 4, w_dims, dnnl_f32, dnnl_oihw));
 
     dnnl_convolution_desc_t d;
@@ -286,25 +297,26 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     DNNL_TRY(dnnl_primitive_desc_create(&c->pd_fwd, &d, attr, g_engine, NULL));
     DNNL_TRY(dnnl_primitive_create(&c->fwd, c->pd_fwd));
     if (need_bwd_data) {
-        DNNL_TRY(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &md_src,
+        DNNL_TRY(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &md_dsrc,
                                                           &md_w_any, &md_dst, strides, pad_l,
                                                           pad_r));
         DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_d, &d, attr, g_engine, c->pd_fwd));
         DNNL_TRY(dnnl_primitive_create(&c->bwd_d, c->pd_bwd_d));
     }
     DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &md_src,
-                                                         &md_w_any, NULL, &md_dst, strides, pad_l,
+                                                         &md_dw_any, NULL, &md_dst, strides, pad_l,
                                                          pad_r));
     DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_w, &d, attr, g_engine, c->pd_fwd));
     DNNL_TRY(dnnl_primitive_create(&c->bwd_w, c->pd_bwd_w));
-    c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
+    /* the GEMM path is float32 only (Debian's oneDNN 2.6 has no bf16 GEMM in its C API) */
+    c->gemm = s->dt == DT_F32 && (long long)s->OH * s->OW <= gemm_max_pixels();
     if (c->gemm) c->w_krsc = sc_alloc(sizeof(float) * s->K * s->C * s->R * s->S);
     else if (wgrad_chunks_create(c, attr, &md_w_user)) goto fail;
 
     /* memories: activations get their handles at every call */
     DNNL_TRY(dnnl_memory_create(&c->m_src, &md_src, g_engine, DNNL_MEMORY_NONE));
     DNNL_TRY(dnnl_memory_create(&c->m_dst, &md_dst, g_engine, DNNL_MEMORY_NONE));
-    DNNL_TRY(dnnl_memory_create(&c->m_dsrc, &md_src, g_engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&c->m_dsrc, &md_dsrc, g_engine, DNNL_MEMORY_NONE));
     DNNL_TRY(dnnl_memory_create(&c->m_ddst, &md_dst, g_engine, DNNL_MEMORY_NONE));
     DNNL_TRY(dnnl_memory_create(&c->m_w_user, &md_w_user, g_engine, DNNL_MEMORY_NONE));
     DNNL_TRY(dnnl_memory_create(&c->m_dw_user, &md_w_user, g_engine, DNNL_MEMORY_NONE));
@@ -434,12 +446,13 @@ void conv_set_weights(Conv *c, const float *w) {
 
 /* C (M, N) = A (M, Kd) . B^T  with A row-major lda, B (N, Kd) ldb: M split into GEMM_CHUNKS fixed
  * row blocks, each one single-threaded dnnl_sgemm inside our parallel loop. */
-void conv_forward(Conv *c, float *out, const float *in, void *scratch) {
+void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
     if (c->gemm) {
         const ConvShape *s = &c->s;
+        float *out = out_;
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
         float *col = scratch;
-        im2col_nhwc(col, in, s);
+        im2col_nhwc(col, in_, s);
 #pragma omp parallel for schedule(static, 1)
         for (int k = 0; k < GEMM_CHUNKS; k++) {
             long m0 = M * k / GEMM_CHUNKS, m1 = M * (k + 1) / GEMM_CHUNKS;
@@ -449,15 +462,15 @@ void conv_forward(Conv *c, float *out, const float *in, void *scratch) {
         }
         return;
     }
-    set(c->m_src, in);
-    set(c->m_dst, out);
+    set(c->m_src, in_);
+    set(c->m_dst, out_);
     set(c->m_scratch, scratch);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->m_src}, {DNNL_ARG_WEIGHTS, c->m_w_fwd},
                            {DNNL_ARG_DST, c->m_dst}, {DNNL_ARG_SCRATCHPAD, c->m_scratch}};
     exec(c->fwd, 4, a);
 }
 
-void conv_backward_data(Conv *c, float *d_in, const float *d_out, void *scratch) {
+void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) {
     SC_ASSERT(c->bwd_d);
     set(c->m_dsrc, d_in);
     set(c->m_ddst, d_out);
@@ -467,8 +480,9 @@ void conv_backward_data(Conv *c, float *d_in, const float *d_out, void *scratch)
     exec(c->bwd_d, 4, a);
 }
 
-void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float *in,
+void conv_backward_weights(Conv *c, float *d_w, const void *d_out_, const void *in_,
                            float *wtmp, void *scratch) {
+    const char *d_out = d_out_, *in = in_; /* byte pointers: element size dt_size(s->dt) */
     const ConvShape *s = &c->s;
     size_t wn = (size_t)s->K * s->C * s->R * s->S;
     if (c->gemm) {
@@ -476,12 +490,12 @@ void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float 
          * element is one full reduction in a fixed order */
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
         float *col = scratch;
-        im2col_nhwc(col, in, s);
+        im2col_nhwc(col, (const float *)in, s);
 #pragma omp parallel for schedule(static, 1)
         for (int k = 0; k < GEMM_CHUNKS; k++) {
             long n0 = N * k / GEMM_CHUNKS, n1 = N * (k + 1) / GEMM_CHUNKS;
             if (n1 > n0)
-                DNNL_RUN(dnnl_sgemm('T', 'N', n1 - n0, Kd, M, 1.0f, d_out + n0, N, col, Kd, 0.0f,
+                DNNL_RUN(dnnl_sgemm('T', 'N', n1 - n0, Kd, M, 1.0f, (const float *)d_out + n0, N, col, Kd, 0.0f,
                                     wtmp + n0 * Kd, Kd));
         }
         size_t rs = (size_t)s->R * s->S;
@@ -492,7 +506,8 @@ void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float 
                     d_w[((size_t)k * s->C + ch) * rs + p] += wtmp[((size_t)k * rs + p) * s->C + ch];
         return;
     }
-    size_t in_row = (size_t)s->H * s->W * s->C, out_row = (size_t)s->OH * s->OW * s->K;
+    size_t in_row = (size_t)s->H * s->W * s->C * dt_size(s->dt),
+           out_row = (size_t)s->OH * s->OW * s->K * dt_size(s->dt); /* bytes */
     /* chunk k: single-threaded primitive on rows [row0, row0 + rows), its own stream, memories,
      * scratchpad and partial sum wtmp[k] (OIHW) */
 #pragma omp parallel for schedule(static, 1)
@@ -522,7 +537,7 @@ void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float 
 
 /* oneDNN's own multi-threaded backward weights (its reduction split follows the thread count);
  * kept for the speed comparison in the tests. */
-void conv_backward_weights_threaded(Conv *c, float *d_w, const float *d_out, const float *in,
+void conv_backward_weights_threaded(Conv *c, float *d_w, const void *d_out, const void *in,
                                     float *wtmp, void *scratch) {
     set(c->m_src, in);
     set(c->m_ddst, d_out);
