@@ -121,15 +121,18 @@ int cmd_bench(int argc, char **argv) {
     }
     double dt = (sc_now() - t0) / steps, cpu = (cpu_now() - c0) / steps;
     if (profile) {
+        /* SIMCLR_PROFILE_CPU=1: the phases are CPU times (see model.h), shares of the CPU time */
+        const char *pc = getenv("SIMCLR_PROFILE_CPU");
+        double ref = pc && !strcmp(pc, "1") ? cpu : dt;
         double tot = 0;
         for (int k = 0; k < MODEL_PROF_N; k++) {
             double sec;
             const char *name = model_profile_get(k, &sec);
             tot += sec;
-            printf("  %-24s %8.1f ms/step  %5.1f%%\n", name, sec / steps * 1e3, 100 * sec / steps / dt);
+            printf("  %-24s %8.1f ms/step  %5.1f%%\n", name, sec / steps * 1e3, 100 * sec / steps / ref);
         }
-        printf("  %-24s %8.1f ms/step  %5.1f%%\n", "other (loss, optimizer)", dt * 1e3 - tot / steps * 1e3,
-               100 - 100 * tot / steps / dt);
+        printf("  %-24s %8.1f ms/step  %5.1f%%\n", "other (loss, optimizer)", ref * 1e3 - tot / steps * 1e3,
+               100 - 100 * tot / steps / ref);
         model_profile(0);
     }
     double vps = B / dt, gflops = 3 * model_forward_flops(m, B) / dt / 1e9;

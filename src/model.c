@@ -11,6 +11,7 @@
 #include <dnnl.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include <stdlib.h>
 
@@ -86,12 +87,24 @@ static int g_prof_on;
 static const char *const g_prof_names[MODEL_PROF_N] = {
     "conv forward", "conv backward data", "conv backward weights", "batch norm forward",
     "batch norm backward", "pool/input/add", "head"};
-#define PROF_BEGIN double prof_t0_ = g_prof_on ? sc_now() : 0
+/* wall time, or with SIMCLR_PROFILE_CPU=1 the CPU time of the process (all threads; run with
+ * OMP_WAIT_POLICY=passive so that waiting threads do not count): on a machine shared with other
+ * jobs, the work each phase does rather than how long it waited for a core */
+static int g_prof_cpu;
+static double prof_now(void) {
+    if (!g_prof_cpu) return sc_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+#define PROF_BEGIN double prof_t0_ = g_prof_on ? prof_now() : 0
 #define PROF_END(k) \
-    if (g_prof_on) g_prof[k] += sc_now() - prof_t0_
+    if (g_prof_on) g_prof[k] += prof_now() - prof_t0_
 
 void model_profile(int on) {
     g_prof_on = on;
+    const char *e = getenv("SIMCLR_PROFILE_CPU");
+    g_prof_cpu = e && !strcmp(e, "1");
     memset(g_prof, 0, sizeof g_prof);
 }
 const char *model_profile_get(int k, double *seconds) {
@@ -418,7 +431,7 @@ static int unit_forward(Model *m, int i, void *out, const void *in, const void *
     PROF_END(0);
     const ResUnit *ru = &m->spec.units[i];
     int t = u->t_bn;
-    prof_t0_ = g_prof_on ? sc_now() : 0;
+    prof_t0_ = g_prof_on ? prof_now() : 0;
     batchnorm_forward(out, u->mean, u->rstd, u->c, tp(m, t), tp(m, t + 1), tb(m, t + 2),
                       tb(m, t + 3), tc(m, t + 4), residual, relu, m->training,
                       (size_t)B * ru->OH * ru->OW, ru->K, m->partials, m->dt);
@@ -552,7 +565,7 @@ static void encoder_backward(Model *m, const float *dh) {
             PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[ui].t_w), dc, x_in, m->wtmp, m->scratch);
             PROF_END(2);
-            prof_t0_ = g_prof_on ? sc_now() : 0;
+            prof_t0_ = g_prof_on ? prof_now() : 0;
             conv_backward_data(c, q, dc, m->scratch);
             PROF_END(1);
             if (j > 0) {
@@ -570,7 +583,7 @@ static void encoder_backward(Model *m, const float *dh) {
             PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[blk->down].t_w), dd, block_in, m->wtmp, m->scratch);
             PROF_END(2);
-            prof_t0_ = g_prof_on ? sc_now() : 0;
+            prof_t0_ = g_prof_on ? prof_now() : 0;
             conv_backward_data(c, q, dd, m->scratch);
             PROF_END(1);
             const ResUnit *ru = &sp->units[blk->down];

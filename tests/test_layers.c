@@ -386,6 +386,69 @@ static double misc_loss(void *p) {
     return dotd(m->out, m->R, n);
 }
 
+/* The bf16 variants of batch norm and the pools compute in float32 exactly what the float32
+ * kernels compute on the bf16-rounded inputs, and round once on store: bit-identical to rounding
+ * the float32 kernel's output (forward, backward with each gradient type, the stem's in-place
+ * form, max pool forward/backward, global average pool). */
+TEST(layers_bf16_equal_rounded_fp32) {
+    int N = 600, C = 24; /* 3 chunks of BN_CHUNK rows, one partial */
+    size_t n = (size_t)N * C;
+    float *x = randv(n, 201, -2, 2), *res = randv(n, 202, -1, 1), *dy = randv(n, 203, -1, 1);
+    float *g = randv(C, 204, 0.5, 1.5), *b = randv(C, 205, -0.5, 0.5);
+    bf16_round_array(x, x, n), bf16_round_array(res, res, n);
+    uint16_t *xb = malloc(n * 2), *rb = malloc(n * 2), *ob = malloc(n * 2), *db = malloc(n * 2), *dyb = malloc(n * 2);
+    bf16_from_f32_array(xb, x, n), bf16_from_f32_array(rb, res, n);
+    float *o = malloc(n * 4), *o2 = malloc(n * 4), *dx = malloc(n * 4), *dx2 = malloc(n * 4), *dyc = malloc(n * 4);
+    float m1[24], r1[24], m2[24], r2[24], dg1[24] = {0}, db1[24] = {0}, dg2[24] = {0}, db2[24] = {0};
+    double *part = malloc(batchnorm_partials(N, C) * sizeof(double));
+    for (int relu = 0; relu < 2; relu++) {
+        batchnorm_forward(o, m1, r1, x, g, b, NULL, NULL, NULL, res, relu, 1, N, C, part, DT_F32);
+        batchnorm_forward(ob, m2, r2, xb, g, b, NULL, NULL, NULL, rb, relu, 1, N, C, part, DT_BF16);
+        bf16_round_array(o, o, n);
+        bf16_to_f32_array(o2, ob, n);
+        CHECK(!memcmp(o, o2, n * 4) && !memcmp(m1, m2, sizeof m1) && !memcmp(r1, r2, sizeof r1),
+              "BN forward bf16 (relu %d) = rounded fp32", relu);
+        /* backward: dout float32 (masked in place), dx bf16; relu_out is the bf16 output */
+        memcpy(dx, dy, n * 4), memcpy(dyc, dy, n * 4);
+        batchnorm_backward(dx, dg1, db1, dx, relu ? o2 : NULL, x, m1, r1, g, 1, N, C, part, DT_F32, DT_F32, DT_F32);
+        batchnorm_backward(db, dg2, db2, dyc, relu ? (const void *)ob : NULL, xb, m2, r2, g, 1, N, C, part,
+                           DT_BF16, DT_F32, DT_BF16);
+        bf16_round_array(dx, dx, n);
+        bf16_to_f32_array(dx2, db, n);
+        CHECK(!memcmp(dx, dx2, n * 4) && !memcmp(dg1, dg2, sizeof dg1) && !memcmp(db1, db2, sizeof db1),
+              "BN backward f32 -> bf16 (relu %d) = rounded fp32", relu);
+    }
+    /* the stem's form: bf16 gradient in, bf16 out, in place, after the recomputed ReLU mask */
+    bf16_from_f32_array(dyb, dy, n);
+    bf16_round_array(dyc, dy, n);
+    batchnorm_forward(o, m1, r1, x, g, b, NULL, NULL, NULL, NULL, 1, 1, N, C, part, DT_F32);
+    batchnorm_relu_mask_recompute(dyc, x, m1, r1, g, b, N, C, part, DT_F32, DT_F32);
+    batchnorm_backward(dyc, dg1, db1, dyc, NULL, x, m1, r1, g, 1, N, C, part, DT_F32, DT_F32, DT_F32);
+    batchnorm_relu_mask_recompute(dyb, xb, m1, r1, g, b, N, C, part, DT_BF16, DT_BF16);
+    batchnorm_backward(dyb, dg2, db2, dyb, NULL, xb, m1, r1, g, 1, N, C, part, DT_BF16, DT_BF16, DT_BF16);
+    bf16_round_array(dyc, dyc, n);
+    bf16_to_f32_array(dx2, dyb, n);
+    CHECK(!memcmp(dyc, dx2, n * 4) && !memcmp(dg1, dg2, sizeof dg1), "BN stem backward bf16 -> bf16 = rounded fp32");
+    /* pools on a (2, 10, 15, 24) map (600 rows) */
+    int B = 2, H = 10, W = 15, OH = pool_out_size(H, 3, 2, 1), OW = pool_out_size(W, 3, 2, 1);
+    size_t no = (size_t)B * OH * OW * C;
+    uint8_t *a1 = malloc(no), *a2 = malloc(no);
+    maxpool_forward(o, a1, x, B, H, W, C, 3, 2, 1, DT_F32);
+    maxpool_forward(ob, a2, xb, B, H, W, C, 3, 2, 1, DT_BF16);
+    bf16_to_f32_array(o2, ob, no);
+    CHECK(!memcmp(o, o2, no * 4) && !memcmp(a1, a2, no), "max pool forward bf16 = fp32 on bf16 values");
+    maxpool_backward(dx, dy, a1, B, H, W, C, 3, 2, 1, DT_F32);
+    maxpool_backward(db, dy, a1, B, H, W, C, 3, 2, 1, DT_BF16);
+    bf16_round_array(dx, dx, n);
+    bf16_to_f32_array(dx2, db, n);
+    CHECK(!memcmp(dx, dx2, n * 4), "max pool backward into bf16 = rounded fp32");
+    avgpool_forward(o, x, B, H * W, C, DT_F32);
+    avgpool_forward(o2, xb, B, H * W, C, DT_BF16);
+    CHECK(!memcmp(o, o2, (size_t)B * C * 4), "average pool of bf16 = of the same values in fp32");
+    free(x), free(res), free(dy), free(g), free(b), free(xb), free(rb), free(ob), free(db), free(dyb),
+        free(o), free(o2), free(dx), free(dx2), free(dyc), free(part), free(a1), free(a2);
+}
+
 TEST(relu_gradcheck) {
     MiscCtx m = {.B = 4, .C = 10, .kind = 0};
     m.in = randv(40, 130, -1, 1), m.out = malloc(160), m.R = randv(40, 131, -1, 1);
