@@ -127,6 +127,17 @@ static void dnnl_init_once(void) {
 
 #define DNNL_RUN(call) SC_ASSERT((call) == dnnl_success)
 
+#define GEMM_CHUNKS 8 /* fixed split of the GEMMs over threads: the bits never depend on it */
+
+typedef struct {
+    int nkind, kind_rows[2], blk_kind[GEMM_CHUNKS];
+    dnnl_primitive_desc_t pd[2];
+    dnnl_primitive_t p[2];
+    dnnl_stream_t stream[GEMM_CHUNKS];
+    dnnl_memory_t a[GEMM_CHUNKS], b[GEMM_CHUNKS], c[GEMM_CHUNKS], scr[GEMM_CHUNKS];
+    size_t scr_bytes; /* per block, rounded to 64 */
+} MmBlocks;
+
 struct Conv {
     ConvShape s;
     dnnl_primitive_desc_t pd_fwd, pd_bwd_d, pd_bwd_w;
@@ -148,7 +159,11 @@ struct Conv {
     size_t ch_scr_bytes, ch_dw_bytes; /* per chunk, rounded to 64 */
     /* small output maps: forward and backward weights as im2col + GEMM (see conv.h) */
     int gemm;
-    float *w_krsc; /* (K, R, S, C) */
+    float *w_krsc; /* (K, R, S, C); bf16: uint16 */
+    /* bf16 GEMMs: one single-threaded oneDNN matmul per fixed block (forward: rows of the
+     * output, backward weights: output channels), at most 2 block sizes each */
+    MmBlocks mm_fwd, mm_wgt;
+    size_t mm_col_bytes, mm_dyt_bytes; /* scratch layout: col, d_out transposed, per block */
 };
 
 /* Output maps with at most this many pixels use the GEMM path (override: SIMCLR_CONV_GEMM_PIXELS,
@@ -158,25 +173,26 @@ static int gemm_max_pixels(void) {
     return e ? atoi(e) : 16;
 }
 
-#define GEMM_CHUNKS 8 /* fixed split of the GEMMs over threads: the bits never depend on it */
 
 /* col (B*OH*OW, R*S*C) from in (B,H,W,C): row (b,oh,ow) holds the receptive field, zero padded */
-static void im2col_nhwc(float *col, const float *in, const ConvShape *s) {
-    size_t rsc = (size_t)s->R * s->S * s->C;
+static void im2col_nhwc(void *col_, const void *in_, const ConvShape *s) {
+    size_t rsc = (size_t)s->R * s->S * s->C, es = dt_size(s->dt);
+    char *col = col_;
+    const char *in = in_;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < s->B; b++)
         for (int oh = 0; oh < s->OH; oh++)
             for (int ow = 0; ow < s->OW; ow++) {
-                float *row = col + (((size_t)b * s->OH + oh) * s->OW + ow) * rsc;
+                char *row = col + (((size_t)b * s->OH + oh) * s->OW + ow) * rsc * es;
                 for (int r = 0; r < s->R; r++)
                     for (int q = 0; q < s->S; q++) {
                         int ih = oh * s->stride - s->pad + r, iw = ow * s->stride - s->pad + q;
-                        float *dst = row + ((size_t)r * s->S + q) * s->C;
+                        char *dst = row + ((size_t)r * s->S + q) * s->C * es;
                         if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W)
-                            memset(dst, 0, sizeof(float) * s->C);
+                            memset(dst, 0, es * s->C);
                         else
-                            memcpy(dst, in + (((size_t)b * s->H + ih) * s->W + iw) * s->C,
-                                   sizeof(float) * s->C);
+                            memcpy(dst, in + (((size_t)b * s->H + ih) * s->W + iw) * s->C * es,
+                                   es * s->C);
                     }
             }
 }
@@ -267,6 +283,92 @@ fail:
     return rc;
 }
 
+/* GEMM_CHUNKS fixed blocks of `total` rows of C (rows, N) = A (rows, Kd) . B (Kd, N), A and C
+ * row-major, B row-major (b_tag ab) or transposed (ba); one single-threaded matmul primitive per
+ * block size (planned with 1 thread, run side by side by our parallel loop). */
+static int mm_blocks_create(MmBlocks *mb, long total, long Kd, long N, dnnl_format_tag_t b_tag,
+                            dnnl_data_type_t ct) {
+    int saved = omp_get_max_threads(), rc = -1;
+    omp_set_num_threads(1);
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success ||
+        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
+        goto out;
+    for (int k = 0; k < GEMM_CHUNKS; k++) {
+        long rows = total * (k + 1) / GEMM_CHUNKS - total * k / GEMM_CHUNKS;
+        int kind = -1;
+        for (int j = 0; j < mb->nkind; j++)
+            if (mb->kind_rows[j] == rows) kind = j;
+        dnnl_memory_desc_t ma, mbd, mc;
+        dnnl_dims_t da = {rows, Kd}, db = {Kd, N}, dc = {rows, N};
+        if (dnnl_memory_desc_init_by_tag(&ma, 2, da, dnnl_bf16, dnnl_ab) ||
+            dnnl_memory_desc_init_by_tag(&mbd, 2, db, dnnl_bf16, b_tag) ||
+            dnnl_memory_desc_init_by_tag(&mc, 2, dc, ct, dnnl_ab))
+            goto out;
+        if (kind < 0) {
+            SC_ASSERT(mb->nkind < 2);
+            kind = mb->nkind++;
+            mb->kind_rows[kind] = (int)rows;
+            dnnl_matmul_desc_t md;
+            if (dnnl_matmul_desc_init(&md, &ma, &mbd, NULL, &mc) ||
+                dnnl_primitive_desc_create(&mb->pd[kind], &md, attr, g_engine, NULL) ||
+                dnnl_primitive_create(&mb->p[kind], mb->pd[kind]))
+                goto out;
+            if (round64(pd_scratch(mb->pd[kind])) > mb->scr_bytes) mb->scr_bytes = round64(pd_scratch(mb->pd[kind]));
+        }
+        mb->blk_kind[k] = kind;
+        if (dnnl_stream_create(&mb->stream[k], g_engine, dnnl_stream_default_flags) ||
+            dnnl_memory_create(&mb->a[k], &ma, g_engine, DNNL_MEMORY_NONE) ||
+            dnnl_memory_create(&mb->b[k], &mbd, g_engine, DNNL_MEMORY_NONE) ||
+            dnnl_memory_create(&mb->c[k], &mc, g_engine, DNNL_MEMORY_NONE))
+            goto out;
+    }
+    for (int k = 0; k < GEMM_CHUNKS; k++) {
+        dnnl_memory_desc_t md_scr;
+        dnnl_dims_t sd = {(dnnl_dim_t)(mb->scr_bytes ? mb->scr_bytes : 1)};
+        if (dnnl_memory_desc_init_by_tag(&md_scr, 1, sd, dnnl_u8, dnnl_a) ||
+            dnnl_memory_create(&mb->scr[k], &md_scr, g_engine, DNNL_MEMORY_NONE))
+            goto out;
+    }
+    rc = 0;
+out:
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    omp_set_num_threads(saved);
+    return rc;
+}
+
+static void mm_blocks_free(MmBlocks *mb) {
+    for (int k = 0; k < GEMM_CHUNKS; k++) {
+        dnnl_memory_t m[] = {mb->a[k], mb->b[k], mb->c[k], mb->scr[k]};
+        for (int i = 0; i < 4; i++)
+            if (m[i]) dnnl_memory_destroy(m[i]);
+        if (mb->stream[k]) dnnl_stream_destroy(mb->stream[k]);
+    }
+    for (int j = 0; j < mb->nkind; j++) {
+        if (mb->p[j]) dnnl_primitive_destroy(mb->p[j]);
+        if (mb->pd[j]) dnnl_primitive_desc_destroy(mb->pd[j]);
+    }
+}
+
+/* Runs the blocks: block k reads A at a + row0 * lda_bytes, B at b, writes C at c + row0 *
+ * ldc_bytes, scratch at scr + k * scr_bytes. */
+static void mm_blocks_run(MmBlocks *mb, long total, const char *a, size_t lda_bytes, const void *b,
+                          char *c, size_t ldc_bytes, char *scr) {
+#pragma omp parallel for schedule(static, 1)
+    for (int k = 0; k < GEMM_CHUNKS; k++) {
+        long r0 = total * k / GEMM_CHUNKS;
+        if (total * (k + 1) / GEMM_CHUNKS == r0) continue;
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->a[k], (void *)(a + r0 * lda_bytes)));
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->b[k], (void *)b));
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->c[k], c + r0 * ldc_bytes));
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->scr[k], scr + k * mb->scr_bytes));
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, mb->a[k]}, {DNNL_ARG_WEIGHTS, mb->b[k]},
+                                  {DNNL_ARG_DST, mb->c[k]}, {DNNL_ARG_SCRATCHPAD, mb->scr[k]}};
+        DNNL_RUN(dnnl_primitive_execute(mb->p[mb->blk_kind[k]], mb->stream[k], 4, args));
+        DNNL_RUN(dnnl_stream_wait(mb->stream[k]));
+    }
+}
+
 int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     pthread_once(&g_once, dnnl_init_once);
     if (!g_dnnl_ok) return sc_error_set("oneDNN: cannot create the CPU engine");
@@ -308,10 +410,23 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
                                                          pad_r));
     DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_w, &d, attr, g_engine, c->pd_fwd));
     DNNL_TRY(dnnl_primitive_create(&c->bwd_w, c->pd_bwd_w));
-    /* the GEMM path is float32 only (Debian's oneDNN 2.6 has no bf16 GEMM in its C API) */
-    c->gemm = s->dt == DT_F32 && (long long)s->OH * s->OW <= gemm_max_pixels();
-    if (c->gemm) c->w_krsc = sc_alloc(sizeof(float) * s->K * s->C * s->R * s->S);
-    else if (wgrad_chunks_create(c, attr, &md_w_user)) goto fail;
+    /* the GEMM path: dnnl_sgemm in fp32; in bf16 oneDNN matmul primitives (Debian's oneDNN 2.6
+     * has no bf16 GEMM function in its C API) */
+    c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
+    if (c->gemm) {
+        c->w_krsc = sc_alloc(dt_size(s->dt) * s->K * s->C * s->R * s->S);
+        if (s->dt == DT_BF16) {
+            long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
+            if (mm_blocks_create(&c->mm_fwd, M, Kd, s->K, dnnl_ba, dnnl_bf16) ||
+                mm_blocks_create(&c->mm_wgt, s->K, M, Kd, dnnl_ab, dnnl_f32)) {
+                sc_error_set("oneDNN: bf16 matmul for a conv B%d %dx%dx%d -> %d", s->B, s->H, s->W, s->C, s->K);
+                goto fail;
+            }
+            c->mm_col_bytes = round64(2 * (size_t)M * Kd);
+            c->mm_dyt_bytes = round64(2 * (size_t)M * s->K);
+        }
+    } else if (wgrad_chunks_create(c, attr, &md_w_user))
+        goto fail;
 
     /* memories: activations get their handles at every call */
     DNNL_TRY(dnnl_memory_create(&c->m_src, &md_src, g_engine, DNNL_MEMORY_NONE));
@@ -357,7 +472,10 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     }
     c->wtmp_floats = (size_t)(c->gemm ? 1 : c->nch) * s->K * s->C * s->R * s->S;
     if (c->gemm) {
-        size_t col = sizeof(float) * s->B * s->OH * s->OW * s->R * s->S * s->C;
+        size_t col = s->dt == DT_BF16
+                         ? c->mm_col_bytes + c->mm_dyt_bytes +
+                               GEMM_CHUNKS * (c->mm_fwd.scr_bytes > c->mm_wgt.scr_bytes ? c->mm_fwd.scr_bytes : c->mm_wgt.scr_bytes)
+                         : sizeof(float) * s->B * s->OH * s->OW * s->R * s->S * s->C;
         if (col > c->scratch_bytes) c->scratch_bytes = col;
     }
     {
@@ -398,6 +516,8 @@ void conv_free(Conv *c) {
                             c->m_dw_user, c->m_scratch, c->m_dsrc, c->m_ddst};
     for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
+    mm_blocks_free(&c->mm_fwd);
+    mm_blocks_free(&c->mm_wgt);
     if (c->w_bwd && c->w_bwd != c->w_fwd) sc_free(c->w_bwd);
     sc_free(c->w_fwd);
     sc_free(c->dw);
@@ -411,7 +531,7 @@ size_t conv_wtmp_floats(const Conv *c) { return c->wtmp_floats; }
 const char *conv_impl_name(const Conv *c, int which) {
     const_dnnl_primitive_desc_t pd = which == 0 ? c->pd_fwd : which == 1 ? c->pd_bwd_d : c->pd_bwd_w;
     const char *name = "none";
-    if (c->gemm && which != 1) return "im2col+dnnl_sgemm";
+    if (c->gemm && which != 1) return c->s.dt == DT_BF16 ? "im2col+matmul_bf16" : "im2col+dnnl_sgemm";
     if (pd) dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
     return name;
 }
@@ -433,7 +553,7 @@ void conv_set_weights(Conv *c, const float *w) {
         for (int k = 0; k < s->K; k++)
             for (int ch = 0; ch < s->C; ch++)
                 for (size_t p = 0; p < rs; p++)
-                    c->w_krsc[((size_t)k * rs + p) * s->C + ch] = w[((size_t)k * s->C + ch) * rs + p];
+                    dt_store(c->w_krsc, ((size_t)k * rs + p) * s->C + ch, s->dt, w[((size_t)k * s->C + ch) * rs + p]);
     }
     set(c->m_w_user, w);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_fwd}};
@@ -447,6 +567,16 @@ void conv_set_weights(Conv *c, const float *w) {
 /* C (M, N) = A (M, Kd) . B^T  with A row-major lda, B (N, Kd) ldb: M split into GEMM_CHUNKS fixed
  * row blocks, each one single-threaded dnnl_sgemm inside our parallel loop. */
 void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
+    if (c->gemm && c->s.dt == DT_BF16) {
+        /* out (M, K) bf16 = col (M, Kd) . w_krsc^T, blocks of output rows */
+        const ConvShape *s = &c->s;
+        long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
+        char *col = scratch;
+        im2col_nhwc(col, in_, s);
+        mm_blocks_run(&c->mm_fwd, M, col, 2 * Kd, c->w_krsc, out_, 2 * (size_t)s->K,
+                      col + c->mm_col_bytes + c->mm_dyt_bytes);
+        return;
+    }
     if (c->gemm) {
         const ConvShape *s = &c->s;
         float *out = out_;
@@ -489,14 +619,27 @@ void conv_backward_weights(Conv *c, float *d_w, const void *d_out_, const void *
         /* dW_krsc (K, RSC) = d_out^T (K, M) . col (M, RSC); split over output channels, so every
          * element is one full reduction in a fixed order */
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
-        float *col = scratch;
-        im2col_nhwc(col, (const float *)in, s);
+        if (s->dt == DT_BF16) {
+            char *col = scratch, *dyt = col + c->mm_col_bytes;
+            im2col_nhwc(col, in, s);
+            /* d_out (M, K) -> (K, M): the matmul's A rows are output channels */
+            const uint16_t *dy = (const uint16_t *)d_out;
+            uint16_t *t = (uint16_t *)dyt;
+#pragma omp parallel for schedule(static)
+            for (long k = 0; k < N; k++)
+                for (long mi = 0; mi < M; mi++) t[k * M + mi] = dy[mi * N + k];
+            mm_blocks_run(&c->mm_wgt, N, dyt, 2 * (size_t)M, col, (char *)wtmp, 4 * (size_t)Kd,
+                          dyt + c->mm_dyt_bytes);
+        } else {
+            float *col = scratch;
+            im2col_nhwc(col, in, s);
 #pragma omp parallel for schedule(static, 1)
-        for (int k = 0; k < GEMM_CHUNKS; k++) {
-            long n0 = N * k / GEMM_CHUNKS, n1 = N * (k + 1) / GEMM_CHUNKS;
-            if (n1 > n0)
-                DNNL_RUN(dnnl_sgemm('T', 'N', n1 - n0, Kd, M, 1.0f, (const float *)d_out + n0, N, col, Kd, 0.0f,
-                                    wtmp + n0 * Kd, Kd));
+            for (int k = 0; k < GEMM_CHUNKS; k++) {
+                long n0 = N * k / GEMM_CHUNKS, n1 = N * (k + 1) / GEMM_CHUNKS;
+                if (n1 > n0)
+                    DNNL_RUN(dnnl_sgemm('T', 'N', n1 - n0, Kd, M, 1.0f, (const float *)d_out + n0, N,
+                                        col, Kd, 0.0f, wtmp + n0 * Kd, Kd));
+            }
         }
         size_t rs = (size_t)s->R * s->S;
 #pragma omp parallel for schedule(static)
