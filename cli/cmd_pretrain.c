@@ -224,6 +224,37 @@ static void write_plot(const char *dir) {
     metrics_free(&mt);
 }
 
+/* ---- --help: the values the run would use ------------------------------------------------- */
+
+typedef struct {
+    int *recipe, *image_size;
+    DatasetConfig *dc;
+    char line[256];
+} HelpResolve;
+
+/* As a new run resolves them: the image size of square images from the data, then the recipe. */
+static const char *help_resolve(void *ctx, Opt **tables, int nt) {
+    HelpResolve *r = ctx;
+    char from_data[96] = "";
+    if (!opts_was_set(tables, nt, "image-size")) {
+        Dataset *ds;
+        if (dataset_open(&ds, r->dc) == 0) {
+            int h, w;
+            dataset_image_size(ds, &h, &w);
+            if (h > 0 && h == w) {
+                *r->image_size = h;
+                snprintf(from_data, sizeof from_data, ", image size %d from %s", h, dataset_describe(ds));
+            }
+            dataset_close(ds);
+        }
+    }
+    char *name = opts_choice_name(RECIPE_CHOICES, *r->recipe);
+    if (recipe_apply(*r->recipe, tables, nt, *r->image_size) == 0)
+        snprintf(r->line, sizeof r->line, "a new run resolves: recipe %s%s", name, from_data);
+    free(name);
+    return r->line;
+}
+
 /* ---- the command --------------------------------------------------------------------------- */
 
 int cmd_pretrain(int argc, char **argv) {
@@ -299,6 +330,8 @@ int cmd_pretrain(int argc, char **argv) {
     const int NT = (int)(sizeof tables / sizeof *tables);
     const char *summary =
         "pretrain an encoder with SimCLR. New run: --out DIR; continue one: --resume DIR.";
+    HelpResolve hr = {.recipe = &po.recipe, .image_size = &mc.image_size, .dc = &dc};
+    opts_on_help(help_resolve, &hr);
     if (opts_parse("pretrain", summary, argc, argv, tables, NT, NULL, NULL))
         sc_fatal("%s", sc_error());
 

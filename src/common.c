@@ -56,6 +56,15 @@ void sc_warn(const char *fmt, ...) {
     va_end(ap);
 }
 
+void sc_note(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("simclr: note: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
 void *sc_alloc(size_t bytes) {
     void *p = NULL;
     size_t n = (bytes + 63) & ~(size_t)63;
