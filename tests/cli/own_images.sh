@@ -61,6 +61,19 @@ check "features of an npy dataset name their records" -n "$(sed -n 2p "$TMP/fn.f
 expect_fail "the default dataset is named when --dataset is forgotten" "Fashion-MNIST, the default --dataset.*--dataset folder" \
     "$S" features --checkpoint "$CK" --data "$L" --output "$TMP/x.npy"
 
+# pretrain: the kNN monitor on its own labeled folder with splits; warnings
+expect_ok "pretrain on a flat folder, kNN monitor on --eval-data with train/ and test/" "$S" pretrain \
+    --dataset folder --data "$TMP/src" --eval-data "$L" --eval-every 1 --image-size 32 --width 0.125 \
+    --batch-size 4 --epochs 1 --threads 2 --out "$TMP/run2"
+grep -q "kNN top-1 .*(2 vs 5 images" "$TMP/err"; check "kNN monitor: 2 test images against 5 train images" $? -eq 0
+expect_fail "the kNN monitor on its own voting images is refused" "score images against themselves" "$S" pretrain \
+    --dataset folder --data "$L/train" --eval-every 1 --image-size 32 --width 0.125 --batch-size 2 \
+    --epochs 1 --threads 2 --out "$TMP/run3"
+expect_ok "batch of one image, warmup over most of the run" "$S" pretrain --dataset folder --data "$L" \
+    --image-size 32 --width 0.125 --batch-size 1 --epochs 1 --warmup-epochs 0.6 --threads 2 --out "$TMP/run4"
+grep -q "batch-size 1: every batch holds one image" "$TMP/err"; check "degenerate batches: a warning" $? -eq 0
+grep -q "warmup (3 of 5 steps.*more than half" "$TMP/err"; check "warmup longer than half the run: a warning" $? -eq 0
+
 # augment-preview shows what pretrain uses
 expect_ok "augment-preview: the recipe's blur (sthalles: 1)" "$S" augment-preview --dataset folder --data "$L" \
     --image-size 32 --images 2 --output "$TMP/g.png"
