@@ -15,6 +15,7 @@
 #include "npy.h"
 #include "recipe.h"
 #include "rng.h"
+#include "run_defaults.h"
 #include "safetensors.h"
 
 SIMCLR_COMMAND(cmd_augment_preview, "augment-preview", "draw a grid of augmented views (PNG, optional .npy)")
@@ -104,23 +105,9 @@ static const char *resolve(void *ctx, Opt **tables, int nt) {
         snprintf(r->line, sizeof r->line, "values from the pretraining run %s (explicit options override)", r->from_run);
         return r->line;
     }
-    char from_data[128] = "";
-    if (!opts_was_set(tables, nt, "image-size")) {
-        Dataset *ds;
-        if (dataset_open(&ds, r->dc) == 0) {
-            int h, w;
-            dataset_image_size(ds, &h, &w);
-            if (h > 0 && h == w) {
-                *r->size = h;
-                snprintf(from_data, sizeof from_data, ", image size %d from the data", h);
-            }
-            dataset_close(ds);
-        }
-    }
-    char *name = opts_choice_name(RECIPE_CHOICES, *r->recipe);
-    if (recipe_apply(*r->recipe, tables, nt, *r->size) == 0)
-        snprintf(r->line, sizeof r->line, "values as pretrain uses them: recipe %s%s", name, from_data);
-    free(name);
+    char what[256];
+    if (run_defaults(tables, nt, *r->recipe, r->size, r->dc, NULL, what, sizeof what)) return NULL;
+    snprintf(r->line, sizeof r->line, "values as pretrain uses them: %s", what);
     return r->line;
 }
 
@@ -182,12 +169,7 @@ int cmd_augment_preview(int argc, char **argv) {
     Dataset *ds;
     if (dataset_open(&ds, &dc)) sc_fatal("%s", sc_error());
     fprintf(stderr, "augment-preview: %s\n", dataset_describe(ds));
-    if (!from_run) {
-        int h, w;
-        dataset_image_size(ds, &h, &w);
-        if (!opts_was_set(tables, NT, "image-size") && h > 0 && h == w) size = h;
-        if (recipe_apply(recipe, tables, NT, size)) sc_fatal("%s", sc_error());
-    }
+    if (!from_run && run_defaults(tables, NT, recipe, &size, &dc, ds, NULL, 0)) sc_fatal("%s", sc_error());
     dataset_warn_image_size(ds, size);
     ac.out_size = size;
     if (augment_config_finish(&ac)) sc_fatal("%s", sc_error());

@@ -28,6 +28,7 @@
 #include "optim.h"
 #include "plot.h"
 #include "recipe.h"
+#include "run_defaults.h"
 #include "runlog.h"
 #include "safetensors.h"
 #include "train.h"
@@ -234,29 +235,15 @@ static void write_plot(const char *dir) {
 typedef struct {
     int *recipe, *image_size;
     DatasetConfig *dc;
-    char line[256];
+    char line[320];
 } HelpResolve;
 
 /* As a new run resolves them: the image size of square images from the data, then the recipe. */
 static const char *help_resolve(void *ctx, Opt **tables, int nt) {
     HelpResolve *r = ctx;
-    char from_data[96] = "";
-    if (!opts_was_set(tables, nt, "image-size")) {
-        Dataset *ds;
-        if (dataset_open(&ds, r->dc) == 0) {
-            int h, w;
-            dataset_image_size(ds, &h, &w);
-            if (h > 0 && h == w) {
-                *r->image_size = h;
-                snprintf(from_data, sizeof from_data, ", image size %d from %s", h, dataset_describe(ds));
-            }
-            dataset_close(ds);
-        }
-    }
-    char *name = opts_choice_name(RECIPE_CHOICES, *r->recipe);
-    if (recipe_apply(*r->recipe, tables, nt, *r->image_size) == 0)
-        snprintf(r->line, sizeof r->line, "a new run resolves: recipe %s%s", name, from_data);
-    free(name);
+    char what[256];
+    if (run_defaults(tables, nt, *r->recipe, r->image_size, r->dc, NULL, what, sizeof what)) return NULL;
+    snprintf(r->line, sizeof r->line, "a new run resolves: %s", what);
     return r->line;
 }
 
@@ -398,12 +385,8 @@ int cmd_pretrain(int argc, char **argv) {
         dataset_close(ds);
         ds = sub;
     }
-    if (!po.resume) {
-        int h, w;
-        dataset_image_size(ds, &h, &w);
-        if (!opts_was_set(tables, NT, "image-size") && h > 0 && h == w) mc.image_size = h;
-        if (recipe_apply(po.recipe, tables, NT, mc.image_size)) sc_fatal("%s", sc_error());
-    }
+    if (!po.resume && run_defaults(tables, NT, po.recipe, &mc.image_size, &dc, ds, NULL, 0))
+        sc_fatal("%s", sc_error());
     size_t nimg = dataset_size(ds);
     dataset_warn_image_size(ds, mc.image_size);
     if (po.batch < 2)

@@ -37,12 +37,17 @@ int sc_error_prefix(const char *fmt, ...) {
 
 const char *sc_error(void) { return err_buf[0] ? err_buf : "unknown error"; }
 
+/* "simclr: <kind>: <message>" on stderr */
+static void say(const char *kind, const char *fmt, va_list ap) {
+    fprintf(stderr, "simclr: %s: ", kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void sc_fatal(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("simclr: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say("error", fmt, ap);
     va_end(ap);
     exit(1);
 }
@@ -50,18 +55,14 @@ void sc_fatal(const char *fmt, ...) {
 void sc_warn(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("simclr: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say("warning", fmt, ap);
     va_end(ap);
 }
 
 void sc_note(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("simclr: note: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say("note", fmt, ap);
     va_end(ap);
 }
 
