@@ -4,7 +4,7 @@
 #   tools/deps.sh --python   also the Python references used by tools/*.py and bench/*.py
 set -euo pipefail
 pkgs=(gcc make pkg-config libdnnl-dev libopenblas-dev liblapacke-dev libpng-dev libjpeg62-turbo-dev
-      zlib1g-dev dataset-fashion-mnist)
+      zlib1g-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist)
 if [ "${1:-}" = "--python" ]; then
   pkgs+=(python3-torch python3-torchvision python3-numpy python3-sklearn python3-scipy python3-pil)
 fi
