@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "comm.h"
 #include "common.h"
 #include "model.h"
 #include "rng.h"
@@ -53,8 +54,20 @@ int cmd_bench(int argc, char **argv) {
                    NULL, NULL))
         sc_fatal("%s", sc_error());
     if (model_config_check(&mc)) sc_fatal("%s", sc_error());
+    /* under mpirun: --batch-size is the global batch, each process runs its share */
+    Comm *comm;
+    if (comm_init(&comm)) sc_fatal("%s", sc_error());
+    int P = comm_size(comm), rank = comm_rank(comm);
+    if (rank > 0 && !freopen("/dev/null", "w", stdout)) sc_fatal("cannot silence process %d", rank);
+    if (batch % P) {
+        if (rank == 0)
+            fprintf(stderr, "simclr: error: --batch-size %d: not divisible by the %d processes of "
+                    "this run: give a multiple of %d\n", batch, P, P);
+        comm_free(comm);
+        return 1;
+    }
     sc_set_threads(threads);
-    int B = batch * views;
+    int B = batch / P * views; /* this process's rows */
     TrainerConfig tc;
     trainer_config_default(&tc);
     tc.model = mc;
@@ -65,6 +78,7 @@ int cmd_bench(int argc, char **argv) {
     tc.views = views;
     tc.temperature = tau;
     tc.seed = (uint64_t)seed;
+    tc.comm = comm;
     Trainer *t;
     if (trainer_create(&t, &tc)) sc_fatal("%s", sc_error());
     Model *m = t->model;
@@ -72,19 +86,26 @@ int cmd_bench(int argc, char **argv) {
 
     size_t S = (size_t)mc.image_size, nx = (size_t)B * 3 * S * S;
     float *x = sc_alloc(nx * sizeof(float));
-    Rng r = rng_derive((uint64_t)seed, RNG_STREAM_BENCH, 0, 0, 0);
+    Rng r = rng_derive((uint64_t)seed, RNG_STREAM_BENCH, (uint64_t)rank, 0, 0);
     for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(&r);
 
     const ResNetSpec *sp = model_spec(m);
     printf("simclr bench: %s, %s stem, width %g, %dx%d, batch %d (%d views), %d threads, fp32, "
            "conv %s\n", resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width,
-           mc.image_size, mc.image_size, batch, B, threads, model_conv_impl(m));
+           mc.image_size, mc.image_size, batch, batch * views, threads, model_conv_impl(m));
+    if (P > 1)
+        printf("processes: %d (%s), %d images x %d views each, %d threads each\n", P,
+               comm_backend(comm), batch / P, views, threads);
     printf("params %zu, features %d, projection %d, %.3f GFLOP per view per step\n",
            model_num_params(m), sp->feat_dim, dim, 3 * model_forward_flops(m, 1) / 1e9);
     TrainStats st = {0};
     double t0 = 0, tf = 0, tb = 0, c0 = 0;
     for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) t0 = sc_now(), c0 = cpu_now(), tf = tb = 0, model_profile(profile);
+        if (s == warmup) {
+            if (comm_barrier(comm)) sc_fatal("%s", sc_error());
+            t0 = sc_now(), c0 = cpu_now(), tf = tb = 0, model_profile(profile);
+            comm_stats_reset(comm);
+        }
         double a = sc_now();
         trainer_zero_grad(t);
         if (trainer_forward(t, x)) sc_fatal("%s", sc_error());
@@ -98,7 +119,15 @@ int cmd_bench(int argc, char **argv) {
         double c = sc_now();
         tf += b - a, tb += c - b;
     }
+    if (comm_barrier(comm)) sc_fatal("%s", sc_error());
     double dt = (sc_now() - t0) / steps, cpu = (cpu_now() - c0) / steps;
+    CommStats cs;
+    comm_stats(comm, &cs);
+    if (P > 1)
+        printf("communication per step and process: %.3f MB sent in %.0f collectives, %.1f ms "
+               "inside them (%.1f%% of the step; includes waiting for the slowest process)\n",
+               cs.bytes / steps / 1e6, (double)cs.calls / steps, cs.seconds / steps * 1e3,
+               100 * cs.seconds / steps / dt);
     if (profile) {
         double tot = 0;
         for (int k = 0; k < MODEL_PROF_N; k++) {
@@ -111,7 +140,7 @@ int cmd_bench(int argc, char **argv) {
                100 - 100 * tot / steps / dt);
         model_profile(0);
     }
-    double vps = B / dt, gflops = 3 * model_forward_flops(m, B) / dt / 1e9;
+    double vps = (double)batch * views / dt, gflops = 3 * model_forward_flops(m, B) * P / dt / 1e9;
     double rss = sc_peak_rss() / (1024.0 * 1024.0);
     printf("%.1f views/s, %.1f ms/step (forward %.1f, loss+backward+update %.1f), %.1f GFLOP/s, "
            "peak RSS %.0f MB, loss %.4f, CPU %.1f ms/step (%.2f cores busy)\n", vps, dt * 1e3,
@@ -119,10 +148,13 @@ int cmd_bench(int argc, char **argv) {
     printf("{\"impl\": \"simclr\", \"arch\": \"%s\", \"stem\": \"%s\", \"width\": %g, "
            "\"image_size\": %d, \"batch_size\": %d, \"views\": %d, \"threads\": %d, "
            "\"precision\": \"fp32\", \"views_per_s\": %.2f, \"ms_per_step\": %.2f, "
-           "\"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f}\n",
+           "\"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f, "
+           "\"processes\": %d, \"comm_mb_per_step\": %.4f, \"comm_ms_per_step\": %.2f}\n",
            resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width, mc.image_size, batch,
-           views, threads, vps, dt * 1e3, gflops, rss, st.loss, cpu * 1e3);
+           views, threads, vps, dt * 1e3, gflops, rss, st.loss, cpu * 1e3, P, cs.bytes / steps / 1e6,
+           cs.seconds / steps * 1e3);
     trainer_free(t);
     sc_free(x);
+    comm_free(comm);
     return 0;
 }

@@ -617,12 +617,12 @@ int cmd_pretrain(int argc, char **argv) {
                 runlog_step(log, &sm);
             }
             rc = 1;
+            collective = 1; /* every process saw the same global loss */
             break;
         }
         if (src) {
             error_line(&pg, r0);
             rc = 1;
-            collective = 1; /* every process saw the same global loss */
             break;
         }
         long step = t->step;

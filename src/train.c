@@ -7,7 +7,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -167,16 +166,6 @@ int trainer_allreduce(Trainer *t) {
 void trainer_update(Trainer *t, float lr) {
     optim_step(t->opt, model_params(t->model), model_grads(t->model), lr);
     t->step++;
-    if (getenv("SIMCLR_DEBUG_HASH")) {
-        uint64_t h = 1469598103934665603ull, hg = h, hb = h;
-        const unsigned char *b = (const void *)model_params(t->model);
-        for (size_t i = 0; i < model_num_params(t->model) * 4; i++) h = (h ^ b[i]) * 1099511628211ull;
-        b = (const void *)model_grads(t->model);
-        for (size_t i = 0; i < model_num_params(t->model) * 4; i++) hg = (hg ^ b[i]) * 1099511628211ull;
-        b = (const void *)model_buffers(t->model);
-        for (size_t i = 0; i < model_num_buffers(t->model) * 4; i++) hb = (hb ^ b[i]) * 1099511628211ull;
-        fprintf(stderr, "rank %d step %ld params %016llx grads %016llx bufs %016llx\n", t->rank, t->step, (unsigned long long)h, (unsigned long long)hg, (unsigned long long)hb);
-    }
 }
 
 /* ---- schedule and position ------------------------------------------------------------------- */
