@@ -27,12 +27,51 @@ static double cpu_now(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+/* --network: ping-pong latency and bandwidth between processes 0 and 1, then the all-reduce of
+ * a gradient buffer of the model's size (the dominant transfer of a step). */
+static int bench_network(Comm *comm, const ModelConfig *mc, int reps) {
+    if (comm_size(comm) < 2) {
+        fprintf(stderr, "simclr: error: --network: run under mpirun with at least 2 processes\n");
+        return 1;
+    }
+    double lat, bw_t;
+    size_t big = 16u << 20;
+    if (comm_pingpong(comm, 8, 200 * reps, &lat) || comm_pingpong(comm, big, reps, &bw_t)) {
+        fprintf(stderr, "simclr: error: %s\n", sc_error());
+        return 1;
+    }
+    printf("link 0-1: latency %.1f us (8-byte one-way), bandwidth %.2f GB/s (16 MiB messages)\n",
+           lat * 1e6, big / bw_t / 1e9);
+    Model *m;
+    if (model_create(&m, mc, 1, 0)) sc_fatal("%s", sc_error());
+    size_t n = model_num_params(m);
+    model_free(m);
+    float *g = sc_alloc(n * sizeof(float));
+    comm_allreduce_f32(comm, g, n); /* warm-up */
+    comm_stats_reset(comm);
+    double t0 = sc_now();
+    for (int r = 0; r < reps; r++)
+        if (comm_allreduce_f32(comm, g, n)) sc_fatal("%s", sc_error());
+    double dt = (sc_now() - t0) / reps;
+    CommStats cs;
+    comm_stats(comm, &cs);
+    printf("gradient all-reduce of %zu floats (%.1f MB) over %d processes: %.1f ms, %.2f MB sent "
+           "per process (%.2f GB/s)\n", n, n * 4 / 1e6, comm_size(comm), dt * 1e3,
+           cs.bytes / reps / 1e6, cs.bytes / reps / dt / 1e9);
+    printf("{\"latency_us\": %.2f, \"bandwidth_gbs\": %.3f, \"allreduce_ms\": %.2f, "
+           "\"allreduce_floats\": %zu, \"processes\": %d}\n", lat * 1e6, big / bw_t / 1e9,
+           dt * 1e3, n, comm_size(comm));
+    sc_free(g);
+    return 0;
+}
+
 SIMCLR_COMMAND(cmd_bench, "bench", "time full training steps (forward, NT-Xent, backward, Adam) on random inputs")
 
 int cmd_bench(int argc, char **argv) {
     ModelConfig mc;
     model_config_default(&mc);
     int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2, profile = 0;
+    int network = 0;
     long long seed = 0;
     float tau = 0.5f, lr = 3e-4f;
     Opt mopts[MODEL_OPTS_MAX];
@@ -48,6 +87,8 @@ int cmd_bench(int argc, char **argv) {
         {"temperature", OPT_FLOAT, &tau, "NT-Xent temperature", .min = 1e-4, .max = 1e4},
         {"lr", OPT_FLOAT, &lr, "Adam learning rate", .min = 0, .max = 1e3},
         {"profile", OPT_FLAG, &profile, "print the time per phase (conv, batch norm, ...)"},
+        {"network", OPT_FLAG, &network, "under mpirun: measure the link between processes 0 and 1 "
+         "(latency, bandwidth) and the gradient all-reduce of the model instead of training"},
         {0}};
     Opt *tables[] = {mopts, common};
     if (opts_parse("bench", "time full training steps on random inputs", argc, argv, tables, 2,
@@ -67,6 +108,11 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     sc_set_threads(threads);
+    if (network) {
+        int rc = bench_network(comm, &mc, steps);
+        comm_free(comm);
+        return rc;
+    }
     int B = batch / P * views; /* this process's rows */
     TrainerConfig tc;
     trainer_config_default(&tc);

@@ -249,5 +249,27 @@ int comm_barrier(Comm *c) {
     return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "barrier");
 }
 
+int comm_pingpong(Comm *c, size_t bytes, int reps, double *one_way) {
+    *one_way = 0;
+    if (!c->mpi || c->rank > 1) return comm_barrier(c);
+    char *buf = sc_alloc(bytes ? bytes : 1);
+    int peer = 1 - c->rank, rc = MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = sc_now();
+    for (int r = 0; r < reps && rc == MPI_SUCCESS; r++) {
+        if (c->rank == 0) {
+            rc = MPI_Send(buf, (int)bytes, MPI_BYTE, peer, 7, MPI_COMM_WORLD);
+            if (rc == MPI_SUCCESS)
+                rc = MPI_Recv(buf, (int)bytes, MPI_BYTE, peer, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        } else {
+            rc = MPI_Recv(buf, (int)bytes, MPI_BYTE, peer, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (rc == MPI_SUCCESS) rc = MPI_Send(buf, (int)bytes, MPI_BYTE, peer, 7, MPI_COMM_WORLD);
+        }
+    }
+    *one_way = (sc_now() - t0) / (2.0 * (reps > 0 ? reps : 1));
+    sc_free(buf);
+    if (rc != MPI_SUCCESS) return mpi_fail(rc, "ping-pong");
+    return comm_barrier(c);
+}
+
 void comm_stats(const Comm *c, CommStats *s) { *s = c->st; }
 void comm_stats_reset(Comm *c) { memset(&c->st, 0, sizeof c->st); }

@@ -63,6 +63,11 @@ int comm_allgather_u64(Comm *c, uint64_t v, uint64_t *all);
 int comm_any(Comm *c, int flag);
 int comm_barrier(Comm *c);
 
+/* Ping-pong of `bytes` between ranks 0 and 1, reps round trips: the one-way time per message
+ * (latency for small messages, bytes / time = bandwidth for large ones) into *one_way on those
+ * two ranks. A collective: every rank calls it. */
+int comm_pingpong(Comm *c, size_t bytes, int reps, double *one_way);
+
 void comm_stats(const Comm *c, CommStats *s);
 void comm_stats_reset(Comm *c);
 

@@ -177,13 +177,10 @@ TEST(one_process_two_threads_equals_two_processes) {
     if (setup()) return;
     CHECK(run("p1", 0, 2, "") == 0, "1 x 2 run failed: %s", slurp(logpath("p1")));
     CHECK(run("p2", 2, 1, "") == 0, "mpirun -np 2 failed: %s", slurp(logpath("p2")));
-    CHECK(run("p2b", 2, 1, "") == 0, "second mpirun -np 2 failed");
     double w = 0, d = compare(path("p1", "last.safetensors"), path("p2", "last.safetensors"), &w);
     printf("  1 x 2 threads vs 2 x 1 thread after 20 steps: relative difference %.3g (worst "
            "element %.3g of its group's scale)\n", d, w);
     CHECK(d >= 0 && d <= 1e-5 && w <= 1e-5, "difference %.3g, worst element %.3g", d, w);
-    CHECK(same_tensors(path("p2", "last.safetensors"), path("p2b", "last.safetensors")),
-          "two 2-process runs are not bit-identical");
     char *m1 = slurp(path("p2", "metrics.jsonl"));
     CHECK(strstr(m1, "\"step\": 20,") != NULL, "20 step lines from process 0");
     char *cfg = slurp(path("p2", "config.json"));
@@ -191,6 +188,7 @@ TEST(one_process_two_threads_equals_two_processes) {
     free(m1), free(cfg);
 }
 
+/* also the "same P, same bits" check: a second 2-process run, over the other transport */
 TEST(tcp_path_bit_identical_to_shared_memory) {
     if (setup()) return;
     CHECK(sh("tcp", "%s -np 2 --mca btl tcp,self %s pretrain --out %s/tcp %s --threads 1", MPIRUN,
