@@ -224,6 +224,35 @@ static void write_plot(const char *dir) {
     metrics_free(&mt);
 }
 
+/* ---- the recipe's defaults, before the dataset is opened (--help) and after ---------------- */
+
+/* The image side a dataset kind always has (0: known only once opened). */
+static int dataset_fixed_size(int kind) {
+    return kind == DATASET_STL10 ? 96 : kind == DATASET_CIFAR10 ? 32 : kind == DATASET_FASHION_MNIST ? 28 : 0;
+}
+
+/* What a new run takes from its recipe before the dataset is opened: the STL-10 split. */
+static void recipe_split(int recipe, Opt **tables, int nt, DatasetConfig *dc) {
+    if (dc->kind == DATASET_STL10 && !opts_was_set(tables, nt, "split"))
+        dc->split = recipe_stl10_split(recipe);
+}
+
+typedef struct {
+    PretrainOptions *po;
+    ModelConfig *mc;
+    DatasetConfig *dc;
+} HelpCtx;
+
+/* --help shows the values a run would use: the recipe applied for the image size given, or the
+ * dataset kind's own size. */
+static void pretrain_help(void *vctx, Opt **tables, int nt) {
+    HelpCtx *h = vctx;
+    recipe_split(h->po->recipe, tables, nt, h->dc);
+    if (!opts_was_set(tables, nt, "image-size") && dataset_fixed_size(h->dc->kind))
+        h->mc->image_size = dataset_fixed_size(h->dc->kind);
+    if (recipe_apply(h->po->recipe, tables, nt, h->mc->image_size)) sc_fatal("%s", sc_error());
+}
+
 /* ---- the command --------------------------------------------------------------------------- */
 
 int cmd_pretrain(int argc, char **argv) {
@@ -246,7 +275,8 @@ int cmd_pretrain(int argc, char **argv) {
 
     Opt own[] = {
         {"recipe", OPT_CHOICE, &po.recipe, "defaults: sthalles (reference PyTorch code, fixed "
-         "schedule) or paper (Chen et al. 2020); explicit options override", RECIPE_CHOICES},
+         "schedule), paper (Chen et al. 2020, google-research/simclr) or blog (the Exploring "
+         "SimCLR write-up's settings); explicit options override", RECIPE_CHOICES},
         {"out", OPT_STR, &po.out, "run folder (checkpoints, metrics.jsonl, config.json, curves.png)"},
         {"epochs", OPT_INT, &po.epochs, "training epochs", .min = 1, .max = 1e7},
         {"max-steps", OPT_INT64, &po.max_steps, "total optimizer steps (0: epochs x batches per "
@@ -298,7 +328,12 @@ int cmd_pretrain(int argc, char **argv) {
     Opt *tables[] = {own, model_tab, optim_tab, data_tab, aug_tab, loader_tab};
     const int NT = (int)(sizeof tables / sizeof *tables);
     const char *summary =
-        "pretrain an encoder with SimCLR. New run: --out DIR; continue one: --resume DIR.";
+        "pretrain an encoder with SimCLR. New run: --out DIR; continue one: --resume DIR.\n"
+        "The values shown are those a run uses: the --recipe applied (put --help last to see a\n"
+        "recipe's values for the options before it; the image size is --image-size, or the\n"
+        "dataset's own: fashion-mnist 28, cifar10 32, stl10 96, otherwise 96 here).";
+    HelpCtx help = {&po, &mc, &dc};
+    opts_on_help(pretrain_help, &help);
     if (opts_parse("pretrain", summary, argc, argv, tables, NT, NULL, NULL))
         sc_fatal("%s", sc_error());
 
@@ -345,6 +380,7 @@ int cmd_pretrain(int argc, char **argv) {
     lc.shuffle = po.shuffle;
 
     /* ---- data ---- */
+    if (!po.resume) recipe_split(po.recipe, tables, NT, &dc);
     Dataset *ds;
     if (dataset_open(&ds, &dc)) sc_fatal("%s", sc_error());
     if (po.limit > 0 && (size_t)po.limit < dataset_size(ds)) {

@@ -400,6 +400,8 @@ void eval_linear_init(EvalLinear *l) {
          "paper = 45 values in [1e-6, 1e5] (lambda: mean CE + lambda/2 |W|^2; sklearn C = "
          "1/(lambda N))", .choices = "short|paper"},
         {"l2", OPT_DOUBLE, &l->l2, "fixed penalty lambda instead of the search (0: search)", .min = 0, .max = 1e12},
+        {"sklearn-c", OPT_DOUBLE, &l->sk_c, "fixed scikit-learn C instead of the search: lambda = "
+         "1/(C N) for the N rows of each fit (0: search)", .min = 0, .max = 1e12},
         {"val-frac", OPT_DOUBLE, &c->val_frac, "part of train held out to choose lambda", .min = 0.01, .max = 0.9},
         {"max-iter", OPT_INT, &c->max_iter, "L-BFGS iterations per fit", .min = 1, .max = 1000000},
         {"tol", OPT_DOUBLE, &c->tol, "L-BFGS stops at max |gradient| <= tol", .min = 0, .max = 1},
@@ -418,6 +420,8 @@ int eval_linear_run(EvalLinear *l, const EvalInputs *in, EvalData *d, Opt **tabl
                     const char *command, const Pca *pca) {
     LinearEvalConfig c = l->c;
     c.solver = l->solver;
+    if (l->l2 > 0 && l->sk_c > 0)
+        return sc_error_set("--l2 and --sklearn-c: give one penalty, not both");
     c.grid = l->l2 > 0 ? LINEAR_GRID_FIXED : l->grid;
     c.lambda = l->l2;
     c.seed = (uint64_t)l->seed;
@@ -429,6 +433,10 @@ int eval_linear_run(EvalLinear *l, const EvalInputs *in, EvalData *d, Opt **tabl
         const int *ytr = d->ytr;
         size_t ntr = d->ntr;
         if (in->folds) eval_fold(d, f, &Xtr, &ytr, &ntr);
+        if (l->sk_c > 0 && l->l2 <= 0) {
+            c.grid = LINEAR_GRID_FIXED;
+            c.lambda = 1.0 / (l->sk_c * (double)ntr);
+        }
         if (linear_eval_fit_predict(Xtr, ytr, ntr, d->Xte, d->yte, d->nte, d->D, d->K, &c, &r))
             return -1;
         top1[f] = r.top1;

@@ -74,6 +74,7 @@ typedef struct {
     LinearEvalConfig c;
     int solver, grid, seed;
     double l2;
+    double sk_c;      /* --sklearn-c: fixed C, lambda = 1 / (C N) of each fit (0: unused) */
     Opt opts[16];
 } EvalLinear;
 void eval_linear_init(EvalLinear *l);

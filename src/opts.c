@@ -77,7 +77,16 @@ static void format_value(char *buf, size_t n, const Opt *o) {
     }
 }
 
+static OptsHelpHook g_help_hook;
+static void *g_help_ctx;
+
+void opts_on_help(OptsHelpHook fn, void *ctx) {
+    g_help_hook = fn;
+    g_help_ctx = ctx;
+}
+
 static void print_help(const char *cmd, const char *summary, Opt **tables, int ntables) {
+    if (g_help_hook) g_help_hook(g_help_ctx, tables, ntables);
     printf("usage: simclr %s [options]\n%s\n\noptions (current value in brackets):\n", cmd,
            summary ? summary : "");
     for (int t = 0; t < ntables; t++)
@@ -190,6 +199,11 @@ int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt 
                 f->set = 1;
                 continue;
             }
+            /* a choice that starts "off|on|..." (a flag grown more values) keeps the flag forms */
+            if (f && f->type == OPT_CHOICE && !eq && !strncmp(f->choices, "off|on", 6)) {
+                if (set_value(f, "off")) return -1;
+                continue;
+            }
         }
         if (!o) return sc_error_set("%s: unknown option '--%s' (see --help)", cmd, name);
         if (o->type == OPT_FLAG && !eq) {
@@ -198,6 +212,9 @@ int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt 
             continue;
         }
         const char *v = eq ? eq + 1 : NULL;
+        if (!v && o->type == OPT_CHOICE && !strncmp(o->choices, "off|on", 6) &&
+            (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2)))
+            v = "on"; /* bare --name of an "off|on|..." choice, as the flag it was */
         if (!v) {
             if (i + 1 >= argc) return sc_error_set("--%s: missing value", name);
             v = argv[++i];

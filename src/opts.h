@@ -15,7 +15,7 @@
  *         sc_fatal("%s", sc_error());
  *
  * Syntax: --name value or --name=value; OPT_FLAG takes no value (--force), and --no-name
- * clears it. "--help" prints the table with the current (default) values and exits 0.
+ * clears it; a choice whose values start "off|on" accepts those two forms too (--head-bn, --no-head-bn). "--help" prints the table with the current (default) values and exits 0.
  * Errors name the option: "--batch-size: expected an integer >= 1, got 'abc'".
  */
 #ifndef SIMCLR_OPTS_H
@@ -49,6 +49,11 @@ typedef struct {
  * accept none. Returns 0, or -1 with sc_error() set. Prints help and exits 0 on --help. */
 int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt **tables,
                int ntables, const char **pos, int *npos_inout);
+/* --help prints the values that will be used: a command whose defaults depend on other options
+ * (a recipe) registers a hook before opts_parse; on --help it runs after the options given so
+ * far were parsed and before the table is printed (it may fill in values; the process exits). */
+typedef void (*OptsHelpHook)(void *ctx, Opt **tables, int ntables);
+void opts_on_help(OptsHelpHook fn, void *ctx);
 /* Parses v into the option's destination with the same checks as the command line (type,
  * range, choices) but does not mark the option as set: for recipes and saved configurations. */
 int opts_assign(Opt *o, const char *v);

@@ -47,6 +47,14 @@ PIX="--dataset npy --data $F/digits_img_train.npy --labels $F/digits_ytr.npy --t
 expect_ok "pca-baseline on digits pixels" "$SIMCLR" pca-baseline $PIX --components 20 --l2 "$SK_L2" --tol 1e-8 --json "$TMP/pca.json"
 check "pca-baseline top-1 within 0.5 points of sklearn's PCA+LogisticRegression ($SK_TOP1)" \
   "$(awk -v v="$(json_num top1 "$TMP/pca.json")" -v s="$SK_TOP1" 'BEGIN{d=v-s; if (d<0) d=-d; print (d <= 0.005)}')" = 1
+read -r SK_BLOG < "$F/pca_blog_expected.txt"
+expect_ok "pca-baseline --protocol blog on digits pixels" "$SIMCLR" pca-baseline $PIX --protocol blog --components 20 --tol 1e-8 --json "$TMP/pcab.json"
+check "blog protocol: top-1 within 0.5 points of sklearn's StandardScaler+PCA+LogisticRegression(C=1) ($SK_BLOG)" \
+  "$(awk -v v="$(json_num top1 "$TMP/pcab.json")" -v s="$SK_BLOG" 'BEGIN{d=v-s; if (d<0) d=-d; print (d <= 0.005)}')" = 1
+check "blog protocol: C = 1, no search" "$(json_num sklearn_C "$TMP/pcab.json")" = 1
+expect_ok "pca-baseline --protocol blog: 64 components by default" "$SIMCLR" pca-baseline $PIX --protocol blog --json "$TMP/pcab64.json"
+check "blog protocol: 64 components" "$(json_num pca_components "$TMP/pcab64.json")" = 64
+expect_fail "--l2 with --sklearn-c" "give one penalty" "$SIMCLR" pca-baseline $PIX --l2 0.1 --sklearn-c 1
 expect_ok "pca-baseline writes the projections" "$SIMCLR" pca-baseline $PIX --components 20 --train-output "$TMP/ptr.npy" --test-output "$TMP/pte.npy"
 check "projected train .npy (1200 x 20 float32)" "$(stat -c %s "$TMP/ptr.npy")" -eq $((128 + 1200 * 20 * 4))
 expect_ok "knn-eval on the PCA projections" "$SIMCLR" knn-eval --train-features "$TMP/ptr.npy" --train-labels $F/digits_ytr.npy --test-features "$TMP/pte.npy" --test-labels $F/digits_yte.npy
