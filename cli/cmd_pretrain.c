@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "contrast.h"
 #include "cli.h"
 #include "dataset.h"
 #include "eval_features.h"
@@ -221,6 +222,18 @@ static void write_plot(const char *dir) {
     metrics_free(&mt);
 }
 
+/* ---- the ablation losses on the Trainer ---------------------------------------------------- */
+
+static int contrast_trainer_loss(void *ctx, Trainer *t, const int *labels, float *grad,
+                                 TrainStats *st) {
+    NtxentStats ns;
+    if (contrast_loss(ctx, model_z(t->model), t->cfg.batch, t->cfg.views, model_out_dim(t->model),
+                      grad, NULL, &ns))
+        return -1;
+    st->loss = ns.loss, st->top1 = ns.top1, st->top5 = ns.top5;
+    return 0;
+}
+
 /* ---- the recipe's defaults, before the dataset is opened (--help) and after ---------------- */
 
 /* The image side a dataset kind always has (0: known only once opened). */
@@ -322,7 +335,11 @@ int cmd_pretrain(int argc, char **argv) {
     augment_opts(aug_tab, &ac);
     Opt loader_tab[LOADER_OPTS_MAX];
     loader_opts(loader_tab, &lc);
-    Opt *tables[] = {own, model_tab, optim_tab, data_tab, aug_tab, loader_tab};
+    ContrastConfig cc;
+    contrast_config_default(&cc);
+    Opt contrast_tab[CONTRAST_OPTS_MAX];
+    contrast_opts(contrast_tab, &cc);
+    Opt *tables[] = {own, model_tab, optim_tab, contrast_tab, data_tab, aug_tab, loader_tab};
     const int NT = (int)(sizeof tables / sizeof *tables);
     const char *summary =
         "pretrain an encoder with SimCLR. New run: --out DIR; continue one: --resume DIR.\n"
@@ -459,6 +476,17 @@ int cmd_pretrain(int argc, char **argv) {
     tc.seed = (uint64_t)po.seed;
     tc.steps_per_epoch = bpe;
     tc.debug_nan_step = po.nan_step;
+    /* the ablation losses (--loss, --similarity) through the Trainer's pluggable loss; plain
+     * NT-Xent with cosine similarity keeps the Trainer's own (faster, float) path */
+    Contrast *contrast = NULL;
+    cc.tau = to.temperature;
+    if (!contrast_is_default(&cc)) {
+        ResNetSpec sp;
+        if (resnet_spec(&sp, mc.arch, mc.stem, mc.width, mc.image_size)) sc_fatal("%s", sc_error());
+        if (contrast_create(&contrast, &cc, B, mc.head_layers ? mc.out_dim : sp.feat_dim))
+            sc_fatal("%s", sc_error());
+        tc.loss = (TrainerLoss){contrast_trainer_loss, contrast, 0};
+    }
     double warm = to.warmup_epochs;
     long long wsteps = to.warmup_steps;
     long wcount = wsteps >= 0 ? (long)wsteps : (long)(warm * bpe);
@@ -606,6 +634,7 @@ int cmd_pretrain(int argc, char **argv) {
     if (po.eval_every > 0) knn_free(&ke);
     loader_free(L);
     trainer_free(t);
+    contrast_free(contrast);
     dataset_close(ds);
     free(cfg);
     free(resume_cfg);
