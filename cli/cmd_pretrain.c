@@ -29,6 +29,7 @@
 #include "optim.h"
 #include "plot.h"
 #include "recipe.h"
+#include "run_cli.h"
 #include "runlog.h"
 #include "safetensors.h"
 #include "train.h"
@@ -185,42 +186,6 @@ static void knn_free(KnnEval *e) {
 }
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static char *config_json(Opt **tables, int nt) {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    opts_write_json(f, tables, nt);
-    fclose(f);
-    if (n && buf[n - 1] == '\n') buf[n - 1] = 0;
-    return buf;
-}
-
-static int save_checkpoint(const char *dir, Trainer *t, const char *cfg, long epoch_file) {
-    const char *last = run_path(dir, "last.safetensors");
-    if (epoch_file >= 0) {
-        const char *ep = run_epoch_path(dir, epoch_file);
-        if (trainer_save(t, ep, cfg)) return -1;
-        /* last = a hard link to the epoch file, swapped in atomically; a copy when links fail */
-        const char *tmp = run_path(dir, "last.safetensors.tmp.link");
-        unlink(tmp);
-        if (link(ep, tmp) == 0 && rename(tmp, last) == 0) return 0;
-        unlink(tmp);
-    }
-    return trainer_save(t, last, cfg);
-}
-
-static void write_plot(const char *dir) {
-    Metrics mt;
-    if (metrics_read(&mt, run_path(dir, "metrics.jsonl"))) return;
-    Canvas c;
-    if (plot_metrics(&mt, dir, &c) == 0) {
-        if (image_write_png(run_path(dir, "curves.png"), c.px, c.w, c.h, 3))
-            sc_warn("%s", sc_error());
-        canvas_free(&c);
-    }
-    metrics_free(&mt);
-}
 
 /* ---- the ablation losses on the Trainer ---------------------------------------------------- */
 
@@ -440,7 +405,7 @@ int cmd_pretrain(int argc, char **argv) {
     po.force = 0;
     po.stop_after = 0;
     po.nan_step = -1;
-    char *cfg = config_json(tables, NT);
+    char *cfg = run_config_json(tables, NT);
     po = saved_po;
     printf("simclr pretrain: %s\n", dataset_describe(ds));
     printf("configuration (%s):\n", po.resume ? "resumed from the run's saved values" : "resolved");
@@ -601,16 +566,16 @@ int cmd_pretrain(int argc, char **argv) {
             runlog_flush(log);
             int keep = step % bpe == 0 &&
                        ((po.checkpoint_every > 0 && ep % po.checkpoint_every == 0) || step == total);
-            if (save_checkpoint(dir, t, cfg, keep ? ep : -1)) {
+            if (run_save_checkpoint(dir, t, cfg, keep ? ep : -1)) {
                 progress_message(&pg, "simclr: error: %s", sc_error());
                 rc = 1;
                 break;
             }
-            write_plot(dir);
+            run_write_plot(dir);
         }
         if (stop_signal || (po.stop_after > 0 && step >= po.stop_after && step < total)) {
             runlog_flush(log);
-            if (!epoch_end && save_checkpoint(dir, t, cfg, -1)) {
+            if (!epoch_end && run_save_checkpoint(dir, t, cfg, -1)) {
                 progress_message(&pg, "simclr: error: %s", sc_error());
                 rc = 1;
                 break;
