@@ -45,7 +45,8 @@ determinism=(
   "test_knn independent_of_threads_and_scale"
   "test_pca independent_of_threads"
   "test_layers batchnorm_thread_independent"
-  "test_model same_result_for_any_thread_count training_losses_identical_for_any_thread_count"
+  "test_model same_result_for_any_thread_count"
+  "test_train training_losses_identical_for_any_thread_count"
   "test_optim updates_do_not_depend_on_thread_count"
 )
 if [ -z "$pat" ] || [ "$pat" = determinism ]; then
