@@ -44,6 +44,8 @@ void eval_inputs_init(EvalInputs *in) {
         {"train-labels", OPT_STR, &in->train_labels, "train labels .npy (N), integer class indices"},
         {"test-features", OPT_STR, &in->test_features, "test features .npy (M, D)"},
         {"test-labels", OPT_STR, &in->test_labels, "test labels .npy (M)"},
+        {"train-indices", OPT_STR, &in->train_indices, "fit on these rows of --train-features "
+         "only: .npy of integer row indices (e.g. finetune's subset.npy: the same labelled subset)"},
         {"folds", OPT_FLAG, &in->folds, "STL-10 protocol: fit on each predefined train fold, report mean and std"},
         {"fold-indices", OPT_STR, &in->fold_indices, "fold file (STL-10 fold_indices.txt: one line of "
          "0-based train indices per fold)"},
@@ -264,6 +266,35 @@ static int read_folds(const char *path, size_t ntr, EvalData *d) {
     return 0;
 }
 
+/* --train-indices: keeps the listed rows of the train features and labels. */
+static int eval_take_rows(const char *path, EvalData *d) {
+    int64_t *ix = NULL, sh[NPY_MAX_DIMS];
+    int nd = 0;
+    if (npy_load_i64(path, &ix, sh, &nd)) return sc_error_prefix("--train-indices");
+    if (nd != 1 || sh[0] < 1) {
+        sc_free(ix);
+        return sc_error_set("--train-indices %s: expected a 1-D array of row indices", path);
+    }
+    size_t n = (size_t)sh[0], D = (size_t)d->D;
+    float *X = sc_alloc(sizeof(float) * n * D);
+    int *y = sc_alloc(sizeof(int) * n);
+    for (size_t i = 0; i < n; i++) {
+        if (ix[i] < 0 || (size_t)ix[i] >= d->ntr) {
+            long long bad = (long long)ix[i];
+            sc_free(ix), sc_free(X), sc_free(y);
+            return sc_error_set("--train-indices %s: row %lld is outside the %zu train rows", path,
+                                bad, d->ntr);
+        }
+        memcpy(X + i * D, d->Xtr + (size_t)ix[i] * D, sizeof(float) * D);
+        y[i] = d->ytr[ix[i]];
+    }
+    sc_free(ix);
+    free(d->Xtr);
+    free(d->ytr);
+    d->Xtr = X, d->ytr = y, d->ntr = n;
+    return 0;
+}
+
 int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
     memset(d, 0, sizeof *d);
     int th = in->threads > 0 ? in->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -302,6 +333,10 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
     if (eval_load_npy("--train-features", in->train_features, "--train-labels", in->train_labels,
                       &d->Xtr, &d->ytr, &d->ntr, &d->D))
         return -1;
+    if (in->train_indices && eval_take_rows(in->train_indices, d)) {
+        eval_data_free(d);
+        return -1;
+    }
     int Dte = 0;
     if (eval_load_npy("--test-features", in->test_features, "--test-labels", in->test_labels,
                       &d->Xte, &d->yte, &d->nte, &Dte)) {

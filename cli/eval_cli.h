@@ -20,6 +20,7 @@
 
 typedef struct {
     const char *train_features, *train_labels, *test_features, *test_labels;
+    const char *train_indices; /* --train-indices: rows of the train features to fit on */
     const char *fold_indices; /* STL-10 fold_indices.txt: one line of train indices per fold */
     int folds;                /* --folds: train on each predefined fold */
     const char *json;
