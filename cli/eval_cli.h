@@ -76,7 +76,7 @@ typedef struct {
     int solver, grid, seed;
     double l2;
     double sk_c;      /* --sklearn-c: fixed C, lambda = 1 / (C N) of each fit (0: unused) */
-    Opt opts[16];
+    Opt opts[20];
 } EvalLinear;
 void eval_linear_init(EvalLinear *l);
 /* Fits (per fold with --folds), prints top-1/top-5 and writes --json; pca (may be NULL) adds

@@ -90,8 +90,10 @@ const char *recipe_stl10_split(int recipe) {
  * no value, as a saved configuration writes them. */
 int opt_assign(Opt *o, const char *v) {
     if (o->type == OPT_STR) {
-        /* The string must outlive the tables: keep one copy per assignment (small, rare). */
+        /* The string must outlive v: a copy, owned by the option until it is assigned again. */
+        if (o->owned) free(*(char **)o->dst);
         *(const char **)o->dst = strcmp(v, "null") && *v ? sc_strdup(v) : NULL;
+        o->owned = *(const char **)o->dst != NULL;
         return 0;
     }
     return opts_assign(o, v);

@@ -41,6 +41,17 @@ check "knn-eval top-1 >= 0.9" "$(awk -v v="$(json_num top1 "$TMP/knn.json")" 'BE
 "$SIMCLR" linear-eval $DIG --threads 2 --json "$TMP/t2.json" >/dev/null 2>&1
 check "linear-eval identical on 1 and 2 threads" "$(grep -vE 'seconds|threads|json' "$TMP/t1.json" | md5sum)" = "$(grep -vE 'seconds|threads|json' "$TMP/t2.json" | md5sum)"
 
+# --patience: the warm-started search stops once the held-out accuracy stops improving
+expect_ok "linear-eval --patience 2" "$SIMCLR" linear-eval $DIG --patience 2 --json "$TMP/pat.json"
+check "--patience 2: fewer penalties tried" "$(grep -o '"grid_lambda": \[[^]]*\]' "$TMP/pat.json" | tr ',' '\n' | wc -l)" -lt 10
+check "--patience 2: the full search's penalty on digits" "$(json_num lambda "$TMP/pat.json")" = "$(json_num lambda "$TMP/le.json")"
+# --train-indices: fit on a subset of the train rows (the demo's 1% column)
+/usr/bin/env perl -e 'binmode STDOUT; my @i = map { $_ * 3 } 0..99; my $h = "{\x27descr\x27: \x27<i8\x27, \x27fortran_order\x27: False, \x27shape\x27: (100,), }"; $h .= " " x ((64 - (10 + length($h) + 1) % 64) % 64) . "\n"; print "\x93NUMPY\x01\x00", pack("v", length($h)), $h, pack("q<*", @i);' > "$TMP/idx.npy"
+expect_ok "linear-eval --train-indices" "$SIMCLR" linear-eval $DIG --train-indices "$TMP/idx.npy" --json "$TMP/sub.json"
+check "--train-indices: 100 train rows" "$(json_num n_train "$TMP/sub.json")" = 100
+/usr/bin/env perl -e 'binmode STDOUT; my $h = "{\x27descr\x27: \x27<i8\x27, \x27fortran_order\x27: False, \x27shape\x27: (1,), }"; $h .= " " x ((64 - (10 + length($h) + 1) % 64) % 64) . "\n"; print "\x93NUMPY\x01\x00", pack("v", length($h)), $h, pack("q<", 99999);' > "$TMP/bad.npy"
+expect_fail "--train-indices out of range" "--train-indices .*row 99999 is outside" "$SIMCLR" linear-eval $DIG --train-indices "$TMP/bad.npy"
+
 # ---- PCA baseline on a pixel dataset, against sklearn -----------------------------------------
 read -r SK_TOP1 SK_L2 < "$F/pca_baseline_expected.txt"
 PIX="--dataset npy --data $F/digits_img_train.npy --labels $F/digits_ytr.npy --test-data $F/digits_img_test.npy --test-labels $F/digits_yte.npy"
