@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 F="$ROOT/tests/fixtures/eval"
 D=(--dataset npy --data "$F/digits_img_train.npy" --labels "$F/digits_ytr.npy")
-PRE=("${D[@]}" --arch resnet18 --stem cifar --width 0.0625 --image-size 8 --batch-size 32 --max-steps 2 --eval-limit 200 --threads 2)
+PRE=("${D[@]}" --arch resnet18 --stem cifar --width 0.0625 --image-size 8 --batch-size 32 --max-steps 2 --eval-limit 200 --test-on-train --threads 2)
 EV="--dataset npy --data $F/digits_img_train.npy --labels $F/digits_ytr.npy --test-data $F/digits_img_test.npy --test-labels $F/digits_yte.npy --l2 0.001"
 export SIMCLR
 expect_ok "ablate: loss grid" "$ROOT/tools/ablate.sh" --out "$TMP/g" --grid "loss=ntxent,margin-triplet" --eval "$EV" -- "${PRE[@]}"
