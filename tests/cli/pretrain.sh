@@ -126,6 +126,17 @@ def load(p):
 a, b = load(sys.argv[1]), load(sys.argv[2])
 print(len(a) == len(b) > 0 and sum((x - y) ** 2 for x, y in zip(a, b)) < 0.05 ** 2 * sum(x * x for x in a))' "$TMP/b32.npy" "$TMP/b16.npy")" = True
 fi
+# --help shows the values a run uses (the recipe applied), not the tables' initial values
+"$SIMCLR" pretrain --help >"$TMP/help1" 2>&1
+check "--help: sthalles blur 1" -n "$(grep -E -- '--blur-prob .*\[1( \*)?\]$' "$TMP/help1")"
+"$SIMCLR" pretrain --recipe paper --dataset cifar10 --help >"$TMP/help2" 2>&1
+check "--help: paper at 32 px: lr 1, batch 512, head-bn all, lars" -n "$(grep -E -- '--lr .*\[1( \*)?\]$' "$TMP/help2")" -a \
+  -n "$(grep -E -- '--batch-size .*\[512( \*)?\]$' "$TMP/help2")" -a -n "$(grep -E -- '--head-bn .*\[all( \*)?\]$' "$TMP/help2")" -a \
+  -n "$(grep -E -- '--optimizer .*\[lars( \*)?\]$' "$TMP/help2")"
+"$SIMCLR" pretrain --recipe blog --dataset stl10 --help >"$TMP/help3" 2>&1
+check "--help: blog on STL-10: train+unlabeled, out-dim 64" -n "$(grep -E -- '--split .*\[train\+unlabeled( \*)?\]$' "$TMP/help3")" -a \
+  -n "$(grep -E -- '--out-dim .*\[64( \*)?\]$' "$TMP/help3")"
+check "paper run: google head in the checkpoint" -n "$(grep '"head-bn": "all"' "$TMP/p/config.json")"
 
 # ---- plot ----
 expect_ok "plot" "$SIMCLR" plot "$TMP/a" --output "$TMP/a.png"
