@@ -640,7 +640,8 @@ static void head_backward(Model *m, const float *dz) {
             int t = hl->t_bn;
             memcpy(m->hs[k], g, sizeof(float) * B * hl->O);
             batchnorm_backward(m->hs[k], tg(m, t), tg(m, t + 1), m->hs[k], NULL, hl->u, hl->mean,
-                               hl->rstd, tp(m, t), m->training, B, hl->O, m->partials);
+                               hl->rstd, tp(m, t), m->training, B, hl->O, m->partials, DT_F32, DT_F32,
+                               DT_F32);
             if (hl->fixed_shift) memset(tg(m, t + 1), 0, sizeof(float) * hl->O);
             g = m->hs[k];
             k ^= 1;
