@@ -11,7 +11,7 @@ SIMCLR_COMMAND(cmd_plot, "plot", "render a run's loss, contrastive accuracy, lr 
 
 int cmd_plot(int argc, char **argv) {
     const char *output = NULL, *title = NULL;
-    Opt own[] = {{"output", OPT_STR, &output, "PNG file (default: RUN/curves.png)"},
+    Opt own[] = {{"output", OPT_STR, &output, "PNG file (default: RUN/curves.png)", .output = 1},
                  {"title", OPT_STR, &title, "title above the charts (default: the run folder)"},
                  {0}};
     Opt *tables[] = {own};

@@ -44,6 +44,8 @@ static const char *find_key(const char *h, const char *e, const char *key) {
     return NULL;
 }
 
+/* h is NUL-terminated at h[hl] (a copy of the file's header), so no scan below can run past it
+ * into the data or the end of the mapping. */
 static int parse_header(NpyArray *a, const char *path, const char *h, size_t hl) {
     const char *e = h + hl;
     const char *d = find_key(h, e, "descr");
@@ -127,12 +129,18 @@ int npy_open(NpyArray *a, const char *path) {
         return sc_error_set("%s: truncated .npy header (%zu bytes declared, file has %zu)", path,
                             hl, n);
     }
-    if (parse_header(a, path, (const char *)p + off, hl)) {
+    char *hb = sc_xrealloc(NULL, hl + 1);
+    memcpy(hb, p + off, hl);
+    hb[hl] = 0;
+    int bad = parse_header(a, path, hb, hl);
+    free(hb);
+    if (bad) {
         sc_unmap_file(&a->map);
         return -1;
     }
-    size_t need = a->count * a->elem_size, have = n - off - hl;
-    if (have != need) {
+    size_t have = n - off - hl;
+    if (a->count > have / a->elem_size || a->count * a->elem_size != have) {
+        size_t need = a->count <= SIZE_MAX / a->elem_size ? a->count * a->elem_size : SIZE_MAX;
         sc_unmap_file(&a->map);
         return sc_error_set("%s: expected %zu data bytes for the shape in its header, found %zu",
                             path, need, have);

@@ -205,6 +205,10 @@ int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt 
         if (set_value(o, v)) return -1;
     }
     if (npos_inout) *npos_inout = npos;
+    for (int t = 0; t < ntables; t++)
+        for (Opt *o = tables[t]; o->name; o++)
+            if (o->output && o->set && o->type == OPT_STR && sc_output_check(*(const char **)o->dst))
+                return sc_error_prefix("--%s", o->name);
     return 0;
 }
 

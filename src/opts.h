@@ -42,11 +42,14 @@ typedef struct {
     const char *choices; /* OPT_CHOICE: "a|b|c" */
     double min, max;     /* inclusive range for numbers, checked when min < max */
     int set;             /* output: 1 when given on the command line */
+    int output;          /* OPT_STR naming a file the command writes: opts_parse checks that it
+                            can be created (sc_output_check) before any work is done */
 } Opt;
 
 /* Parses argv[1..argc) (argv[0] is the subcommand name). Positional arguments are returned in
  * *pos (pointers into argv, up to max_pos of them; an extra one is an error); pass NULL, NULL to
- * accept none. Returns 0, or -1 with sc_error() set. Prints help and exits 0 on --help. */
+ * accept none. Returns 0, or -1 with sc_error() set. Prints help and exits 0 on --help.
+ * Options marked .output = 1 that were given are checked with sc_output_check. */
 int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt **tables,
                int ntables, const char **pos, int *npos_inout);
 /* Parses v into the option's destination with the same checks as the command line (type,

@@ -262,7 +262,7 @@ static void write_gz(const char *path, const uint8_t *d, size_t n) {
 
 TEST(idx_raw_gz_and_errors) {
     sc_mkdir_p(tmp("idx"));
-    uint8_t img[4 + 12 + 3 * 4 * 5], lab[4 + 4 + 3];
+    uint8_t img[4 + 12 + 3 * 4 * 5], lab[4 + 4 + 4] /* room for the 4-label file below */;
     uint32_t d3[3] = {3, 4, 5}, d1[1] = {3};
     size_t ni = idx_bytes(img, 3, d3, 8), nl = idx_bytes(lab, 1, d1, 8);
     lab[8] = 2, lab[9] = 0, lab[10] = 1;

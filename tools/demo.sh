@@ -97,7 +97,9 @@ idx_to_npy "$FM/t10k-labels-idx1-ubyte" "$NPY/test_y.npy" "$NTEST"
 # ---- 3. evaluation ---------------------------------------------------------------------------
 EV="$RUN/eval"
 mkdir -p "$EV"
-top1() { sed -n 's/.*"top1": *\([0-9.eE+-]*\).*/\1/p' "$1" | head -n 1 | awk '{ printf "%.2f", 100 * $1 }'; }
+# (no `| head` / `| grep -q` under pipefail: a reader that stops early kills the writer with
+# SIGPIPE and fails the pipeline at random; awk and a captured string read everything)
+top1() { sed -n 's/.*"top1": *\([0-9.eE+-]*\).*/\1/p' "$1" | awk 'NR == 1 { printf "%.2f", 100 * $1 }'; }
 ROWS=()
 evaluate() {  # name, train features, test features
   local name=$1 ftr=$2 fte=$3 tag=$4
@@ -127,7 +129,8 @@ log "evaluation: PCA of raw pixels (64 components)"
   --test-features "$NPY/test_x.npy" --test-labels "$NPY/test_y.npy" --components 64 \
   --threads "$THREADS" "${LINEAR[@]}" --json "$EV/pca.linear.json" >"$EV/pca.linear.log" 2>&1
 PCA_KNN="–"
-if "$SIMCLR" pca-baseline --help 2>/dev/null | grep -q -- '--train-output'; then
+PCA_HELP=$("$SIMCLR" pca-baseline --help 2>/dev/null || true)
+if [[ $PCA_HELP == *--train-output* ]]; then
   "$SIMCLR" pca-baseline --train-features "$NPY/train_x.npy" --train-labels "$NPY/train_y.npy" \
     --test-features "$NPY/test_x.npy" --test-labels "$NPY/test_y.npy" --components 64 \
     --threads "$THREADS" --train-output "$EV/pca.train.npy" --test-output "$EV/pca.test.npy" >/dev/null 2>&1 &&
