@@ -3,11 +3,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -236,6 +238,31 @@ int run_dir_clean_temps(const char *dir) {
     }
     closedir(d);
     return n;
+}
+
+int run_dir_lock(const char *dir) {
+    if (sc_mkdir_p(dir)) return -1;
+    const char *path = run_path(dir, ".simclr.lock");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return sc_error_set("%s: cannot create the run lock %s: %s", dir, path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t r = pread(fd, pid, sizeof pid - 1, 0);
+        pid[r > 0 ? r : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return sc_error_set("%s: in use by another simclr process (pid %s); wait for it to "
+                                "end or stop it (Ctrl-C saves, --resume continues)", dir,
+                                pid[0] ? pid : "unknown");
+        return sc_error_set("%s: cannot lock %s: %s", dir, path, strerror(e));
+    }
+    /* the pid is only for the message of a refused process: a full disk does not stop us */
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) (void)0;
+    return fd;
 }
 
 int run_dir_prepare(const char *dir, int force) {
