@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,10 +70,27 @@ int recipe_apply(int recipe, Opt **tables, int ntables, int image_size) {
 
 /* Like opts_assign, but a string is copied (v may be a temporary buffer) and "null" or "" mean
  * no value, as a saved configuration writes them. */
+/* Strings assigned from recipes and saved configurations must outlive the tables: one copy per
+ * assignment (small, rare), kept for the life of the process in this registry (so it is
+ * reachable, not leaked, for LeakSanitizer). */
+static struct {
+    char **v;
+    size_t n, cap;
+} kept;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *keep_string(const char *v) {
+    char *c = sc_strdup(v);
+    pthread_mutex_lock(&kept_lock);
+    if (kept.n == kept.cap) kept.v = sc_xrealloc(kept.v, sizeof(char *) * (kept.cap = kept.cap ? 2 * kept.cap : 16));
+    kept.v[kept.n++] = c;
+    pthread_mutex_unlock(&kept_lock);
+    return c;
+}
+
 int opt_assign(Opt *o, const char *v) {
     if (o->type == OPT_STR) {
-        /* The string must outlive the tables: keep one copy per assignment (small, rare). */
-        *(const char **)o->dst = strcmp(v, "null") && *v ? sc_strdup(v) : NULL;
+        *(const char **)o->dst = strcmp(v, "null") && *v ? keep_string(v) : NULL;
         return 0;
     }
     return opts_assign(o, v);

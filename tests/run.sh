@@ -20,7 +20,7 @@ fi
 export SIMCLR
 export OMP_WAIT_POLICY=passive
 # Sanitizer settings (read only by a sanitized build; see tests/sanitize.supp for the reasons).
-export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=0}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitize.supp:print_suppressions=0}"
 echo "tests: binaries $build/tests, command $SIMCLR"

@@ -13,22 +13,8 @@
 #include "rng.h"
 #include "test.h"
 
-static char tmpdir[256];
-static const char *tmp(const char *name) {
-    static char bufs[8][512];
-    static int k;
-    if (!tmpdir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/simclr_test_dataset_XXXXXX");
-        SC_ASSERT(mkdtemp(tmpdir));
-    }
-    char *b = bufs[k++ & 7];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    SC_ASSERT(sc_write_file_atomic(path, data, n) == 0);
-}
+#define tmp test_tmp
+#define write_bytes test_write_bytes
 
 static void copy_file(const char *from, const char *to) {
     char *d;
@@ -558,8 +544,4 @@ TEST(channel_stats) {
     dataset_close(ds);
 }
 
-TEST(cleanup) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (tmpdir[0]) CHECK(system(cmd) == 0, "cleanup");
-}
+TEST(cleanup) { CHECK(test_tmp_remove() == 0, "cleanup"); }

@@ -21,22 +21,9 @@
 #include "safetensors.h"
 #include "test.h"
 
-static char tmpdir[256];
-static const char *tmp(const char *name) {
-    static char bufs[8][512];
-    static int k;
-    if (!tmpdir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/simclr_test_reliability_XXXXXX");
-        SC_ASSERT(mkdtemp(tmpdir));
-    }
-    char *b = bufs[k++ & 7];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    SC_ASSERT(sc_write_file_atomic(path, data, n) == 0);
-}
+#define tmp test_tmp
+#define write_bytes test_write_bytes
+#define tmpdir test_tmp("")
 
 /* A hang (a FIFO opened for reading, /dev/zero read to the end) must fail the test, not the
  * suite: SIGALRM ends the binary with a signal, which tests/run.sh counts as a failure. */
@@ -430,8 +417,4 @@ TEST(class_count_is_bounded_and_overflow_free) {
           "%s", sc_error());
 }
 
-TEST(cleanup) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    CHECK(system(cmd) == 0, "rm");
-}
+TEST(cleanup) { CHECK(test_tmp_remove() == 0, "rm"); }
