@@ -26,9 +26,11 @@ TESTS    := $(wildcard tests/test_*.c)
 LIB_OBJ  := $(SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TESTS:tests/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+REPLAY_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz-replay/%)
 COMPILE  = $(CC) $(SC_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 
-all: $(BIN) $(TEST_BIN)
+all: $(BIN) $(TEST_BIN) $(REPLAY_BIN)
 
 $(BUILD)/libsimclr.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -51,6 +53,40 @@ $(BIN): $(CLI_OBJ) $(BUILD)/libsimclr.a
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libsimclr.a tests/test.h
 	@mkdir -p $(dir $@)
 	$(COMPILE) -Itests $< $(BUILD)/libsimclr.a $(SC_LDFLAGS) $(LDFLAGS) $(LDLIBS) -o $@
+
+# The fuzz harnesses built with gcc against fuzz/replay.c: the normal suite replays every seed
+# and every past crash through them (tests/cli/fuzz_replay.sh).
+$(BUILD)/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/replay.c $(BUILD)/libsimclr.a $(wildcard fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(SC_CFLAGS)) $(CPPFLAGS) $(CFLAGS) -Ifuzz fuzz/replay.c $< \
+	    $(BUILD)/libsimclr.a $(SC_LDFLAGS) $(LDFLAGS) $(LDLIBS) -o $@
+
+# ---- fuzzing: libFuzzer harnesses (Debian's clang; `tools/deps.sh --fuzz` installs it) ------
+# `make fuzz` runs every fuzz/fuzz_*.c for FUZZ_SECONDS (FUZZ_TARGETS="npy image" for some)
+# and fails when one crashes; see doc/fuzzing.md.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -std=gnu11 -O1 -g -fopenmp -Isrc -Ifuzz -D_FILE_OFFSET_BITS=64 \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_OBJ := $(SRC:%.c=build/fuzz/obj/%.o)
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build/fuzz/libsimclr.a: $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c build/fuzz/libsimclr.a $(wildcard fuzz/*.h)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build/fuzz/libsimclr.a -Wl,--as-needed $(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz:
+	bash tools/deps.sh --fuzz
+	$(MAKE) fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tools/fuzz.sh $(FUZZ_TARGETS)
 
 deps:
 	bash tools/deps.sh
@@ -78,5 +114,5 @@ fixtures:
 clean:
 	rm -rf build build-san simclr
 
-.PHONY: all deps test test-sanitize demo bench fixtures clean
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
+.PHONY: all deps test test-sanitize demo bench fixtures clean fuzz fuzz-build
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(FUZZ_LIB_OBJ:.o=.d)

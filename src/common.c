@@ -16,27 +16,30 @@
 
 static _Thread_local char err_buf[2048];
 
-/* Messages are one line whatever they quote (a file name or a value read from a file may hold a
- * newline): control characters become C escapes (\n, \r, \t, \xNN). In place, truncating. */
-static void one_line(char *s, size_t cap) {
-    char tmp[2048];
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && o + 5 < sizeof tmp; p++) {
-        if (*p >= 0x20 && *p != 0x7f) { tmp[o++] = (char)*p; continue; }
-        const char *esc = *p == '\n' ? "\\n" : *p == '\r' ? "\\r" : *p == '\t' ? "\\t" : NULL;
-        if (esc) o += (size_t)snprintf(tmp + o, sizeof tmp - o, "%s", esc);
-        else o += (size_t)snprintf(tmp + o, sizeof tmp - o, "\\x%02x", *p);
+/* Messages quote file contents and arguments, which may hold anything: control characters are
+ * written as \xNN, so every message stays on one line (and cannot move the cursor). */
+static void one_line(char *dst, size_t cap, const char *src) {
+    size_t k = 0;
+    for (; *src && k + 1 < cap; src++) {
+        unsigned char c = (unsigned char)*src;
+        if (c >= 0x20 && c != 0x7F) dst[k++] = (char)c;
+        else if (k + 5 < cap) k += (size_t)snprintf(dst + k, cap - k, "\\x%02x", c);
+        else break;
     }
-    tmp[o] = 0;
-    snprintf(s, cap, "%s", tmp);
+    dst[k] = 0;
+}
+
+static void vformat_line(char *dst, size_t cap, const char *fmt, va_list ap) {
+    char raw[2048];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    one_line(dst, cap, raw);
 }
 
 int sc_error_set(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    vformat_line(err_buf, sizeof err_buf, fmt, ap);
     va_end(ap);
-    one_line(err_buf, sizeof err_buf);
     return -1;
 }
 
@@ -44,35 +47,42 @@ int sc_error_prefix(const char *fmt, ...) {
     char pre[1024], old[sizeof err_buf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(pre, sizeof pre, fmt, ap);
+    vformat_line(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, err_buf, sizeof old);
     snprintf(err_buf, sizeof err_buf, "%s: %s", pre, old);
-    one_line(err_buf, sizeof err_buf);
     return -1;
 }
 
 const char *sc_error(void) { return err_buf[0] ? err_buf : "unknown error"; }
 
+/* "simclr: <kind>: <message>" on stderr, the message on one line */
+static void say(const char *kind, const char *fmt, va_list ap) {
+    char msg[4096];
+    vformat_line(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "simclr: %s: %s\n", kind, msg);
+}
+
 void sc_fatal(const char *fmt, ...) {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    say("error", fmt, ap);
     va_end(ap);
-    one_line(msg, sizeof msg);
-    fprintf(stderr, "simclr: error: %s\n", msg);
     exit(1);
 }
 
 void sc_warn(const char *fmt, ...) {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    say("warning", fmt, ap);
     va_end(ap);
-    one_line(msg, sizeof msg);
-    fprintf(stderr, "simclr: warning: %s\n", msg);
+}
+
+void sc_note(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    say("note", fmt, ap);
+    va_end(ap);
 }
 
 void *sc_alloc(size_t bytes) {

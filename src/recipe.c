@@ -5,7 +5,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,27 +69,12 @@ int recipe_apply(int recipe, Opt **tables, int ntables, int image_size) {
 
 /* Like opts_assign, but a string is copied (v may be a temporary buffer) and "null" or "" mean
  * no value, as a saved configuration writes them. */
-/* Strings assigned from recipes and saved configurations must outlive the tables: one copy per
- * assignment (small, rare), kept for the life of the process in this registry (so it is
- * reachable, not leaked, for LeakSanitizer). */
-static struct {
-    char **v;
-    size_t n, cap;
-} kept;
-static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static const char *keep_string(const char *v) {
-    char *c = sc_strdup(v);
-    pthread_mutex_lock(&kept_lock);
-    if (kept.n == kept.cap) kept.v = sc_xrealloc(kept.v, sizeof(char *) * (kept.cap = kept.cap ? 2 * kept.cap : 16));
-    kept.v[kept.n++] = c;
-    pthread_mutex_unlock(&kept_lock);
-    return c;
-}
-
 int opt_assign(Opt *o, const char *v) {
     if (o->type == OPT_STR) {
-        *(const char **)o->dst = strcmp(v, "null") && *v ? keep_string(v) : NULL;
+        /* The string must outlive v: a copy, owned by the option until it is assigned again. */
+        if (o->owned) free(*(char **)o->dst);
+        *(const char **)o->dst = strcmp(v, "null") && *v ? sc_strdup(v) : NULL;
+        o->owned = *(const char **)o->dst != NULL;
         return 0;
     }
     return opts_assign(o, v);

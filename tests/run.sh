@@ -17,7 +17,7 @@ total_pass=0; total_fail=0; broken=()
 if [ -z "${SIMCLR:-}" ]; then
   if [ -x "$build/simclr" ]; then SIMCLR="$PWD/$build/simclr"; else SIMCLR="$PWD/simclr"; fi
 fi
-export SIMCLR
+export SIMCLR SIMCLR_BUILD="$PWD/$build"
 export OMP_WAIT_POLICY=passive
 # Sanitizer settings (read only by a sanitized build; see tests/sanitize.supp for the reasons).
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"

@@ -6,6 +6,7 @@
 set -u
 : "${SIMCLR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/simclr}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD_DIR="${SIMCLR_BUILD:-$ROOT/build}"   # test and helper binaries (tests/run.sh --build DIR)
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 PASS=0; FAIL=0
 expect_ok() { local what="$1"; shift
