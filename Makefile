@@ -14,11 +14,14 @@ CFLAGS  ?= $(OPT) $(ARCH) -g
 LDFLAGS ?=
 BUILD   ?= build
 BIN     ?= simclr
+# MPI (Debian's OpenMPI 4.1, libopenmpi-dev): linked normally; MPI starts only under mpirun.
+MPI_CFLAGS ?= $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   ?= $(shell pkg-config --libs ompi-c 2>/dev/null || echo -lmpi)
 SC_CFLAGS  := -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-sign-compare \
               -Wno-missing-field-initializers -Wno-format-truncation -Isrc -I$(BUILD) \
-              -D_FILE_OFFSET_BITS=64 -MMD -MP
+              -D_FILE_OFFSET_BITS=64 -MMD -MP $(MPI_CFLAGS)
 SC_LDFLAGS := -fopenmp
-LDLIBS  += -ldnnl -lopenblas -llapacke -lpng -ljpeg -lz -lm -lpthread
+LDLIBS  += -ldnnl -lopenblas -llapacke -lpng -ljpeg -lz -lm -lpthread $(MPI_LIBS)
 
 SRC      := $(wildcard src/*.c)
 CLI      := $(wildcard cli/*.c)
