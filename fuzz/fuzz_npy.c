@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* the same file as features and as labels: whichever applies is checked */
     rc = eval_load_npy("--train-features", p, "--train-labels", p, &X, &y, &N, &D);
     fuzz_check(rc);
-    if (!rc) fuzz_check(eval_num_classes(y, N, y, N, "--test-labels", &K));
+    if (!rc) fuzz_check(eval_num_classes(y, N, y, N, "--test-labels", 0, &K));
     free(X), free(y);
     DatasetConfig dc;
     dataset_config_default(&dc);
