@@ -5,7 +5,8 @@
 #   tools/deps.sh --fuzz     also clang and its libFuzzer/sanitizer runtimes (make fuzz only)
 set -euo pipefail
 pkgs=(gcc make pkg-config libdnnl-dev libopenblas-dev liblapacke-dev libpng-dev libjpeg62-turbo-dev
-      zlib1g-dev dataset-fashion-mnist)
+      zlib1g-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist lomiri-wallpapers-16.04
+      libjpeg-turbo-progs)
 if [ "${1:-}" = "--python" ]; then
   pkgs+=(python3-torch python3-torchvision python3-numpy python3-sklearn python3-scipy python3-pil)
 fi
