@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (npy_write(fp, NPY_F32, 2, fs, zeros)) abort();
         free(zeros);
         fuzz_check(rc = eval_load_npy("--train-features", fp, "--train-labels", p, &X, &y, &N, &D));
-        if (!rc) fuzz_check(eval_num_classes(y, N, y, N, "--test-labels", &K));
+        if (!rc) fuzz_check(eval_num_classes(y, N, y, N, "--test-labels", 0, &K));
     } else
         fuzz_check(eval_load_npy("--train-features", p, NULL, NULL, &X, NULL, &N, &D));
     free(X), free(y);
