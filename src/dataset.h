@@ -51,13 +51,15 @@ typedef struct {
     const char *labels;  /* --labels: npy labels (int, shape (N,)), or the idx label file */
     int fold;            /* --fold: STL-10 predefined training fold 0..9 (split train); -1 none */
     int strict_images;   /* --strict-images: an unreadable folder file is an error */
+    long long max_image_pixels; /* --max-image-pixels: PNG/JPEG files declaring more pixels are
+                            refused before decoding (0: IMAGE_MAX_PIXELS_DEFAULT, PIL's limit) */
 } DatasetConfig;
 
 typedef struct Dataset Dataset;
 
 void dataset_config_default(DatasetConfig *c);
-/* Option fragment: --dataset --data --split --labels --fold --strict-images. */
-#define DATASET_OPTS_MAX 8
+/* Option fragment: --dataset --data --split --labels --fold --strict-images --max-image-pixels. */
+#define DATASET_OPTS_MAX 10
 void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c);
 
 int dataset_open(Dataset **ds, const DatasetConfig *cfg);

@@ -1,6 +1,7 @@
 /* runlog.c - see runlog.h. */
 #include "runlog.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -71,7 +72,7 @@ int runlog_step(RunLog *l, const StepMetrics *m) {
     json_num(l->f, m->lr);
     fputs(", \"views_per_s\": ", l->f);
     fprintf(l->f, "%.1f}\n", isfinite(m->views_per_s) ? m->views_per_s : 0.0);
-    if (ferror(l->f)) return sc_error_set("%s: write failed", l->path);
+    if (ferror(l->f)) return sc_error_set("%s: write failed: %s", l->path, strerror(errno));
     return 0;
 }
 
@@ -82,12 +83,13 @@ int runlog_eval(RunLog *l, long step, int epoch, const char *name, double top1, 
     json_num(l->f, top5);
     fputs("}\n", l->f);
     fflush(l->f);
-    if (ferror(l->f)) return sc_error_set("%s: write failed", l->path);
+    if (ferror(l->f)) return sc_error_set("%s: write failed: %s", l->path, strerror(errno));
     return 0;
 }
 
 int runlog_flush(RunLog *l) {
-    if (fflush(l->f) != 0) return sc_error_set("%s: write failed", l->path);
+    if (fflush(l->f) != 0 || ferror(l->f))
+        return sc_error_set("%s: write failed: %s", l->path, strerror(errno));
     return 0;
 }
 
