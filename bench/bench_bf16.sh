@@ -15,10 +15,10 @@ SIMCLR=${SIMCLR:-./simclr}
 [ -x "$SIMCLR" ] || make -j2 simclr >/dev/null
 log=$(mktemp -d); trap 'rm -rf "$log"' EXIT
 for r in $(seq "$rounds"); do
-  "$SIMCLR" bench "${args[@]}" --precision fp32 | tee -a "$log/f32" | tail -n 2 | head -n 1 | sed 's/^/ours fp32:          /'
-  "$SIMCLR" bench "${args[@]}" --precision bf16 | tee -a "$log/b16" | tail -n 2 | head -n 1 | sed 's/^/ours bf16:          /'
-  /usr/bin/python3 bench/pytorch_train_bench.py "${pyargs[@]}" --channels-last --bf16 | tee -a "$log/pb16" | tail -n 2 | head -n 1 | sed 's/^/pytorch CL bf16:    /'
-  /usr/bin/python3 bench/pytorch_train_bench.py "${pyargs[@]}" --channels-last | tee -a "$log/pf32" | tail -n 2 | head -n 1 | sed 's/^/pytorch CL fp32:    /'
+  "$SIMCLR" bench "${args[@]}" --precision fp32 | tee -a "$log/f32" | tail -n 2 | sed -n 1p | sed 's/^/ours fp32:          /'
+  "$SIMCLR" bench "${args[@]}" --precision bf16 | tee -a "$log/b16" | tail -n 2 | sed -n 1p | sed 's/^/ours bf16:          /'
+  /usr/bin/python3 bench/pytorch_train_bench.py "${pyargs[@]}" --channels-last --bf16 | tee -a "$log/pb16" | tail -n 2 | sed -n 1p | sed 's/^/pytorch CL bf16:    /'
+  /usr/bin/python3 bench/pytorch_train_bench.py "${pyargs[@]}" --channels-last | tee -a "$log/pf32" | tail -n 2 | sed -n 1p | sed 's/^/pytorch CL fp32:    /'
 done
 echo "settings: ${args[*]}  ($rounds alternating rounds)"
 /usr/bin/python3 - "$log" <<'PY'

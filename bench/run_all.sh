@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash tools/deps.sh --python
 echo "== training step: simclr vs PyTorch (ResNet-18, 96 px, batch 64, 2 threads)"
 bash bench/bench_train.sh --rounds 3
-if ./simclr bench --peak --threads 1 | tail -n 1 | grep -q '"avx512_bf16": true'; then
+if ./simclr bench --peak --threads 1 | tail -n 1 | grep -c '"avx512_bf16": true' >/dev/null; then
   echo "== bf16: simclr fp32 and bf16 vs PyTorch channels-last bf16 autocast and fp32"
   OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} bash bench/bench_bf16.sh --rounds 3
 fi
