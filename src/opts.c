@@ -179,6 +179,28 @@ static int range_error(const Opt *o, const char *v, const char *what) {
     return sc_error_set("--%s: expected %s, got '%s'", o->name, what, v);
 }
 
+/* Every live copy is also listed here, so that a copy still held when an option table goes out
+ * of scope stays reachable for the life of the process (it is the value of a resolved
+ * configuration), while a copy replaced by a later assignment is freed at once. */
+static char **str_copies;
+static size_t n_str_copies, cap_str_copies;
+
+void opts_own_string(char *old, char *s) {
+    for (size_t i = 0; old && i < n_str_copies; i++)
+        if (str_copies[i] == old) {
+            free(old);
+            if (s) str_copies[i] = s;
+            else str_copies[i] = str_copies[--n_str_copies];
+            return;
+        }
+    if (!s) return;
+    if (n_str_copies == cap_str_copies) {
+        cap_str_copies = cap_str_copies ? 2 * cap_str_copies : 16;
+        str_copies = sc_xrealloc(str_copies, cap_str_copies * sizeof *str_copies);
+    }
+    str_copies[n_str_copies++] = s;
+}
+
 int opts_assign(Opt *o, const char *v) {
     char *end;
     errno = 0;
@@ -206,7 +228,7 @@ int opts_assign(Opt *o, const char *v) {
     }
     case OPT_STR:
         if (!*v) return sc_error_set("--%s: expected a non-empty value", o->name);
-        if (o->owned) free(*(char **)o->dst);
+        if (o->owned) opts_own_string(*(char **)o->dst, NULL);
         o->owned = 0;
         *(const char **)o->dst = v;
         break;

@@ -77,4 +77,8 @@ void opts_write_json(FILE *f, Opt **tables, int ntables);
  * malloc'ed string the caller frees). */
 char *opts_choice_name(const char *choices, int i);
 
+/* Option strings copied by opt_assign: frees `old` (a copy made earlier, or NULL) and records
+ * `s` (or nothing when NULL). Copies still held at exit stay reachable, not leaked. */
+void opts_own_string(char *old, char *s);
+
 #endif

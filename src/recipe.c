@@ -91,9 +91,10 @@ const char *recipe_stl10_split(int recipe) {
 int opt_assign(Opt *o, const char *v) {
     if (o->type == OPT_STR) {
         /* The string must outlive v: a copy, owned by the option until it is assigned again. */
-        if (o->owned) free(*(char **)o->dst);
-        *(const char **)o->dst = strcmp(v, "null") && *v ? sc_strdup(v) : NULL;
-        o->owned = *(const char **)o->dst != NULL;
+        char *s = strcmp(v, "null") && *v ? sc_strdup(v) : NULL;
+        opts_own_string(o->owned ? *(char **)o->dst : NULL, s);
+        *(const char **)o->dst = s;
+        o->owned = s != NULL;
         return 0;
     }
     return opts_assign(o, v);
