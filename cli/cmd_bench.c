@@ -1,7 +1,8 @@
 /* cmd_bench.c - `simclr bench`: times full SimCLR training steps on random inputs.
  *
- * One step = forward of 2N views through encoder + head, NT-Xent, backward, Adam update, exactly
- * what `simclr pretrain` does per batch minus the data loader. Prints views/s, ms/step, achieved
+ * One step = forward of 2N views through encoder + head, NT-Xent, backward, Adam update: the
+ * Trainer's phases (src/train.h), exactly what `simclr pretrain` does per batch minus the data
+ * loader (timed separately: forward, then loss + backward + update). Prints views/s, ms/step, achieved
  * GFLOP/s (FLOPs counted analytically from the layer shapes: forward 2 x MACs of convs and
  * linears, a training step 3 x forward) and the peak RSS; the LAST line is one JSON object.
  * The PyTorch twin is bench/pytorch_train_bench.py; bench/bench_train.sh runs both.
@@ -14,9 +15,8 @@
 #include "cli.h"
 #include "common.h"
 #include "model.h"
-#include "ntxent.h"
-#include "optim.h"
 #include "rng.h"
+#include "train.h"
 
 /* CPU seconds of all threads of the process: a load-robust companion of the wall time on a
  * shared machine (work done, not time waited for a core). */
@@ -55,25 +55,23 @@ int cmd_bench(int argc, char **argv) {
     if (model_config_check(&mc)) sc_fatal("%s", sc_error());
     sc_set_threads(threads);
     int B = batch * views;
-    Model *m;
-    if (model_create(&m, &mc, B, (uint64_t)seed)) sc_fatal("%s", sc_error());
+    TrainerConfig tc;
+    trainer_config_default(&tc);
+    tc.model = mc;
+    optim_config_default(&tc.optim, OPTIM_ADAM);
+    tc.schedule = (LrSchedule){.base_lr = lr, .warmup_steps = 0, .total_steps = warmup + steps,
+                               .schedule = LR_CONSTANT};
+    tc.batch = batch;
+    tc.views = views;
+    tc.temperature = tau;
+    tc.seed = (uint64_t)seed;
+    Trainer *t;
+    if (trainer_create(&t, &tc)) sc_fatal("%s", sc_error());
+    Model *m = t->model;
     int dim = model_out_dim(m);
-    Ntxent *nt;
-    if (ntxent_create(&nt, B, B, dim)) sc_fatal("%s", sc_error());
-    int nt_ = model_num_tensors(m), nseg = 0;
-    OptimSegment *seg = sc_alloc(sizeof *seg * (nt_ + 1));
-    for (int i = 0; i < nt_; i++) {
-        const ModelTensor *t = model_tensor(m, i);
-        if (t->kind != MODEL_PARAM) continue;
-        seg[nseg++] = (OptimSegment){t->offset, t->numel, t->is_bn_or_bias};
-    }
-    OptimConfig oc;
-    optim_config_default(&oc, OPTIM_ADAM);
-    Optimizer *opt;
-    if (optim_create(&opt, &oc, model_num_params(m), seg, nseg)) sc_fatal("%s", sc_error());
 
     size_t S = (size_t)mc.image_size, nx = (size_t)B * 3 * S * S;
-    float *x = sc_alloc(nx * sizeof(float)), *dz = sc_alloc((size_t)B * dim * sizeof(float));
+    float *x = sc_alloc(nx * sizeof(float));
     Rng r = rng_derive((uint64_t)seed, RNG_STREAM_BENCH, 0, 0, 0);
     for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(&r);
 
@@ -83,17 +81,20 @@ int cmd_bench(int argc, char **argv) {
            mc.image_size, mc.image_size, batch, B, threads, model_conv_impl(m));
     printf("params %zu, features %d, projection %d, %.3f GFLOP per view per step\n",
            model_num_params(m), sp->feat_dim, dim, 3 * model_forward_flops(m, 1) / 1e9);
-    NtxentStats st = {0};
+    TrainStats st = {0};
     double t0 = 0, tf = 0, tb = 0, c0 = 0;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) t0 = sc_now(), c0 = cpu_now(), tf = tb = 0, model_profile(profile);
         double a = sc_now();
-        model_zero_grad(m);
-        if (model_forward(m, x, B, 1)) sc_fatal("%s", sc_error());
+        trainer_zero_grad(t);
+        if (trainer_forward(t, x)) sc_fatal("%s", sc_error());
         double b = sc_now();
-        if (ntxent_loss(nt, model_z(m), batch, views, dim, tau, dz, &st)) sc_fatal("%s", sc_error());
-        model_backward(m, dz);
-        optim_step(opt, model_params(m), model_grads(m), lr);
+        int rc = trainer_loss(t, NULL, &st);
+        if (rc < 0) sc_fatal("%s", sc_error());
+        if (rc == TRAIN_NONFINITE) sc_fatal("the loss is not finite at step %d", s + 1);
+        trainer_backward(t);
+        if (trainer_allreduce(t)) sc_fatal("%s", sc_error());
+        trainer_update(t, st.lr);
         double c = sc_now();
         tf += b - a, tb += c - b;
     }
@@ -121,9 +122,7 @@ int cmd_bench(int argc, char **argv) {
            "\"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f}\n",
            resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width, mc.image_size, batch,
            views, threads, vps, dt * 1e3, gflops, rss, st.loss, cpu * 1e3);
-    optim_free(opt);
-    ntxent_free(nt);
-    model_free(m);
-    sc_free(seg), sc_free(x), sc_free(dz);
+    trainer_free(t);
+    sc_free(x);
     return 0;
 }

@@ -25,12 +25,12 @@
 #include "loader.h"
 #include "model.h"
 #include "npy.h"
-#include "ntxent.h"
 #include "optim.h"
 #include "plot.h"
 #include "recipe.h"
 #include "runlog.h"
 #include "safetensors.h"
+#include "train.h"
 
 SIMCLR_COMMAND(cmd_pretrain, "pretrain", "pretrain an encoder with SimCLR (NT-Xent), with checkpoints and resume")
 
@@ -195,21 +195,18 @@ static char *config_json(Opt **tables, int nt) {
     return buf;
 }
 
-static int save_checkpoint(const char *dir, Model *m, Optimizer *o, long step, long bpe,
-                           uint64_t seed, const char *cfg, long epoch_file) {
-    CkMeta meta = {.step = step, .epoch = step / bpe, .batch = step % bpe, .seed = seed,
-                   .config_json = (char *)cfg};
+static int save_checkpoint(const char *dir, Trainer *t, const char *cfg, long epoch_file) {
     const char *last = run_path(dir, "last.safetensors");
     if (epoch_file >= 0) {
         const char *ep = run_epoch_path(dir, epoch_file);
-        if (checkpoint_save(ep, m, o, &meta)) return -1;
+        if (trainer_save(t, ep, cfg)) return -1;
         /* last = a hard link to the epoch file, swapped in atomically; a copy when links fail */
         const char *tmp = run_path(dir, "last.safetensors.tmp.link");
         unlink(tmp);
         if (link(ep, tmp) == 0 && rename(tmp, last) == 0) return 0;
         unlink(tmp);
     }
-    return checkpoint_save(last, m, o, &meta);
+    return trainer_save(t, last, cfg);
 }
 
 static void write_plot(const char *dir) {
@@ -407,25 +404,8 @@ int cmd_pretrain(int argc, char **argv) {
         free(withnl);
     }
 
-    /* ---- model, loss, optimizer, loader, schedule ---- */
+    /* ---- trainer (model, loss, optimizer, schedule), loader ---- */
     int V = ac.views, N = po.batch, B = V * N;
-    Model *m;
-    if (model_create(&m, &mc, B, (uint64_t)po.seed)) sc_fatal("%s", sc_error());
-    int nt = model_num_tensors(m), nseg = 0;
-    OptimSegment *seg = sc_alloc((size_t)nt * sizeof *seg);
-    for (int i = 0; i < nt; i++) {
-        const ModelTensor *t = model_tensor(m, i);
-        if (t->kind != MODEL_PARAM) continue;
-        seg[nseg++] = (OptimSegment){t->offset, t->numel, t->is_bn_or_bias};
-    }
-    OptimConfig oc;
-    train_options_optim_config(&to, &oc);
-    Optimizer *opt;
-    if (optim_create(&opt, &oc, model_num_params(m), seg, nseg)) sc_fatal("%s", sc_error());
-    int Z = model_out_dim(m);
-    Ntxent *nx;
-    if (ntxent_create(&nx, B, B, Z)) sc_fatal("%s", sc_error());
-    float *dz = sc_alloc((size_t)B * Z * sizeof(float));
     lc.batch_size = N;
     lc.seed = (uint64_t)po.seed;
     Loader *L;
@@ -433,7 +413,16 @@ int cmd_pretrain(int argc, char **argv) {
     long bpe = loader_batches_per_epoch(L);
     long total = po.max_steps > 0 ? (long)po.max_steps : (long)po.epochs * bpe;
     int epochs_total = (int)((total + bpe - 1) / bpe);
-    LrSchedule sch;
+    TrainerConfig tc;
+    trainer_config_default(&tc);
+    tc.model = mc;
+    train_options_optim_config(&to, &tc.optim);
+    tc.batch = N;
+    tc.views = V;
+    tc.temperature = to.temperature;
+    tc.seed = (uint64_t)po.seed;
+    tc.steps_per_epoch = bpe;
+    tc.debug_nan_step = po.nan_step;
     double warm = to.warmup_epochs;
     long long wsteps = to.warmup_steps;
     long wcount = wsteps >= 0 ? (long)wsteps : (long)(warm * bpe);
@@ -445,32 +434,32 @@ int cmd_pretrain(int argc, char **argv) {
         printf("note: the recipe's warmup (%g epochs) is longer than the run: warming up over "
                "%lld steps (10%%)\n", warm, wsteps);
     }
-    if (lr_schedule_init(&sch, to.lr, to.lr_scaling, N, warm, wsteps, bpe, total, to.schedule))
+    if (lr_schedule_init(&tc.schedule, to.lr, to.lr_scaling, N, warm, wsteps, bpe, total,
+                         to.schedule))
         sc_fatal("%s", sc_error());
+    Trainer *t;
+    if (trainer_create(&t, &tc)) sc_fatal("%s", sc_error());
+    Model *m = t->model;
 
     /* ---- starting point ---- */
-    long step = 0;
     if (po.resume) {
-        CkMeta meta = {0};
-        if (checkpoint_load(last, m, opt, &meta)) sc_fatal("--resume: %s", sc_error());
+        if (trainer_resume(t, last, NULL)) sc_fatal("--resume: %s", sc_error());
         int cleaned = run_dir_clean_temps(dir);
         if (cleaned) printf("removed %d temporary file(s) of an interrupted write\n", cleaned);
-        step = meta.step;
-        ck_meta_free(&meta);
-        printf("resuming %s at step %ld (epoch %ld, batch %ld)\n", dir, step, step / bpe,
-               step % bpe);
+        printf("resuming %s at step %ld (epoch %ld, batch %ld)\n", dir, t->step, trainer_epoch(t),
+               trainer_batch(t));
     } else if (po.init) {
         if (checkpoint_load(po.init, m, NULL, NULL)) sc_fatal("--init: %s", sc_error());
         printf("initialised from %s\n", po.init);
     }
-    if (po.save_init && step == 0) {
+    if (po.save_init && t->step == 0) {
         CkMeta im = {.seed = (uint64_t)po.seed, .config_json = cfg};
         if (checkpoint_save(run_path(dir, "init.safetensors"), m, NULL, &im))
             sc_fatal("%s", sc_error());
     }
-    loader_seek(L, step / bpe, step % bpe);
+    loader_seek(L, trainer_epoch(t), trainer_batch(t));
     RunLog *log;
-    if (runlog_open(&log, run_path(dir, "metrics.jsonl"), po.resume ? step : -1))
+    if (runlog_open(&log, run_path(dir, "metrics.jsonl"), po.resume ? t->step : -1))
         sc_fatal("%s", sc_error());
 
     KnnEval ke = {0};
@@ -487,12 +476,12 @@ int cmd_pretrain(int argc, char **argv) {
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     Progress pg;
-    progress_init(&pg, stderr, 30.0, step);
+    progress_init(&pg, stderr, 30.0, t->step);
     double t_run = sc_now(), vps_avg = 0;
     long steps_run = 0;
     int rc = 0;
     StepMetrics sm = {0};
-    while (step < total) {
+    while (t->step < total) {
         double t0 = sc_now();
         const int *labels;
         const float *x = loader_next(L, &labels);
@@ -501,38 +490,30 @@ int cmd_pretrain(int argc, char **argv) {
             rc = 1;
             break;
         }
-        model_zero_grad(m);
-        if (model_forward(m, x, B, 1)) {
-            progress_message(&pg, "simclr: error: %s", sc_error());
-            rc = 1;
-            break;
-        }
-        NtxentStats st;
-        if (ntxent_loss(nx, model_z(m), N, V, Z, to.temperature, dz, &st)) {
-            progress_message(&pg, "simclr: error: %s", sc_error());
-            rc = 1;
-            break;
-        }
-        if (step == po.nan_step) st.loss = NAN;
-        float lr = lr_at_step(&sch, step);
-        if (!isfinite(st.loss)) {
+        TrainStats st;
+        int src = trainer_step(t, x, labels, &st);
+        if (src == TRAIN_NONFINITE) {
+            long s0 = t->step;
             progress_message(&pg,
                              "simclr: error: the loss is %s at step %ld (epoch %ld): stopping. "
                              "The last good checkpoint is %s; try a lower --lr.",
-                             isnan(st.loss) ? "NaN" : "infinite", step + 1, step / bpe + 1,
+                             isnan(st.loss) ? "NaN" : "infinite", s0 + 1, s0 / bpe + 1,
                              sc_file_exists(last) ? last : "(none yet)");
-            sm = (StepMetrics){step + 1, (int)(step / bpe), st.loss, st.top1, st.top5, lr, 0};
+            sm = (StepMetrics){s0 + 1, (int)(s0 / bpe), st.loss, st.top1, st.top5, st.lr, 0};
             runlog_step(log, &sm);
             rc = 1;
             break;
         }
-        model_backward(m, dz);
-        optim_step(opt, model_params(m), model_grads(m), lr);
-        step++;
+        if (src) {
+            progress_message(&pg, "simclr: error: %s", sc_error());
+            rc = 1;
+            break;
+        }
+        long step = t->step;
         steps_run++;
         double dt = sc_now() - t0, vps = B / dt;
         vps_avg = steps_run == 1 ? vps : 0.9 * vps_avg + 0.1 * vps;
-        sm = (StepMetrics){step, (int)((step - 1) / bpe), st.loss, st.top1, st.top5, lr, vps};
+        sm = (StepMetrics){step, (int)((step - 1) / bpe), st.loss, st.top1, st.top5, st.lr, vps};
         if (step % po.log_every == 0 || step == total) runlog_step(log, &sm);
         StepMetrics shown = sm;
         shown.views_per_s = vps_avg;
@@ -556,7 +537,7 @@ int cmd_pretrain(int argc, char **argv) {
             runlog_flush(log);
             int keep = step % bpe == 0 &&
                        ((po.checkpoint_every > 0 && ep % po.checkpoint_every == 0) || step == total);
-            if (save_checkpoint(dir, m, opt, step, bpe, (uint64_t)po.seed, cfg, keep ? ep : -1)) {
+            if (save_checkpoint(dir, t, cfg, keep ? ep : -1)) {
                 progress_message(&pg, "simclr: error: %s", sc_error());
                 rc = 1;
                 break;
@@ -565,8 +546,7 @@ int cmd_pretrain(int argc, char **argv) {
         }
         if (stop_signal || (po.stop_after > 0 && step >= po.stop_after && step < total)) {
             runlog_flush(log);
-            if (!epoch_end &&
-                save_checkpoint(dir, m, opt, step, bpe, (uint64_t)po.seed, cfg, -1)) {
+            if (!epoch_end && save_checkpoint(dir, t, cfg, -1)) {
                 progress_message(&pg, "simclr: error: %s", sc_error());
                 rc = 1;
                 break;
@@ -579,7 +559,7 @@ int cmd_pretrain(int argc, char **argv) {
     }
     progress_end(&pg);
     runlog_close(log);
-    if (rc == 0 && step >= total) {
+    if (rc == 0 && t->step >= total) {
         double el = sc_now() - t_run;
         char d[32];
         format_duration(d, sizeof d, el);
@@ -589,12 +569,8 @@ int cmd_pretrain(int argc, char **argv) {
     }
     if (po.eval_every > 0) knn_free(&ke);
     loader_free(L);
-    ntxent_free(nx);
-    optim_free(opt);
-    model_free(m);
+    trainer_free(t);
     dataset_close(ds);
-    sc_free(dz);
-    sc_free(seg);
     free(cfg);
     free(resume_cfg);
     return rc;

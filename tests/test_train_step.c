@@ -2,7 +2,8 @@
  * PyTorch (tools/make_opt_fixtures.py, joint_fixture): a ResNet-18 at width 1/16 (32 px,
  * imagenet stem) with the default head Linear(d,d), ReLU, Linear(d,128), N = 4 images x 2 views,
  * tau 0.5. Checks the loss, every parameter gradient, and the parameters after one step of
- * Adam, AdamW, SGD-Nesterov and LARS with BN/bias segments taken from the Model's tensor table.
+ * Adam, AdamW, SGD-Nesterov and LARS with the Trainer's BN/bias segments. The gradients come
+ * from the Trainer's phases (src/train.h: zero-grad, forward, loss, backward).
  * (Width 1/16 rather than 1/8 keeps the six parameter-sized fixtures near 1.2 MB.) */
 #include <math.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "ntxent.h"
 #include "optim.h"
 #include "test.h"
+#include "train.h"
 
 static float *load(const char *file, size_t *count) {
     char rel[256];
@@ -38,25 +40,29 @@ static double maxabs(const float *a, size_t n) {
 }
 
 typedef struct {
+    Trainer *t;
     Model *m;
     float *p0, *gt; /* torch's initial params and gradients */
-    OptimSegment seg[256];
+    OptimSegment *seg; /* the Trainer's: one per parameter tensor */
     int nseg;
     size_t P;
 } Step;
 
-/* Builds the model with torch's weights, runs forward + loss + backward. */
+/* Builds a Trainer with torch's weights, runs its phases zero-grad, forward, loss, backward. */
 static int setup(Step *s) {
     memset(s, 0, sizeof *s);
-    ModelConfig c;
-    model_config_default(&c);
-    c.width = 0.0625f, c.image_size = 32, c.head_layers = 2, c.out_dim = 128;
-    if (model_create(&s->m, &c, 8, 1)) { CHECK(0, "model_create: %s", sc_error()); return -1; }
     size_t nb, nx;
     float *b0 = load("buffers0.npy", &nb), *x = load("x.npy", &nx), *out = load("out.npy", NULL);
     s->p0 = load("params0.npy", &s->P);
     s->gt = load("grads.npy", NULL);
     if (!b0 || !x || !out || !s->p0 || !s->gt) return -1;
+    TrainerConfig tc;
+    trainer_config_default(&tc);
+    tc.model.width = 0.0625f, tc.model.image_size = 32, tc.model.head_layers = 2,
+    tc.model.out_dim = 128;
+    tc.batch = (int)out[1], tc.views = (int)out[2], tc.temperature = out[3];
+    if (trainer_create(&s->t, &tc)) { CHECK(0, "trainer_create: %s", sc_error()); return -1; }
+    s->m = s->t->model, s->seg = s->t->seg, s->nseg = s->t->nseg;
     CHECK(s->P == model_num_params(s->m), "%zu params in the fixture, %zu in the model", s->P,
           model_num_params(s->m));
     CHECK(nb == model_num_buffers(s->m), "buffer count");
@@ -64,32 +70,30 @@ static int setup(Step *s) {
     /* parameters and buffers are both in state_dict order, without gaps, in torch and in C */
     memcpy(model_params(s->m), s->p0, s->P * 4);
     memcpy(model_buffers(s->m), b0, nb * 4);
+    int np = 0;
     for (int i = 0; i < model_num_tensors(s->m); i++) {
         const ModelTensor *t = model_tensor(s->m, i);
         if (t->kind != MODEL_PARAM) continue;
-        SC_ASSERT(s->nseg < 256);
-        s->seg[s->nseg++] = (OptimSegment){t->offset, t->numel, t->is_bn_or_bias};
         CHECK(t->is_bn_or_bias == (t->ndim == 1), "%s: is_bn_or_bias %d", t->name, t->is_bn_or_bias);
+        CHECK(np < s->nseg && s->seg[np].offset == t->offset && s->seg[np].numel == t->numel &&
+                  s->seg[np].no_decay == t->is_bn_or_bias,
+              "%s: the Trainer's segment %d", t->name, np);
+        np++;
     }
-    const int N = (int)out[1], V = (int)out[2], D = model_out_dim(s->m);
-    const float tau = out[3];
-    model_zero_grad(s->m);
-    CHECK(!model_forward(s->m, x, N * V, 1), "forward: %s", sc_error());
-    Ntxent *ws;
-    SC_ASSERT(!ntxent_create(&ws, N * V, N * V, D));
-    float *dz = sc_alloc((size_t)N * V * D * 4);
-    NtxentStats st;
-    CHECK(!ntxent_loss(ws, model_z(s->m), N, V, D, tau, dz, &st), "%s", sc_error());
+    CHECK(s->nseg == np, "%d parameter segments for %d parameter tensors", s->nseg, np);
+    trainer_zero_grad(s->t);
+    CHECK(!trainer_forward(s->t, x), "forward: %s", sc_error());
+    TrainStats st;
+    CHECK(!trainer_loss(s->t, NULL, &st), "%s", sc_error());
     /* loss: rtol 1e-5 (measured 1.2e-7 relative) */
     CHECK_CLOSE("loss", st.loss, out[0], 1e-5, 1e-7);
-    model_backward(s->m, dz);
-    ntxent_free(ws);
-    sc_free(dz), free(b0), free(x), free(out);
+    trainer_backward(s->t);
+    free(b0), free(x), free(out);
     return 0;
 }
 
 static void teardown(Step *s) {
-    model_free(s->m);
+    trainer_free(s->t);
     free(s->p0), free(s->gt);
 }
 
