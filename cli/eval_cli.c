@@ -11,8 +11,6 @@
 #include "recipe.h"
 #include "safetensors.h"
 
-void openblas_set_num_threads(int);
-
 void eval_inputs_init(EvalInputs *in) {
     memset(in, 0, sizeof *in);
     model_config_default(&in->mc);
@@ -156,7 +154,6 @@ static int load_split(EvalInputs *in, Model *m, const char *split, int fold, int
 int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y, size_t *N, int *D) {
     int th = in->threads > 0 ? in->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     sc_set_threads(th < 1 ? 1 : th);
-    openblas_set_num_threads(th < 1 ? 1 : th);
     if (!in->checkpoint) return sc_error_set("--checkpoint is required");
     Model *m;
     uint64_t h0;
@@ -272,7 +269,6 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
     int th = in->threads > 0 ? in->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (th < 1) th = 1;
     sc_set_threads(th);
-    openblas_set_num_threads(th);
     int npy = in->train_features || in->train_labels || in->test_features;
     if (npy && in->checkpoint)
         return sc_error_set("give either .npy features (--train-features ...) or --checkpoint, "

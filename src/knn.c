@@ -1,13 +1,13 @@
-/* knn.c - weighted kNN: normalise, similarities by sgemm in blocks of test rows, a k-heap per
+/* knn.c - weighted kNN: normalise, similarities by gemm_f32 in blocks of test rows, a k-heap per
  * row (OpenMP over rows, each row independent), weighted class votes in double. */
 #include "knn.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "gemm.h"
 #include "linear_eval.h"
 
 /* a is a better neighbour than b: more similar, or as similar and earlier in train order */
@@ -58,8 +58,7 @@ int knn_eval(const float *Xtr, const int *ytr, size_t ntr, const float *Xte, con
         size_t R = nte - r0 < BR ? nte - r0 : BR;
         normalise_rows(Xte + r0 * D, R, D, Bn);
         /* S (R, ntr) = Bn (R, D) A^T (D, ntr) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)ntr, D, 1.0f, Bn, D, A,
-                    D, 0.0f, S, (int)ntr);
+        gemm_f32(false, true, (int)R, (int)ntr, D, 1.0f, Bn, D, A, D, 0.0f, S, (int)ntr);
         size_t b1 = 0, b5 = 0;
 #pragma omp parallel reduction(+ : b1, b5)
         {

@@ -2,17 +2,17 @@
  *
  * Dimensions: N rows, D features, K classes. theta = [W (K, D) row-major | b (K)].
  * Everything is double precision; the two products per evaluation (logits X W^T and the
- * gradient G^T X) go through BLAS dgemm, whose reduction order does not depend on the number of
- * threads (OpenBLAS splits only the output); the remaining sums are serial loops.
+ * gradient G^T X) go through gemm_f64, whose partition (and so its bits) does not depend on the
+ * number of threads; the remaining sums are serial loops.
  */
 #include "linear_eval.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "gemm.h"
 #include "rng.h"
 
 void linear_eval_default_config(LinearEvalConfig *c) {
@@ -54,12 +54,10 @@ double logreg_loss_grad(const double *X, const int *y, size_t N, int D, int K, d
                         const double *theta, double *grad, double *work) {
     const double *W = theta, *b = theta + (size_t)K * D;
     double *Z = work; /* (N, K): logits, then dL/dlogits */
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, K, D, 1.0, X, D, W, D, 0.0, Z,
-                K);
+    gemm_f64(false, true, (int)N, K, D, 1.0, X, D, W, D, 0.0, Z, K);
     double loss = 0, inv_n = 1.0 / (double)N;
     double *lrow = work + N * (size_t)K; /* (N) per-row losses, summed in order below */
-    /* serial on purpose: an OpenMP region here alternates with OpenBLAS's own threads and
-     * measured slower on 2 cores (spinning workers), up to 4x with OMP_WAIT_POLICY=active */
+    /* serial: O(N K), small next to the two products */
     for (size_t i = 0; i < N; i++) {
         double *z = Z + i * K, mx = -INFINITY, se = 0;
         for (int k = 0; k < K; k++) {
@@ -83,8 +81,7 @@ double logreg_loss_grad(const double *X, const int *y, size_t N, int D, int K, d
         double *gW = grad, *gb = grad + (size_t)K * D;
         /* gW (K, D) = G^T (K, N) X (N, D) + lambda W */
         memcpy(gW, W, sizeof(double) * K * D);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, D, (int)N, 1.0, Z, K, X, D,
-                    lambda, gW, D);
+        gemm_f64(true, false, K, D, (int)N, 1.0, Z, K, X, D, lambda, gW, D);
         for (int k = 0; k < K; k++) gb[k] = 0;
         for (size_t i = 0; i < N; i++)
             for (int k = 0; k < K; k++) gb[k] += Z[i * K + k];
@@ -234,8 +231,7 @@ void logreg_score(const double *X, const int *y, size_t N, int D, int K, const d
     size_t c1 = 0, c5 = 0;
     for (size_t r0 = 0; r0 < N; r0 += CH) {
         size_t R = N - r0 < CH ? N - r0 : CH;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, K, D, 1.0, X + r0 * D, D,
-                    theta, D, 0.0, Z, K);
+        gemm_f64(false, true, (int)R, K, D, 1.0, X + r0 * D, D, theta, D, 0.0, Z, K);
         for (size_t i = 0; i < R; i++) {
             const double *z = Z + i * K, *b = theta + (size_t)K * D;
             int yi = y[r0 + i], rank = 0;

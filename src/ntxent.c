@@ -3,21 +3,21 @@
  * Dimension legend: R local rows (queries), C columns (the whole global batch), D embedding dim.
  * Steps of ntxent_loss_rows:
  *   1. u = normalize(z_cols)                         (C, D)   one pass, double norms
- *   2. S = u[row0:row0+R] u^T / tau                  (R, C)   cblas_sgemm
+ *   2. S = u[row0:row0+R] u^T / tau                  (R, C)   gemm_f32
  *   3. per row: stable log-sum-exp over c != self, loss, top-k, and G = dL/dS in place of S
- *   4. du_rows = G u / tau                           (R, D)   cblas_sgemm
- *      du_cols = G^T u_rows / tau                    (C, D)   cblas_sgemm
+ *   4. du_rows = G u / tau                           (R, D)   gemm_f32
+ *      du_cols = G^T u_rows / tau                    (C, D)   gemm_f32
  *   5. dz = (du - u (u.du)) / max(||z||, eps)        backward through the normalisation
  * Not here: gathering across processes (the caller's all-gather / all-reduce).
  */
 #include "ntxent.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "gemm.h"
 
 #define NTXENT_EPS 1e-12 /* torch.nn.functional.normalize's eps */
 
@@ -112,8 +112,7 @@ int ntxent_loss_rows(Ntxent *w, const float *z_cols, int C, int row0, int R, con
     const float *ur = w->u + (size_t)row0 * D;
 
     /* 2. S = ur u^T / tau */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, C, D, 1.0f / tau, ur, D, w->u, D,
-                0.0f, w->S, C);
+    gemm_f32(false, true, R, C, D, 1.0f / tau, ur, D, w->u, D, 0.0f, w->S, C);
 
     /* 3. per row: loss, accuracy, and dL/dS (scaled by 1/C: the mean over the global batch) */
     int bad_row = -1;
@@ -182,13 +181,11 @@ int ntxent_loss_rows(Ntxent *w, const float *z_cols, int C, int row0, int R, con
 
     /* 4-5. gradients */
     if (dz_rows) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, D, C, 1.0f / tau, w->S, C, w->u,
-                    D, 0.0f, w->du_rows, D);
+        gemm_f32(false, false, R, D, C, 1.0f / tau, w->S, C, w->u, D, 0.0f, w->du_rows, D);
         normalize_backward(dz_rows, w->du_rows, ur, w->inv + row0, R, D);
     }
     if (dz_cols) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, D, R, 1.0f / tau, w->S, C, ur, D,
-                    0.0f, w->du_cols, D);
+        gemm_f32(true, false, C, D, R, 1.0f / tau, w->S, C, ur, D, 0.0f, w->du_cols, D);
         normalize_backward(dz_cols, w->du_cols, w->u, w->inv, C, D);
     }
     return 0;

@@ -6,13 +6,13 @@
  */
 #include "pca.h"
 
-#include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
 #include <sys/resource.h>
 #include <string.h>
 
 #include "common.h"
+#include "gemm.h"
 #include "rng.h"
 #include <stdlib.h>
 /* PCA_TIMING=1 in the environment prints the time of each phase (for tuning). */
@@ -20,17 +20,9 @@
 
 #define BLK 1024
 
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int);
 
 /* LAPACK's reductions go through BLAS level-2 kernels whose summation order depends on the
- * number of BLAS threads: every LAPACK call here runs with one, so results do not. */
-static int lapack_threads_begin(void) {
-    int t = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    return t;
-}
-static void lapack_threads_end(int t) { openblas_set_num_threads(t); }
+ * number of BLAS threads: BLAS is kept at one thread (gemm.h), so results do not. */
 
 /* buf (N, w) double = X[:, c0:c0+w] - mean[c0:c0+w] */
 static void centred_cols(const float *X, size_t N, int D, const double *mean, int c0, int w,
@@ -57,10 +49,9 @@ static int top_eigen(double *A, int n, int k, double *w, double *Z) {
     double *wa = sc_alloc(sizeof(double) * n), *za = sc_alloc(sizeof(double) * (size_t)n * k);
     int *supp = sc_alloc(sizeof(int) * 2 * (size_t)n);
     lapack_int m = 0;
-    int th = lapack_threads_begin();
+    gemm_single_threaded_blas();
     lapack_int info = LAPACKE_dsyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', n, A, n, 0, 0, n - k + 1,
                                      n, 0.0, &m, wa, za, k, supp);
-    lapack_threads_end(th);
     if (info != 0 || m != k) {
         sc_free(wa); sc_free(za); sc_free(supp);
         return sc_error_set("PCA: LAPACK dsyevr failed (info %d, %d of %d eigenvalues)", (int)info,
@@ -74,9 +65,10 @@ static int top_eigen(double *A, int n, int k, double *w, double *Z) {
     return 0;
 }
 
-/* The same for a large positive semi-definite A (n, n), upper triangle, kept): randomized
+/* The same for a large positive semi-definite A (n, n), upper triangle given, the lower one
+ * filled in here, so that the products by A are plain fixed-partition gemms): randomized
  * subspace iteration (Halko, Martinsson, Tropp 2011, alg. 4.4) with l = max(2k, k + 32)
- * columns: PCA_POWER_ITERS products by A in float32 (ssymm), each orthonormalised by Householder
+ * columns: PCA_POWER_ITERS products by A in float32, each orthonormalised by Householder
  * QR, then one orthonormalisation and the Rayleigh-Ritz step Q^T A Q (l, l) in double. The start
  * is Gaussian from rng_derive(0, RNG_STREAM_EVAL, 4, n, k): deterministic. Eigenvalue j
  * converges like (lambda_{l+1}/lambda_j)^(2q); the float iterations only choose the subspace.
@@ -86,13 +78,12 @@ static int top_eigen(double *A, int n, int k, double *w, double *Z) {
  * within 1e-4 relative) for ~20% more time than the first. */
 #define PCA_POWER_ITERS 8
 static int orthonormalise(double *Y, int n, int l, double *tau) {
-    int th = lapack_threads_begin();
+    gemm_single_threaded_blas();
     lapack_int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, n, l, Y, l, tau);
     if (!info) info = LAPACKE_dorgqr(LAPACK_ROW_MAJOR, n, l, l, Y, l, tau);
-    lapack_threads_end(th);
     return info ? sc_error_set("PCA: LAPACK QR failed (info %d)", (int)info) : 0;
 }
-static int top_eigen_randomized(const double *A, int n, int k, double *w, double *Z) {
+static int top_eigen_randomized(double *A, int n, int k, double *w, double *Z) {
     int l = 2 * k > k + 32 ? 2 * k : k + 32;
     if (l > n) l = n;
     size_t nl = (size_t)n * l;
@@ -101,17 +92,20 @@ static int top_eigen_randomized(const double *A, int n, int k, double *w, double
     float *tauf = sc_alloc(sizeof(float) * l);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)n; i++)
-        for (size_t j = i; j < (size_t)n; j++) Af[i * n + j] = (float)A[i * n + j];
+        for (size_t j = 0; j < (size_t)n; j++)
+            Af[i * n + j] = (float)(j >= i ? A[i * n + j] : A[j * n + i]);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < (size_t)n; i++)
+        for (size_t j = 0; j < i; j++) A[i * n + j] = A[j * n + i];
     Rng r = rng_derive(0, RNG_STREAM_EVAL, 4, (uint64_t)n, (uint64_t)k);
     for (size_t i = 0; i < nl; i++) Qf[i] = (float)rng_normal(&r);
     int rc = 0;
     for (int it = 0; it < PCA_POWER_ITERS && !rc; it++) {
-        cblas_ssymm(CblasRowMajor, CblasLeft, CblasUpper, n, l, 1.0f, Af, n, Qf, l, 0.0f, Yf, l);
-        int th = lapack_threads_begin();
+        gemm_f32(false, false, n, l, n, 1.0f, Af, n, Qf, l, 0.0f, Yf, l);
+        gemm_single_threaded_blas();
         lapack_int info = LAPACKE_sgeqrf(LAPACK_ROW_MAJOR, n, l, Yf, l, tauf);
         if (!info) info = LAPACKE_sorgqr(LAPACK_ROW_MAJOR, n, l, l, Yf, l, tauf);
-        lapack_threads_end(th);
-        if (info) rc = sc_error_set("PCA: LAPACK QR failed (info %d)", (int)info);
+            if (info) rc = sc_error_set("PCA: LAPACK QR failed (info %d)", (int)info);
         float *t = Qf; Qf = Yf; Yf = t;
     }
     sc_free(Af); sc_free(Yf); sc_free(tauf);
@@ -122,14 +116,14 @@ static int top_eigen_randomized(const double *A, int n, int k, double *w, double
     if (!rc) rc = orthonormalise(Q, n, l, tau);
     if (!rc) {
         /* T (l, l) = Q^T A Q, symmetrised; its top k eigenvectors V give Z = Q V */
-        cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, n, l, 1.0, A, n, Q, l, 0.0, Y, l);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, l, l, n, 1.0, Q, l, Y, l, 0.0, T, l);
+        gemm_f64(false, false, n, l, n, 1.0, A, n, Q, l, 0.0, Y, l);
+        gemm_f64(true, false, l, l, n, 1.0, Q, l, Y, l, 0.0, T, l);
         for (int i = 0; i < l; i++)
             for (int j = i + 1; j < l; j++) T[i * l + j] = T[j * l + i] = 0.5 * (T[i * l + j] + T[j * l + i]);
         double *V = sc_alloc(sizeof(double) * (size_t)l * k);
         rc = top_eigen(T, l, k, w, V);
         if (!rc)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, l, 1.0, Q, l, V, k, 0.0, Z, k);
+            gemm_f64(false, false, n, k, l, 1.0, Q, l, V, k, 0.0, Z, k);
         sc_free(V);
     }
     sc_free(Q); sc_free(Y); sc_free(tau); sc_free(T);
@@ -198,15 +192,13 @@ int pca_fit(Pca *p, const float *X, size_t N, int D, int k, int method) {
                 for (size_t i = 0; i < N; i++)
                     for (int j = 0; j < wd; j++)
                         fb[i * wd + j] = (float)((double)X[i * D + c0 + j] - mean[c0 + j]);
-                cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)N, wd, 1.0f, fb, wd,
-                            0.0f, Gb, (int)N);
+                syrk_upper_f32(false, (int)N, wd, 1.0f, fb, wd, 0.0f, Gb, (int)N);
 #pragma omp parallel for schedule(static)
                 for (size_t i = 0; i < N; i++)
                     for (size_t j = i; j < N; j++) G[i * N + j] += Gb[i * N + j];
             } else {
                 centred_cols(X, N, D, mean, c0, wd, buf);
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)N, wd, 1.0, buf, wd,
-                            c0 ? 1.0 : 0.0, G, (int)N);
+                syrk_upper_f64(false, (int)N, wd, 1.0, buf, wd, c0 ? 1.0 : 0.0, G, (int)N);
             }
         }
         sc_free(fb);
@@ -235,8 +227,7 @@ int pca_fit(Pca *p, const float *X, size_t N, int D, int k, int method) {
                     for (size_t i = 0; i < N; i++)
                         for (int j = 0; j < wd; j++)
                             fb2[i * wd + j] = (float)((double)X[i * D + c0 + j] - mean[c0 + j]);
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, wd, (int)N, 1.0f, Uf,
-                                k, fb2, wd, 0.0f, cf, wd);
+                    gemm_f32(true, false, k, wd, (int)N, 1.0f, Uf, k, fb2, wd, 0.0f, cf, wd);
                     for (int j = 0; j < k; j++)
                         memcpy(p->components + (size_t)j * D + c0, cf + (size_t)j * wd,
                                sizeof(float) * wd);
@@ -247,8 +238,7 @@ int pca_fit(Pca *p, const float *X, size_t N, int D, int k, int method) {
             for (int c0 = 0; c0 < D; c0 += BLK) {
                 int wd = D - c0 < BLK ? D - c0 : BLK;
                 centred_cols(X, N, D, mean, c0, wd, buf);
-                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, wd, (int)N, 1.0, U, k, buf,
-                            wd, 0.0, cb, wd);
+                gemm_f64(true, false, k, wd, (int)N, 1.0, U, k, buf, wd, 0.0, cb, wd);
                 for (int j = 0; j < k; j++)
                     for (int c = 0; c < wd; c++)
                         p->components[(size_t)j * D + c0 + c] = (float)cb[(size_t)j * wd + c];
@@ -265,8 +255,7 @@ int pca_fit(Pca *p, const float *X, size_t N, int D, int k, int method) {
         for (size_t r0 = 0; r0 < N; r0 += BLK) {
             size_t R = N - r0 < BLK ? N - r0 : BLK;
             centred_cols(X + r0 * D, R, D, mean, 0, D, buf);
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, D, (int)R, 1.0, buf, D,
-                        r0 ? 1.0 : 0.0, C, D);
+            syrk_upper_f64(true, D, (int)R, 1.0, buf, D, r0 ? 1.0 : 0.0, C, D);
         }
         double *V = sc_alloc(sizeof(double) * D * k);
         rc = top_eigen(C, D, k, w, V);
@@ -277,8 +266,7 @@ int pca_fit(Pca *p, const float *X, size_t N, int D, int k, int method) {
             for (size_t r0 = 0; r0 < N; r0 += BLK) {
                 size_t R = N - r0 < BLK ? N - r0 : BLK;
                 centred_cols(X + r0 * D, R, D, mean, 0, D, buf);
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, k, D, 1.0, buf, D,
-                            V, k, 0.0, S + r0 * k, k);
+                gemm_f64(false, false, (int)R, k, D, 1.0, buf, D, V, k, 0.0, S + r0 * k, k);
             }
             flip_by_u(S, N, k, k, sign);
             sc_free(S);
@@ -316,8 +304,7 @@ void pca_transform(const Pca *p, const float *X, size_t N, float *out) {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < R; i++)
             for (int j = 0; j < D; j++) buf[i * D + j] = X[(r0 + i) * D + j] - p->mean[j];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, k, D, 1.0f, buf, D,
-                    p->components, D, 0.0f, out + r0 * k, k);
+        gemm_f32(false, true, (int)R, k, D, 1.0f, buf, D, p->components, D, 0.0f, out + r0 * k, k);
     }
     sc_free(buf);
 }

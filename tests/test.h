@@ -145,6 +145,11 @@ int main(int argc, char **argv) {
         }
         fflush(stdout);
     }
+    for (int a = 1; a < argc; a++) { /* a name that matches no test is a failure, not a skip */
+        int known = 0;
+        for (int i = 0; i < test_count; i++) known |= !strcmp(argv[a], test_table[i].name);
+        if (!known) failed++, printf("FAIL %s (no such test)\n", argv[a]);
+    }
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

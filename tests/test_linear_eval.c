@@ -228,3 +228,28 @@ TEST(bad_input_is_rejected) {
               strstr(sc_error(), "validation"),
           "2 rows with a 20%% hold-out: got '%s'", sc_error());
 }
+
+/* The loss and gradient on a problem large enough that both products run their tiles on
+ * several threads and the gradient's reduction over rows is cut into chunks (src/gemm.h):
+ * bit-identical on 1 and 2 threads. */
+TEST(loss_grad_bits_independent_of_threads) {
+    const size_t N = 20000;
+    const int D = 64, K = 10;
+    double *X = malloc(sizeof(double) * N * D), *theta = malloc(sizeof(double) * (K * D + K));
+    int *y = malloc(sizeof(int) * N);
+    Rng r = rng_derive(3, 77, 0, 0, 0);
+    for (size_t i = 0; i < N * D; i++) X[i] = rng_normal(&r);
+    for (size_t i = 0; i < N; i++) y[i] = (int)rng_below(&r, K);
+    for (int i = 0; i < K * D + K; i++) theta[i] = 0.1 * rng_normal(&r);
+    double *g[2], loss[2], *work = malloc(sizeof(double) * N * (K + 1));
+    for (int t = 0; t < 2; t++) {
+        sc_set_threads(t + 1);
+        openblas_set_num_threads(2);
+        g[t] = malloc(sizeof(double) * (K * D + K));
+        loss[t] = logreg_loss_grad(X, y, N, D, K, 1e-3, theta, g[t], work);
+    }
+    CHECK(loss[0] == loss[1], "loss %.17g vs %.17g", loss[0], loss[1]);
+    CHECK(!memcmp(g[0], g[1], sizeof(double) * (K * D + K)), "gradient differs on 1 and 2 threads");
+    free(X), free(theta), free(y), free(work), free(g[0]), free(g[1]);
+    sc_set_threads(2);
+}

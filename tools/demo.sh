@@ -127,14 +127,12 @@ log "evaluation: PCA of raw pixels (64 components)"
   --test-features "$NPY/test_x.npy" --test-labels "$NPY/test_y.npy" --components 64 \
   --threads "$THREADS" "${LINEAR[@]}" --json "$EV/pca.linear.json" >"$EV/pca.linear.log" 2>&1
 PCA_KNN="–"
-if "$SIMCLR" pca-baseline --help 2>/dev/null | grep -q -- '--train-output'; then
-  "$SIMCLR" pca-baseline --train-features "$NPY/train_x.npy" --train-labels "$NPY/train_y.npy" \
+"$SIMCLR" pca-baseline --train-features "$NPY/train_x.npy" --train-labels "$NPY/train_y.npy" \
     --test-features "$NPY/test_x.npy" --test-labels "$NPY/test_y.npy" --components 64 \
     --threads "$THREADS" --train-output "$EV/pca.train.npy" --test-output "$EV/pca.test.npy" >/dev/null 2>&1 &&
   "$SIMCLR" knn-eval --train-features "$EV/pca.train.npy" --train-labels "$NPY/train_y.npy" \
     --test-features "$EV/pca.test.npy" --test-labels "$NPY/test_y.npy" --threads "$THREADS" \
     --json "$EV/pca.knn.json" >"$EV/pca.knn.log" 2>&1 && PCA_KNN=$(top1 "$EV/pca.knn.json")
-fi
 ROWS+=("| PCA of raw pixels (64 components) | $(top1 "$EV/pca.linear.json") | $PCA_KNN |")
 log "evaluation: raw pixels"
 evaluate "raw pixels" "$NPY/train_x.npy" "$NPY/test_x.npy" pixels
