@@ -8,7 +8,7 @@ ARCH    ?= -march=native
 OPT     ?= -O2
 CFLAGS  += -std=gnu11 $(OPT) $(ARCH) -g -fopenmp -Wall -Wextra -Wno-unused-parameter \
            -Wshadow -Wno-sign-compare -Wno-missing-field-initializers -Wno-format-truncation -Isrc -Ibuild -D_FILE_OFFSET_BITS=64 -MMD -MP
-LDLIBS  += -ldnnl -lopenblas -llapacke -lpng -ljpeg -lz -lm -lpthread
+LDLIBS  += -ldnnl -lopenblas -llapacke -lpng -ljpeg -lcurl -larchive -lcrypto -lz -lm -lpthread
 LDFLAGS += -fopenmp
 
 SRC      := $(wildcard src/*.c)

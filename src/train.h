@@ -92,6 +92,8 @@ struct Trainer {
     int rows;             /* rows of this process's batch: V*N */
     OptimSegment *seg;    /* one per parameter tensor (BN/bias marked no_decay) */
     int nseg;
+    CkTensor *extra;      /* more state saved and resumed with the run (trainer_set_extra_state) */
+    int nextra;
 };
 
 /* resnet18 (model_config_default), Adam defaults (optim_config_default), constant lr 3e-4
@@ -133,5 +135,8 @@ int trainer_save(Trainer *t, const char *path, const char *config_json);
 /* Loads model and optimizer state from a checkpoint of trainer_save and sets t->step from it.
  * meta (may be NULL) receives the metadata (ck_meta_free it). */
 int trainer_resume(Trainer *t, const char *path, CkMeta *meta);
+/* More tensors that trainer_save writes and trainer_resume reads back (borrowed: they must
+ * outlive the Trainer), e.g. the online probe's state (probe_state). */
+void trainer_set_extra_state(Trainer *t, CkTensor *extra, int n);
 
 #endif
