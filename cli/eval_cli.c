@@ -220,45 +220,13 @@ static int load_from_dataset(EvalInputs *in, Opt **tables, int nt, EvalData *d) 
 }
 
 static int read_folds(const char *path, size_t ntr, EvalData *d) {
-    char *txt = NULL;
+    char *txt = NULL, what[4200];
     size_t n = 0;
     if (sc_read_file(path, &txt, &n)) return sc_error_prefix("--fold-indices");
-    int f = 0;
-    char *line = txt;
-    while (line && *line) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        char *p = line, *end;
-        size_t cap = 1024, cnt = 0;
-        size_t *idx = malloc(sizeof(size_t) * cap);
-        for (;;) {
-            while (*p == ' ' || *p == '\t' || *p == '\r') p++;
-            if (!*p) break;
-            long long v = strtoll(p, &end, 10);
-            if (end == p || v < 0 || (size_t)v >= ntr) {
-                free(idx);
-                free(txt);
-                return sc_error_set("--fold-indices %s: line %d: expected train indices in "
-                                    "[0, %zu), found '%.20s'", path, f + 1, ntr, p);
-            }
-            if (cnt == cap) idx = realloc(idx, sizeof(size_t) * (cap *= 2));
-            idx[cnt++] = (size_t)v;
-            p = end;
-        }
-        if (cnt) {
-            if (f == EVAL_MAX_FOLDS) {
-                free(idx);
-                free(txt);
-                return sc_error_set("--fold-indices %s: more than %d folds", path, EVAL_MAX_FOLDS);
-            }
-            d->fold_idx[f] = idx;
-            d->fold_n[f++] = cnt;
-        } else
-            free(idx);
-        line = nl ? nl + 1 : NULL;
-    }
+    snprintf(what, sizeof what, "--fold-indices %s", path);
+    int f = dataset_parse_folds(what, txt, n, ntr, EVAL_MAX_FOLDS, d->fold_idx, d->fold_n);
     free(txt);
-    if (f == 0) return sc_error_set("--fold-indices %s: no folds found", path);
+    if (f < 0) return -1;
     d->nfolds = f;
     size_t mx = 0;
     for (int i = 0; i < f; i++) mx = d->fold_n[i] > mx ? d->fold_n[i] : mx;

@@ -16,10 +16,29 @@
 
 static _Thread_local char err_buf[2048];
 
+/* Messages quote file contents and arguments, which may hold anything: control characters are
+ * written as \xNN, so every message stays on one line (and cannot move the cursor). */
+static void one_line(char *dst, size_t cap, const char *src) {
+    size_t k = 0;
+    for (; *src && k + 1 < cap; src++) {
+        unsigned char c = (unsigned char)*src;
+        if (c >= 0x20 && c != 0x7F) dst[k++] = (char)c;
+        else if (k + 5 < cap) k += (size_t)snprintf(dst + k, cap - k, "\\x%02x", c);
+        else break;
+    }
+    dst[k] = 0;
+}
+
+static void vformat_line(char *dst, size_t cap, const char *fmt, va_list ap) {
+    char raw[2048];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    one_line(dst, cap, raw);
+}
+
 int sc_error_set(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    vformat_line(err_buf, sizeof err_buf, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -28,7 +47,7 @@ int sc_error_prefix(const char *fmt, ...) {
     char pre[1024], old[sizeof err_buf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(pre, sizeof pre, fmt, ap);
+    vformat_line(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, err_buf, sizeof old);
     snprintf(err_buf, sizeof err_buf, "%s: %s", pre, old);
@@ -38,22 +57,22 @@ int sc_error_prefix(const char *fmt, ...) {
 const char *sc_error(void) { return err_buf[0] ? err_buf : "unknown error"; }
 
 void sc_fatal(const char *fmt, ...) {
+    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    fputs("simclr: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vformat_line(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "simclr: error: %s\n", msg);
     exit(1);
 }
 
 void sc_warn(const char *fmt, ...) {
+    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    fputs("simclr: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vformat_line(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "simclr: warning: %s\n", msg);
 }
 
 void *sc_alloc(size_t bytes) {

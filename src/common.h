@@ -21,7 +21,9 @@ int sc_error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prefixes the current message: sc_error_prefix("loading %s", path) -> "loading x: <old>". */
 int sc_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *sc_error(void);
-/* Prints "simclr: error: <msg>" to stderr and exits with status 1. */
+/* Prints "simclr: error: <msg>" to stderr and exits with status 1. Messages are always one line:
+ * sc_error_set, sc_error_prefix, sc_fatal and sc_warn write control characters of what they
+ * quote (a file's contents, an argument) as \xNN. */
 void sc_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void sc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

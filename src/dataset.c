@@ -204,44 +204,20 @@ static int open_stl(Dataset *d, const DatasetConfig *cfg, const char *split) {
     if (cfg->fold >= 0) {
         char *fp = path_join(dir, "fold_indices.txt");
         char *text = NULL;
-        if (sc_read_file(fp, &text, NULL)) {
-            free(fp);
-            goto done;
-        }
-        char *line = text;
-        for (int k = 0; k < cfg->fold && line; k++) {
-            line = strchr(line, '\n');
-            if (line) line++;
-        }
-        if (!line || !*line) {
+        size_t len = 0, *idx[10] = {0}, cnt[10];
+        int nf = sc_read_file(fp, &text, &len) ? -1 : dataset_parse_folds(fp, text, len, ntrain, 10, idx, cnt);
+        free(text);
+        if (nf >= 0 && cfg->fold >= nf)
             sc_error_set("%s: expected 10 lines of fold indices, fold %d is missing", fp, cfg->fold);
-            free(text), free(fp);
+        free(fp);
+        if (nf < 0 || cfg->fold >= nf) {
+            for (int f = 0; f < nf; f++) free(idx[f]);
             goto done;
         }
-        size_t cap = 1024, m = 0;
-        d->index = sc_xrealloc(NULL, sizeof(size_t) * cap);
-        char *s = line;
-        while (*s && *s != '\n') {
-            while (*s == ' ' || *s == '\t' || *s == '\r') s++;
-            if (!*s || *s == '\n') break;
-            char *e;
-            errno = 0;
-            long long v = strtoll(s, &e, 10);
-            if (e == s || errno || v < 0 || (size_t)v >= ntrain) {
-                sc_error_set("%s: fold %d: expected indices 0..%zu, found '%.12s'", fp, cfg->fold,
-                             ntrain - 1, s);
-                free(text), free(fp);
-                goto done;
-            }
-            if (m == cap) d->index = sc_xrealloc(d->index, sizeof(size_t) * (cap *= 2));
-            d->index[m++] = (size_t)v;
-            s = e;
-        }
-        free(text), free(fp);
-        if (m == 0) {
-            sc_error_set("fold_indices.txt: fold %d is empty", cfg->fold);
-            goto done;
-        }
+        d->index = idx[cfg->fold];
+        size_t m = cnt[cfg->fold];
+        for (int f = 0; f < nf; f++)
+            if (f != cfg->fold) free(idx[f]);
         int32_t *lab = sc_xrealloc(NULL, sizeof(int32_t) * m);
         for (size_t i = 0; i < m; i++) lab[i] = d->labels[d->index[i]];
         free(d->labels);
@@ -756,6 +732,49 @@ int dataset_image(const Dataset *d, size_t i, ImageU8 *out) {
         }
     }
     return 0;
+}
+
+int dataset_parse_folds(const char *what, const char *text, size_t len, size_t n_train,
+                        int max_folds, size_t **idx, size_t *count) {
+    int nf = 0, line = 1;
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        size_t cap = 0, m = 0, *v = NULL;
+        for (;;) { /* the indices of one line */
+            while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
+            if (p >= end || *p == '\n') break;
+            const char *s = p;
+            size_t x = 0;
+            int ok = 1;
+            for (; p < end && *p >= '0' && *p <= '9'; p++) {
+                x = x * 10 + (size_t)(*p - '0');
+                if (x >= n_train) ok = 0; /* also keeps x from overflowing */
+            }
+            if (p == s || (p < end && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')) ok = 0;
+            if (!ok) {
+                int k = 0;
+                while (s + k < end && k < 12 && s[k] != ' ' && s[k] != '\n') k++;
+                free(v);
+                for (int f = 0; f < nf; f++) free(idx[f]), idx[f] = NULL;
+                if (n_train == 0) return sc_error_set("%s: line %d: no train images to index", what, line);
+                return sc_error_set("%s: line %d: expected indices 0..%zu, found '%.*s'", what, line,
+                                    n_train - 1, k, s);
+            }
+            if (m == cap) v = sc_xrealloc(v, sizeof(size_t) * (cap = cap ? 2 * cap : 1024));
+            v[m++] = x;
+        }
+        if (m) {
+            if (nf == max_folds) {
+                free(v);
+                for (int f = 0; f < nf; f++) free(idx[f]), idx[f] = NULL;
+                return sc_error_set("%s: line %d: more than %d folds", what, line, max_folds);
+            }
+            idx[nf] = v, count[nf++] = m;
+        }
+        if (p < end) p++, line++; /* past the newline */
+    }
+    if (nf == 0) return sc_error_set("%s: no folds found (expected lines of train indices)", what);
+    return nf;
 }
 
 int dataset_channel_stats(const Dataset *d, size_t max_images, float mean[3], float std[3]) {

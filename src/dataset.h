@@ -81,6 +81,13 @@ size_t dataset_skipped(const Dataset *ds);
 const char *dataset_describe(const Dataset *ds);
 /* Per-channel mean and std (population) of pixel/255 over up to max_images evenly spaced
  * images (all when max_images <= 0) at their stored resolution; gray counts for R, G and B. */
+/* STL-10's fold_indices.txt format, also read by --fold-indices: one fold per non-empty line,
+ * each a list of whitespace-separated 0-based train indices, every one < n_train. text[0..len)
+ * need not be NUL-terminated. Returns the number of folds (1..max_folds) with idx[f] malloc'ed
+ * (count[f] entries; the caller frees them), or -1 with sc_error "<what>: line L: ..." and
+ * nothing allocated (the idx[f] it had filled are freed and set to NULL). */
+int dataset_parse_folds(const char *what, const char *text, size_t len, size_t n_train,
+                        int max_folds, size_t **idx, size_t *count);
 int dataset_channel_stats(const Dataset *ds, size_t max_images, float mean[3], float std[3]);
 
 #endif

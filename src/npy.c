@@ -2,6 +2,7 @@
  * writes and reject anything else rather than guessing. */
 #include "npy.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,16 +45,22 @@ static const char *find_key(const char *h, const char *e, const char *key) {
     return NULL;
 }
 
+/* h is the header copied into a NUL-terminated string of hl bytes: every scan below stops at
+ * the NUL at worst, so no pattern in the header (or after it) can make it read further. */
 static int parse_header(NpyArray *a, const char *path, const char *h, size_t hl) {
     const char *e = h + hl;
     const char *d = find_key(h, e, "descr");
     if (!d || *d != '\'') return sc_error_set("%s: npy header has no 'descr' string", path);
     d++;
-    const char *dq = memchr(d, '\'', e - d);
+    const char *dq = memchr(d, '\'', (size_t)(e - d));
     if (!dq || dq - d < 3 || dq - d > 4)
         return sc_error_set("%s: unsupported npy dtype (only plain numeric dtypes are read)", path);
     char endian = d[0], kind = d[1];
-    int size = atoi(d + 2);
+    int size = 0;
+    for (const char *q = d + 2; q < dq; q++) {
+        if (*q < '0' || *q > '9') { size = -1; break; }
+        size = size * 10 + (*q - '0');
+    }
     if (endian != '<' && endian != '>' && endian != '|' && endian != '=')
         return sc_error_set("%s: bad npy byte order '%c'", path, endian);
     int found = 0;
@@ -83,8 +90,9 @@ static int parse_header(NpyArray *a, const char *path, const char *h, size_t hl)
         if (s >= e) return sc_error_set("%s: unterminated shape in npy header", path);
         if (*s == ')') break;
         char *end;
+        errno = 0;
         long long v = strtoll(s, &end, 10);
-        if (end == s || v < 0) return sc_error_set("%s: bad shape in npy header", path);
+        if (end == s || v < 0 || errno) return sc_error_set("%s: bad shape in npy header", path);
         if (a->ndim >= NPY_MAX_DIMS)
             return sc_error_set("%s: more than %d dimensions", path, NPY_MAX_DIMS);
         a->shape[a->ndim++] = v;
@@ -97,47 +105,50 @@ static int parse_header(NpyArray *a, const char *path, const char *h, size_t hl)
     return 0;
 }
 
-int npy_open(NpyArray *a, const char *path) {
+int npy_parse(NpyArray *a, const char *what, const void *buf, size_t n) {
     memset(a, 0, sizeof *a);
-    if (sc_map_file(&a->map, path)) return -1;
-    const uint8_t *p = a->map.data;
-    size_t n = a->map.size;
-    if (n < 10 || memcmp(p, "\x93NUMPY", 6) != 0) {
-        sc_unmap_file(&a->map);
-        return sc_error_set("%s: not a .npy file (bad magic)", path);
-    }
+    const uint8_t *p = buf;
+    if (n < 10 || memcmp(p, "\x93NUMPY", 6) != 0)
+        return sc_error_set("%s: not a .npy file (bad magic)", what);
     int major = p[6];
     size_t hl, off;
     if (major == 1) {
         hl = p[8] | (size_t)p[9] << 8;
         off = 10;
     } else if (major == 2 || major == 3) {
-        if (n < 12) {
-            sc_unmap_file(&a->map);
-            return sc_error_set("%s: truncated .npy header", path);
-        }
+        if (n < 12) return sc_error_set("%s: truncated .npy header", what);
         hl = p[8] | (size_t)p[9] << 8 | (size_t)p[10] << 16 | (size_t)p[11] << 24;
         off = 12;
-    } else {
-        sc_unmap_file(&a->map);
-        return sc_error_set("%s: unsupported .npy version %d", path, major);
-    }
-    if (off + hl > n) {
-        sc_unmap_file(&a->map);
-        return sc_error_set("%s: truncated .npy header (%zu bytes declared, file has %zu)", path,
+    } else
+        return sc_error_set("%s: unsupported .npy version %d", what, major);
+    if (hl > n - off)
+        return sc_error_set("%s: truncated .npy header (%zu bytes declared, file has %zu)", what,
                             hl, n);
-    }
-    if (parse_header(a, path, (const char *)p + off, hl)) {
-        sc_unmap_file(&a->map);
+    char *h = sc_xrealloc(NULL, hl + 1);
+    memcpy(h, p + off, hl);
+    h[hl] = 0;
+    int rc = parse_header(a, what, h, hl);
+    free(h);
+    if (rc) return -1;
+    size_t need = a->count * a->elem_size, have = n - off - hl;
+    if (a->count > SIZE_MAX / a->elem_size || have != need)
+        return sc_error_set("%s: expected %zu data bytes for the shape in its header, found %zu",
+                            what, need, have);
+    a->data = p + off + hl;
+    return 0;
+}
+
+int npy_open(NpyArray *a, const char *path) {
+    MappedFile m;
+    if (sc_map_file(&m, path)) {
+        memset(a, 0, sizeof *a);
         return -1;
     }
-    size_t need = a->count * a->elem_size, have = n - off - hl;
-    if (have != need) {
-        sc_unmap_file(&a->map);
-        return sc_error_set("%s: expected %zu data bytes for the shape in its header, found %zu",
-                            path, need, have);
+    if (npy_parse(a, path, m.data, m.size)) {
+        sc_unmap_file(&m);
+        return -1;
     }
-    a->data = p + off + hl;
+    a->map = m;
     return 0;
 }
 

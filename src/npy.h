@@ -32,6 +32,9 @@ typedef struct {
 } NpyArray;
 
 int npy_open(NpyArray *a, const char *path);
+/* Parses an in-memory file image (not copied: a->data points into buf, which must outlive it;
+ * a->map stays empty). `what` names it in errors. npy_close is harmless on it. */
+int npy_parse(NpyArray *a, const char *what, const void *buf, size_t n);
 void npy_close(NpyArray *a);
 size_t npy_dtype_size(NpyDtype t);
 const char *npy_dtype_name(NpyDtype t); /* "<f4", "|u1", ... */

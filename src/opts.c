@@ -129,6 +129,8 @@ int opts_assign(Opt *o, const char *v) {
     }
     case OPT_STR:
         if (!*v) return sc_error_set("--%s: expected a non-empty value", o->name);
+        if (o->owned) free(*(char **)o->dst);
+        o->owned = 0;
         *(const char **)o->dst = v;
         break;
     case OPT_CHOICE: {

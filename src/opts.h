@@ -42,6 +42,8 @@ typedef struct {
     const char *choices; /* OPT_CHOICE: "a|b|c" */
     double min, max;     /* inclusive range for numbers, checked when min < max */
     int set;             /* output: 1 when given on the command line */
+    int owned;           /* OPT_STR: *dst is a copy made by opt_assign (recipe.h), freed when the
+                            option is assigned again; what is left at exit is the caller's */
 } Opt;
 
 /* Parses argv[1..argc) (argv[0] is the subcommand name). Positional arguments are returned in

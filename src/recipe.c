@@ -71,8 +71,10 @@ int recipe_apply(int recipe, Opt **tables, int ntables, int image_size) {
  * no value, as a saved configuration writes them. */
 int opt_assign(Opt *o, const char *v) {
     if (o->type == OPT_STR) {
-        /* The string must outlive the tables: keep one copy per assignment (small, rare). */
+        /* The string must outlive v: a copy, owned by the option until it is assigned again. */
+        if (o->owned) free(*(char **)o->dst);
         *(const char **)o->dst = strcmp(v, "null") && *v ? sc_strdup(v) : NULL;
+        o->owned = *(const char **)o->dst != NULL;
         return 0;
     }
     return opts_assign(o, v);

@@ -108,6 +108,42 @@ TEST(npy_roundtrip_and_header_bytes) {
     unlink(path);
 }
 
+TEST(error_messages_are_one_line) {
+    /* fuzz_config / fuzz_safetensors: messages quoting a key or a tensor name with a newline */
+    sc_error_set("x.json: bad key '%s'", "a\nb\r\x1b");
+    CHECK(!strcmp(sc_error(), "x.json: bad key 'a\\x0ab\\x0d\\x1b'"), "got [%s]", sc_error());
+    sc_error_prefix("--resume %s", "run\n1");
+    CHECK(!strcmp(sc_error(), "--resume run\\x0a1: x.json: bad key 'a\\x0ab\\x0d\\x1b'"), "got [%s]",
+          sc_error());
+    sc_error_set("%s", "caf\xc3\xa9 ok"); /* UTF-8 file names are kept */
+    CHECK(!strcmp(sc_error(), "caf\xc3\xa9 ok"), "got [%s]", sc_error());
+}
+
+TEST(npy_parse_buffer_rejects_truncated_headers) {
+    /* issue #8 table #1: a header ending right after 'descr': with the data starting with a
+     * quote made the dtype scan run past the buffer (fuzz/regress/npy/descr_at_header_end) */
+    static const char bad[] = "\x93NUMPY\x01\x00\x09\x00{'descr':'\0\0\0";
+    NpyArray a;
+    CHECK(npy_parse(&a, "e.npy", bad, sizeof bad - 1) == -1 && strstr(sc_error(), "e.npy: "),
+          "accepted or wrong message: %s", sc_error());
+    /* 2^61 float64 elements: the byte count wraps to 0, which the empty data used to match */
+    static const char big[] = "{'descr': '<f8', 'fortran_order': False, "
+                              "'shape': (2305843009213693952,), }\n";
+    char h[128] = "\x93NUMPY\x01";
+    size_t hl = sizeof big - 1;
+    h[7] = 0, h[8] = (char)hl, h[9] = 0;
+    memcpy(h + 10, big, hl);
+    CHECK(npy_parse(&a, "big.npy", h, 10 + hl) == -1 && strstr(sc_error(), "big.npy: expected"),
+          "accepted a shape whose size overflows: %s", sc_error());
+    /* and a valid one, parsed in place */
+    static const char ok[] = "\x93NUMPY\x01\x00\x3a\x00{'descr': '|u1', 'fortran_order': False, "
+                             "'shape': (3,), }\n\x07\x08\x09";
+    CHECK(npy_parse(&a, "ok.npy", ok, sizeof ok - 1) == 0 && a.count == 3 &&
+              (const char *)a.data == ok + sizeof ok - 4 && npy_get_i64(&a, 2) == 9,
+          "valid buffer: %s", sc_error());
+    npy_close(&a);
+}
+
 TEST(atomic_write_keeps_old_file_on_abort) {
     const char *p = "/tmp/simclr_test_atomic.txt";
     CHECK(sc_write_file_atomic(p, "old", 3) == 0, "%s", sc_error());

@@ -184,6 +184,7 @@ TEST(stl10_column_major_pattern_and_errors) {
     expect_open_error(&c, "fold_indices.txt", NULL);
     write_bytes(tmp("stl/stl10_binary/fold_indices.txt"), "0 1 \n0 7 \n", 10);
     expect_open_error(&c, "fold_indices.txt", "expected indices 0..1");
+    write_bytes(tmp("stl/stl10_binary/fold_indices.txt"), "0 1 \n1 0 \n", 10);
     c.fold = 5;
     expect_open_error(&c, "fold_indices.txt", "fold 5 is missing");
     free(x);

@@ -2,6 +2,7 @@
 # Installs the Debian packages the build, the tests and the demo need (idempotent).
 #   tools/deps.sh            build + test + demo dependencies
 #   tools/deps.sh --python   also the Python references used by tools/*.py and bench/*.py
+#   tools/deps.sh --fuzz     also clang and its libFuzzer/sanitizer runtimes (make fuzz only)
 set -euo pipefail
 pkgs=(gcc make pkg-config libdnnl-dev libopenblas-dev liblapacke-dev libpng-dev libjpeg62-turbo-dev
       zlib1g-dev dataset-fashion-mnist
@@ -10,6 +11,9 @@ pkgs=(gcc make pkg-config libdnnl-dev libopenblas-dev liblapacke-dev libpng-dev 
       protobuf-compiler python3-protobuf)              # tests: TensorBoard events decoded from the schema
 if [ "${1:-}" = "--python" ]; then
   pkgs+=(python3-torch python3-torchvision python3-numpy python3-sklearn python3-scipy python3-pil)
+fi
+if [ "${1:-}" = "--fuzz" ]; then
+  pkgs+=(clang libclang-rt-14-dev libomp-14-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
