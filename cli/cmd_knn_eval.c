@@ -13,7 +13,7 @@ int cmd_knn_eval(int argc, char **argv) {
     int k = 200;
     double t = 0.1;
     Opt own[] = {
-        {"k", OPT_INT, &k, "neighbours that vote", .min = 1, .max = 1 << 30},
+        {"knn-k", OPT_INT, &k, "neighbours that vote", .min = 1, .max = 1 << 30, .alias = "k"},
         {"knn-temperature", OPT_DOUBLE, &t, "vote weight exp(cosine similarity / t)", .min = 1e-6, .max = 1e6},
         {0}};
     Opt *tables[EVAL_MAX_TABLES + 1];

@@ -30,6 +30,7 @@
 #include "optim.h"
 #include "plot.h"
 #include "recipe.h"
+#include "run_defaults.h"
 #include "runlog.h"
 #include "safetensors.h"
 #include "train.h"
@@ -44,7 +45,7 @@ static void on_signal(int sig) {
 
 typedef struct {
     int recipe, epochs, batch, threads, checkpoint_every, eval_every, eval_k, shuffle, force;
-    int log_every, precision, eval_dataset, save_init, tensorboard, online_probe;
+    int log_every, precision, eval_dataset, save_init, test_on_train, tensorboard, online_probe;
     float probe_lr;
     long long max_steps, stop_after, limit, eval_limit, nan_step;
     int seed;
@@ -135,7 +136,7 @@ static int tensorboard_start(RunLog *log, const char *tbdir, long step, const Da
     uint8_t *grid, *png;
     int gw, gh;
     size_t n;
-    if (preview_grid(ds, aug, 8, seed, &grid, &gw, &gh, NULL)) return -1;
+    if (preview_grid(ds, aug, 8, NULL, seed, &grid, &gw, &gh, NULL)) return -1;
     int rc = image_encode_png(grid, gw, gh, 3, &png, &n);
     sc_free(grid);
     if (rc) return -1;
@@ -153,17 +154,19 @@ static int knn_run(Model *m, KnnEval *e, double *top1, double *top5) {
 }
 
 static int open_labeled(Dataset **ds, const DatasetConfig *base, int kind, const char *data,
-                        const char *split, const char *what) {
+                        const char *split, int test, const char *what) {
     DatasetConfig dc = *base;
     dc.kind = kind;
     dc.path = data;
-    dc.split = split;
+    dc.split = split ? split : dataset_default_split(&dc, test);
     dc.fold = -1;
+    if (kind != base->kind || data != base->path) dc.labels = NULL;
     if (dataset_open(ds, &dc)) return sc_error_prefix("%s", what);
     if (dataset_num_classes(*ds) <= 0) {
         dataset_close(*ds);
-        return sc_error_set("%s: split '%s' has no labels (choose a labeled split with "
-                            "--eval-split / --eval-train-split)", what, split);
+        return sc_error_set("%s: %s has no labels (the kNN monitor needs labeled images: --eval-data "
+                            "a labeled dataset, e.g. a folder with train/ and test/ subfolders of "
+                            "class folders)", what, dc.path ? dc.path : dataset_default_split(&dc, test));
     }
     return 0;
 }
@@ -173,9 +176,15 @@ static int knn_setup(KnnEval *e, const PretrainOptions *po, const DatasetConfig 
     memset(e, 0, sizeof *e);
     int kind = po->eval_dataset > 0 ? po->eval_dataset - 1 : dc->kind;
     const char *data = po->eval_data ? po->eval_data : (po->eval_dataset > 0 ? NULL : dc->path);
-    if (open_labeled(&e->bank, dc, kind, data, po->eval_train_split, "--eval-train-split") ||
-        open_labeled(&e->query, dc, kind, data, po->eval_split, "--eval-split"))
+    if (open_labeled(&e->bank, dc, kind, data, po->eval_train_split, 0, "--eval-train-split") ||
+        open_labeled(&e->query, dc, kind, data, po->eval_split, 1, "--eval-split"))
         return -1;
+    if (dataset_same_images(e->bank, e->query) && !po->test_on_train)
+        return sc_error_set("--eval-data: the kNN monitor would score images against themselves (%s); "
+                            "give --eval-data a labeled dataset with train and test splits (a folder "
+                            "with train/ and test/ subfolders), other --eval-split/--eval-train-split, "
+                            "or --test-on-train", dataset_describe(e->bank));
+    if (dataset_align_classes(e->query, e->bank, "--eval-split")) return -1;
     e->classes = dataset_num_classes(e->bank);
     if (dataset_num_classes(e->query) > e->classes) e->classes = dataset_num_classes(e->query);
     size_t lim = po->eval_limit > 0 ? (size_t)po->eval_limit : (size_t)-1;
@@ -244,6 +253,23 @@ static void write_plot(const char *dir) {
     metrics_free(&mt);
 }
 
+/* ---- --help: the values the run would use ------------------------------------------------- */
+
+typedef struct {
+    int *recipe, *image_size;
+    DatasetConfig *dc;
+    char line[320];
+} HelpResolve;
+
+/* As a new run resolves them: the image size of square images from the data, then the recipe. */
+static const char *help_resolve(void *ctx, Opt **tables, int nt) {
+    HelpResolve *r = ctx;
+    char what[256];
+    if (run_defaults(tables, nt, *r->recipe, r->image_size, r->dc, NULL, what, sizeof what)) return NULL;
+    snprintf(r->line, sizeof r->line, "a new run resolves: %s", what);
+    return r->line;
+}
+
 /* ---- the command --------------------------------------------------------------------------- */
 
 int cmd_pretrain(int argc, char **argv) {
@@ -251,7 +277,7 @@ int cmd_pretrain(int argc, char **argv) {
                           .checkpoint_every = 10, .eval_every = 0, .eval_k = 200, .shuffle = 1,
                           .log_every = 1, .max_steps = 0, .stop_after = 0, .limit = 0, .probe_lr = 1e-3f,
                           .eval_limit = 10000, .nan_step = -1, .seed = 0, .eval_t = 0.1f,
-                          .eval_split = "test", .eval_train_split = "train"};
+                          .eval_split = NULL, .eval_train_split = NULL};
     ModelConfig mc;
     model_config_default(&mc);
     TrainOptions to;
@@ -290,8 +316,12 @@ int cmd_pretrain(int argc, char **argv) {
         {"eval-dataset", OPT_CHOICE, &po.eval_dataset, "dataset of the kNN evaluation (same: the "
          "training dataset)", "same|" DATASET_CHOICES},
         {"eval-data", OPT_STR, &po.eval_data, "location of the evaluation dataset"},
-        {"eval-train-split", OPT_STR, &po.eval_train_split, "labeled split the kNN votes with"},
-        {"eval-split", OPT_STR, &po.eval_split, "labeled split the kNN accuracy is measured on"},
+        {"eval-train-split", OPT_STR, &po.eval_train_split, "labeled split the kNN votes with "
+         "(default: train; all for a folder without train/ and test/)"},
+        {"eval-split", OPT_STR, &po.eval_split, "labeled split the kNN accuracy is measured on "
+         "(default: test, or val for a folder with train/ and val/ only)"},
+        {"test-on-train", OPT_FLAG, &po.test_on_train, "allow the kNN monitor to measure on its own "
+         "voting images (refused by default)"},
         {"eval-limit", OPT_INT64, &po.eval_limit, "at most N images of each evaluation split "
          "(evenly spaced; 0: all)", .min = 0, .max = 1e12},
         {"knn-k", OPT_INT, &po.eval_k, "kNN neighbours", .min = 1, .max = 1e6},
@@ -326,6 +356,8 @@ int cmd_pretrain(int argc, char **argv) {
     const int NT = (int)(sizeof tables / sizeof *tables);
     const char *summary =
         "pretrain an encoder with SimCLR. New run: --out DIR; continue one: --resume DIR.";
+    HelpResolve hr = {.recipe = &po.recipe, .image_size = &mc.image_size, .dc = &dc};
+    opts_on_help(help_resolve, &hr);
     if (opts_parse("pretrain", summary, argc, argv, tables, NT, NULL, NULL))
         sc_fatal("%s", sc_error());
 
@@ -384,13 +416,14 @@ int cmd_pretrain(int argc, char **argv) {
         dataset_close(ds);
         ds = sub;
     }
-    if (!po.resume) {
-        int h, w;
-        dataset_image_size(ds, &h, &w);
-        if (!opts_was_set(tables, NT, "image-size") && h > 0 && h == w) mc.image_size = h;
-        if (recipe_apply(po.recipe, tables, NT, mc.image_size)) sc_fatal("%s", sc_error());
-    }
+    if (!po.resume && run_defaults(tables, NT, po.recipe, &mc.image_size, &dc, ds, NULL, 0))
+        sc_fatal("%s", sc_error());
     size_t nimg = dataset_size(ds);
+    dataset_warn_image_size(ds, mc.image_size);
+    if (po.batch < 2)
+        sc_warn("--batch-size %d: every batch holds one image, so NT-Xent has no negatives (the loss "
+                "and the contrastive accuracy say nothing, the encoder learns nothing useful); use "
+                "--batch-size 2 or more", po.batch);
     if ((size_t)po.batch > nimg)
         sc_fatal("--batch-size %d is larger than the dataset (%zu images in %s)", po.batch, nimg,
                  dataset_describe(ds));
@@ -464,6 +497,12 @@ int cmd_pretrain(int argc, char **argv) {
         wsteps = total / 10;
         printf("note: the recipe's warmup (%g epochs) is longer than the run: warming up over "
                "%lld steps (10%%)\n", warm, wsteps);
+    } else if (2 * wcount > total) {
+        sc_warn("the warmup (%ld of %ld steps%s) takes more than half of the run: the learning "
+                "rate peaks at step %ld, then decays%s", wcount, total,
+                wsteps >= 0 ? "" : " from --warmup-epochs", wcount,
+                opts_was_set(tables, NT, "warmup-epochs") || opts_was_set(tables, NT, "warmup-steps")
+                    ? "" : " (the recipe's default; give --warmup-epochs to shorten it)");
     }
     if (lr_schedule_init(&tc.schedule, to.lr, to.lr_scaling, N, warm, wsteps, bpe, total,
                          to.schedule))

@@ -18,8 +18,6 @@ void eval_inputs_init(EvalInputs *in) {
     model_config_default(&in->mc);
     dataset_config_default(&in->dc);
     augment_config_default(&in->ac);
-    in->train_split = "train";
-    in->test_split = "test";
     in->batch = 128;
     model_opts(in->model, &in->mc);
     dataset_opts(in->data, &in->dc);
@@ -29,10 +27,17 @@ void eval_inputs_init(EvalInputs *in) {
          "--image-size)"},
         {"layer", OPT_CHOICE, &in->layer, "h: encoder output (default), z: projection head output",
          .choices = "h|z"},
-        {"train-split", OPT_STR, &in->train_split, "dataset split to fit on (checkpoint input)"},
-        {"test-split", OPT_STR, &in->test_split, "dataset split to test on (checkpoint input)"},
-        {"test-data", OPT_STR, &in->test_data, "--data of the test split when it is another "
-         "file (npy datasets; labels from --test-labels)"},
+        {"train-split", OPT_STR, &in->train_split, "dataset split to fit on (default: train; "
+         "all for a folder without train/ and test/ subfolders)"},
+        {"test-split", OPT_STR, &in->test_split, "dataset split to test on (default: test, or val "
+         "for a folder with train/ and val/ only; with --test-data: its test split, else all)"},
+        {"test-data", OPT_STR, &in->test_data, "location of the test images when they are another "
+         "file or folder (format: --test-dataset; npy/idx labels: --test-labels); classes are "
+         "matched by name"},
+        {"test-dataset", OPT_CHOICE, &in->test_kind, "format of --test-data (same: as --dataset)",
+         .choices = "same|" DATASET_CHOICES},
+        {"test-on-train", OPT_FLAG, &in->test_on_train, "allow testing on the training images "
+         "(refused by default: it measures memorisation, not generalisation)"},
         {"batch-size", OPT_INT, &in->batch, "images per forward pass", .min = 1, .max = 65536},
         {"normalize", OPT_CHOICE, &in->ac.normalize, "input normalisation, as in training "
          "(default: the checkpoint's, else none)", .choices = "none|imagenet|dataset"},
@@ -109,25 +114,30 @@ int eval_build_model(EvalInputs *in, Opt **tables, int nt, Model **m, uint64_t *
     return 0;
 }
 
+/* Opens one side: test != 0 reads --test-data / --test-dataset / --test-labels when given.
+ * split NULL: the dataset's own default for that side (dataset_default_split). */
 static int open_split(EvalInputs *in, const char *split, int fold, int test, Dataset **ds) {
     DatasetConfig dc = in->dc;
-    dc.split = split;
+    if (test && (in->test_data || in->test_kind > 0)) {
+        if (in->test_kind > 0) dc.kind = in->test_kind - 1;
+        if (!in->test_data && dc.kind != DATASET_FASHION_MNIST)
+            return sc_error_set("--test-dataset: give the location of the test images with --test-data");
+        dc.path = in->test_data;
+        dc.labels = in->test_labels;
+    } else if (test && dc.kind == DATASET_NPY && in->test_labels)
+        dc.labels = in->test_labels;
+    dc.split = split ? split : dataset_default_split(&dc, test);
     dc.fold = fold;
-    if (test && in->test_data) dc.path = in->test_data;
-    if (test && dc.kind == DATASET_NPY && in->test_labels) dc.labels = in->test_labels;
-    return dataset_open(ds, &dc); /* its messages name the file, split and option */
+    if (dataset_open(ds, &dc)) /* its messages name the file, split and option */
+        return test && in->test_data ? sc_error_prefix("--test-data") : -1;
+    return 0;
 }
 
-/* features (or pixels) and labels of one split (fold >= 0: that STL-10 fold) */
-static int load_split(EvalInputs *in, Model *m, const char *split, int fold, int test,
-                      int need_labels, float **X, int **y, size_t *N, int *D) {
-    Dataset *ds;
-    if (open_split(in, split, fold, test, &ds)) return -1;
-    if (need_labels && dataset_num_classes(ds) <= 0) {
-        sc_error_set("%s: no labels (evaluation needs a labeled split)", dataset_describe(ds));
-        dataset_close(ds);
-        return -1;
-    }
+/* features (or pixels) and labels of an opened dataset */
+static int extract_ds(EvalInputs *in, Model *m, Dataset *ds, int need_labels, float **X, int **y,
+                      size_t *N, int *D) {
+    if (need_labels && dataset_num_classes(ds) <= 0)
+        return sc_error_set("%s: no labels (evaluation needs a labeled split)", dataset_describe(ds));
     size_t n = dataset_size(ds);
     int rc;
     if (!m) {
@@ -143,7 +153,6 @@ static int load_split(EvalInputs *in, Model *m, const char *split, int fold, int
         fprintf(stderr, "extracting %s of %s ...\n", in->layer ? "z" : "h", dataset_describe(ds));
         rc = features_extract(m, ds, &in->ac, in->layer, in->batch, NULL, n, *X, *y, 1);
     }
-    dataset_close(ds);
     if (rc) {
         sc_free(*X);
         sc_free(*y);
@@ -153,7 +162,18 @@ static int load_split(EvalInputs *in, Model *m, const char *split, int fold, int
     return rc;
 }
 
-int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y, size_t *N, int *D) {
+/* features (or pixels) and labels of one split (fold >= 0: that STL-10 fold) */
+static int load_split(EvalInputs *in, Model *m, const char *split, int fold, int test,
+                      int need_labels, float **X, int **y, size_t *N, int *D) {
+    Dataset *ds;
+    if (open_split(in, split, fold, test, &ds)) return -1;
+    int rc = extract_ds(in, m, ds, need_labels, X, y, N, D);
+    dataset_close(ds);
+    return rc;
+}
+
+int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y, size_t *N, int *D,
+                       Dataset **ds_out) {
     int th = in->threads > 0 ? in->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     sc_set_threads(th < 1 ? 1 : th);
     openblas_set_num_threads(th < 1 ? 1 : th);
@@ -161,10 +181,14 @@ int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y,
     Model *m;
     uint64_t h0;
     if (eval_build_model(in, tables, nt, &m, &h0)) return -1;
-    int rc = load_split(in, m, in->dc.split /* NULL: the dataset's default */, in->dc.fold, 0, 0, X, y, N, D);
+    Dataset *ds;
+    int rc = open_split(in, in->dc.split /* NULL: the dataset's default */, in->dc.fold, 0, &ds);
+    if (!rc) rc = extract_ds(in, m, ds, 0, X, y, N, D);
     if (!rc && features_model_hash(m) != h0)
         rc = sc_error_set("internal error: the encoder's weights changed during extraction");
     model_free(m);
+    if (!rc && ds_out) *ds_out = ds;
+    else if (ds) dataset_close(ds);
     return rc;
 }
 
@@ -183,10 +207,20 @@ static int load_from_dataset(EvalInputs *in, Opt **tables, int nt, EvalData *d) 
         if (eval_build_model(in, tables, nt, &m, &h0)) return -1;
     }
     int rc = 0, Dte = 0;
+    Dataset *tr = NULL, *te = NULL;
     /* with --folds and a model, the whole train split is not needed */
-    if (!(in->folds && m))
-        rc = load_split(in, m, in->train_split, -1, 0, 1, &d->Xtr, &d->ytr, &d->ntr, &d->D);
-    if (!rc) rc = load_split(in, m, in->test_split, -1, 1, 1, &d->Xte, &d->yte, &d->nte, &Dte);
+    rc = open_split(in, in->train_split, -1, 0, &tr);
+    if (!rc) rc = open_split(in, in->test_split, -1, 1, &te);
+    if (!rc && dataset_same_images(tr, te) && !in->test_on_train)
+        rc = sc_error_set("--test-data: the test images would be training images (%s and %s); give "
+                          "--test-data (any --test-dataset), a folder with train/ and test/ "
+                          "subfolders, or --test-on-train to measure on the training images",
+                          dataset_describe(tr), dataset_describe(te));
+    if (!rc && dataset_num_classes(tr) > 0) rc = dataset_align_classes(te, tr, "test data");
+    if (!rc && !(in->folds && m)) rc = extract_ds(in, m, tr, 1, &d->Xtr, &d->ytr, &d->ntr, &d->D);
+    if (!rc) rc = extract_ds(in, m, te, 1, &d->Xte, &d->yte, &d->nte, &Dte);
+    if (tr) dataset_close(tr);
+    if (te) dataset_close(te);
     if (!rc && d->Xtr && Dte != d->D)
         rc = sc_error_set("test split: %d values per image, train split %d (give --image-size to "
                           "resize both)", Dte, d->D);

@@ -27,13 +27,15 @@ typedef struct {
     int pixels;               /* pca-baseline: the inputs are raw pixels (no model) */
     /* checkpoint + dataset input */
     const char *checkpoint;
-    const char *train_split, *test_split, *test_data;
+    const char *train_split, *test_split, *test_data; /* splits NULL: dataset_default_split */
+    int test_kind;            /* --test-dataset: 0 same as --dataset, else kind + 1 */
+    int test_on_train;        /* --test-on-train: testing on training images is allowed */
     int layer;                /* FEATURES_H | FEATURES_Z */
     int batch;
     ModelConfig mc;
     DatasetConfig dc;
     AugmentConfig ac;
-    Opt io[16], model[MODEL_OPTS_MAX], data[DATASET_OPTS_MAX], feat[12];
+    Opt io[16], model[MODEL_OPTS_MAX], data[DATASET_OPTS_MAX], feat[16];
     int single_split;         /* the features command: one split (--split), no train/test */
 } EvalInputs;
 
@@ -64,7 +66,8 @@ int eval_build_model(EvalInputs *in, Opt **tables, int nt, Model **m, uint64_t *
 /* The features command: builds the model from --checkpoint (+ its stored configuration), opens
  * the --split of the dataset and extracts features into X (N, D) with labels y (N, -1 when
  * unlabeled). */
-int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y, size_t *N, int *D);
+int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y, size_t *N, int *D,
+                       Dataset **ds /* NULL, or receives the opened dataset (caller closes) */);
 /* Rows of fold f (pointers into scratch owned by d). */
 void eval_fold(EvalData *d, int f, const float **X, const int **y, size_t *n);
 void eval_data_free(EvalData *d);

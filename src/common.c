@@ -56,23 +56,33 @@ int sc_error_prefix(const char *fmt, ...) {
 
 const char *sc_error(void) { return err_buf[0] ? err_buf : "unknown error"; }
 
-void sc_fatal(const char *fmt, ...) {
+/* "simclr: <kind>: <message>" on stderr, the message on one line */
+static void say(const char *kind, const char *fmt, va_list ap) {
     char msg[4096];
+    vformat_line(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "simclr: %s: %s\n", kind, msg);
+}
+
+void sc_fatal(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vformat_line(msg, sizeof msg, fmt, ap);
+    say("error", fmt, ap);
     va_end(ap);
-    fprintf(stderr, "simclr: error: %s\n", msg);
     exit(1);
 }
 
 void sc_warn(const char *fmt, ...) {
-    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    vformat_line(msg, sizeof msg, fmt, ap);
+    say("warning", fmt, ap);
     va_end(ap);
-    fprintf(stderr, "simclr: warning: %s\n", msg);
+}
+
+void sc_note(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    say("note", fmt, ap);
+    va_end(ap);
 }
 
 void *sc_alloc(size_t bytes) {

@@ -26,6 +26,8 @@ const char *sc_error(void);
  * quote (a file's contents, an argument) as \xNN. */
 void sc_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void sc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "simclr: note: <msg>" to stderr: a fact the user may want, not a problem. */
+void sc_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define SC_ASSERT(cond)                                                                         \
     do {                                                                                        \

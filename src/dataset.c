@@ -43,6 +43,10 @@ struct Dataset {
     char **files;
     ImageU8 *cache; /* (n) or NULL */
     size_t skipped;
+    char **skip_files, **skip_reasons; /* (skipped) unreadable files and why */
+    int32_t *skip_labels;
+    int *sides; /* folder: shorter side of each image (n) */
+    char source[4096]; /* the real path of --data (or the default location) */
     char desc[256];
     char split[32];
 };
@@ -68,7 +72,8 @@ void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c) {
         {"split", OPT_STR, &c->split,
          "stl10: train|test|unlabeled|train+unlabeled; cifar10/cifar100/fashion-mnist/idx: "
          "train|test; "
-         "folder: all (default train, folder all)"},
+         "folder with train/ test/ [val/] subfolders: train|val|test|all, other folders: all "
+         "(default: train, else all)"},
         {"labels", OPT_STR, &c->labels, "labels file: .npy int (N,) for npy, IDX for idx"},
         {"fold", OPT_INT, &c->fold, "STL-10 predefined training fold 0..9 (-1: whole split)",
          .min = -1, .max = 9},
@@ -547,65 +552,37 @@ static int list_dir(const char *dir, StrList *files, StrList *subdirs, int recur
     return 0;
 }
 
-static int open_folder(Dataset *d, const DatasetConfig *cfg, const char *split) {
-    if (!cfg->path || !sc_is_dir(cfg->path))
-        return sc_error_set("--data: expected a folder of PNG/JPEG images, got '%s'", cfg->path ? cfg->path : "");
-    if (strcmp(split, "all")) return sc_error_set("--split: a folder dataset has only 'all'; got '%s'", split);
-    d->layout = LAYOUT_FOLDER;
-    StrList root_files = {0}, subdirs = {0}, files = {0};
-    if (list_dir(cfg->path, &root_files, &subdirs, 0)) return -1;
-    int32_t *labels = NULL;
-    size_t labcap = 0;
-    if (subdirs.n) {
-        qsort(subdirs.v, subdirs.n, sizeof(char *), cmp_str);
-        if (root_files.n)
-            sc_warn("%s: %zu image files beside the class folders are ignored", cfg->path, root_files.n);
-        for (size_t k = 0; k < subdirs.n; k++) {
-            char *sd = path_join(cfg->path, subdirs.v[k]);
-            size_t before = files.n;
-            StrList sub = {0};
-            int rc = list_dir(sd, &sub, NULL, 1);
-            free(sd);
-            if (rc) return -1;
-            qsort(sub.v, sub.n, sizeof(char *), cmp_str);
-            for (size_t i = 0; i < sub.n; i++) sl_push(&files, sub.v[i]);
-            free(sub.v);
-            if (files.n > labcap) labels = sc_xrealloc(labels, sizeof(int32_t) * (labcap = files.n * 2));
-            for (size_t i = before; i < files.n; i++) labels[i] = (int32_t)k;
-        }
-        for (size_t i = 0; i < root_files.n; i++) free(root_files.v[i]);
-        free(root_files.v);
-        d->class_names = subdirs.v;
-        d->nclass_names = (int)subdirs.n;
-        d->num_classes = (int)subdirs.n;
-    } else {
-        qsort(root_files.v, root_files.n, sizeof(char *), cmp_str);
-        files = root_files;
-        free(subdirs.v);
-    }
-    /* decode everything once: validates the files and fills the cache */
-    d->files = sc_xrealloc(NULL, sizeof(char *) * (files.n ? files.n : 1));
-    d->cache = calloc(files.n ? files.n : 1, sizeof(ImageU8));
-    if (labels) d->labels = sc_xrealloc(NULL, sizeof(int32_t) * (files.n ? files.n : 1));
+/* Decodes every file once (validation; cache while it fits). Takes files and labels (may be
+ * NULL); unreadable files are skipped and remembered with the reason, or fatal with --strict-images. */
+static int folder_decode(Dataset *d, const DatasetConfig *cfg, StrList *files, int32_t *labels) {
+    d->files = sc_xrealloc(NULL, sizeof(char *) * (files->n ? files->n : 1));
+    d->cache = calloc(files->n ? files->n : 1, sizeof(ImageU8));
+    if (labels) d->labels = sc_xrealloc(NULL, sizeof(int32_t) * (files->n ? files->n : 1));
     size_t cached = 0, kept = 0;
     int cache_on = 1;
-    for (size_t i = 0; i < files.n; i++) {
+    for (size_t i = 0; i < files->n; i++) {
         ImageU8 im = {0};
-        if (image_read(files.v[i], &im)) {
+        if (image_read(files->v[i], &im)) {
             if (cfg->strict_images) {
                 image_free(&im);
-                for (size_t j = i; j < files.n; j++) free(files.v[j]);
-                free(files.v), free(labels);
+                for (size_t j = i; j < files->n; j++) free(files->v[j]);
+                free(files->v), free(labels);
                 d->n = kept;
                 return sc_error_prefix("--strict-images");
             }
             sc_warn("skipping unreadable image: %s", sc_error());
-            d->skipped++;
+            size_t s = d->skipped++;
+            d->skip_files = sc_xrealloc(d->skip_files, sizeof(char *) * d->skipped);
+            d->skip_reasons = sc_xrealloc(d->skip_reasons, sizeof(char *) * d->skipped);
+            d->skip_labels = sc_xrealloc(d->skip_labels, sizeof(int32_t) * d->skipped);
+            d->skip_files[s] = files->v[i];
+            d->skip_reasons[s] = sc_strdup(sc_error());
+            d->skip_labels[s] = labels ? labels[i] : -1;
             image_free(&im);
-            free(files.v[i]);
             continue;
         }
         size_t bytes = (size_t)im.h * im.w * im.c;
+        int side = im.h < im.w ? im.h : im.w;
         if (cache_on && cached + bytes <= FOLDER_CACHE_BYTES) {
             d->cache[kept] = im;
             cached += bytes;
@@ -614,9 +591,11 @@ static int open_folder(Dataset *d, const DatasetConfig *cfg, const char *split) 
             image_free(&im);
         }
         if (labels) d->labels[kept] = labels[i];
-        d->files[kept++] = files.v[i];
+        d->sides = sc_xrealloc(d->sides, sizeof(int) * (kept + 1));
+        d->sides[kept] = side;
+        d->files[kept++] = files->v[i];
     }
-    free(files.v);
+    free(files->v);
     free(labels);
     d->n = kept;
     if (!cache_on) { /* all or nothing keeps dataset_image simple */
@@ -624,7 +603,7 @@ static int open_folder(Dataset *d, const DatasetConfig *cfg, const char *split) 
         free(d->cache);
         d->cache = NULL;
     }
-    if (d->skipped) sc_warn("%s: %zu of %zu image files were unreadable and skipped", cfg->path, d->skipped, files.n);
+    if (d->skipped) sc_warn("%s: %zu of %zu image files were unreadable and skipped", cfg->path, d->skipped, files->n);
     if (d->n == 0) return sc_error_set("%s: no readable PNG/JPEG images found", cfg->path);
     int h0 = d->cache ? d->cache[0].h : 0, w0 = d->cache ? d->cache[0].w : 0;
     int c0 = d->cache ? d->cache[0].c : 0;
@@ -636,15 +615,231 @@ static int open_folder(Dataset *d, const DatasetConfig *cfg, const char *split) 
     return 0;
 }
 
+/* One root of a folder dataset (the folder itself, or one of its train/ val/ test/): the
+ * non-empty class folders (sorted by name) with their files, or a flat list of unlabeled files. */
+typedef struct {
+    char *dir;
+    StrList files;   /* class by class, each class's files sorted */
+    int32_t *cls;    /* (files.n) index into classes, NULL when flat */
+    StrList classes; /* non-empty class folder names, sorted */
+} FolderRoot;
+
+static void root_free(FolderRoot *r) {
+    for (size_t i = 0; i < r->files.n; i++) free(r->files.v[i]);
+    for (size_t i = 0; i < r->classes.n; i++) free(r->classes.v[i]);
+    free(r->files.v), free(r->classes.v), free(r->cls), free(r->dir);
+    memset(r, 0, sizeof *r);
+}
+
+static int root_collect(FolderRoot *r) {
+    StrList top = {0}, subdirs = {0};
+    int rc = list_dir(r->dir, &top, &subdirs, 0);
+    if (rc == 0 && subdirs.n == 0) {
+        qsort(top.v, top.n, sizeof(char *), cmp_str);
+        r->files = top;
+        free(subdirs.v);
+        return 0;
+    }
+    if (rc == 0 && top.n) sc_warn("%s: %zu image files beside the class folders are ignored", r->dir, top.n);
+    for (size_t i = 0; i < top.n; i++) free(top.v[i]);
+    free(top.v);
+    qsort(subdirs.v, subdirs.n, sizeof(char *), cmp_str);
+    size_t cap = 0;
+    for (size_t k = 0; rc == 0 && k < subdirs.n; k++) {
+        char *sd = path_join(r->dir, subdirs.v[k]);
+        StrList sub = {0};
+        rc = list_dir(sd, &sub, NULL, 1);
+        if (rc == 0 && sub.n == 0) sc_note("%s: empty class folder skipped", sd);
+        free(sd);
+        if (rc || sub.n == 0) {
+            free(sub.v);
+            free(subdirs.v[k]);
+            continue;
+        }
+        qsort(sub.v, sub.n, sizeof(char *), cmp_str);
+        int c = (int)r->classes.n;
+        sl_push(&r->classes, subdirs.v[k]);
+        if (r->files.n + sub.n > cap) r->cls = sc_xrealloc(r->cls, sizeof(int32_t) * (cap = 2 * (r->files.n + sub.n)));
+        for (size_t i = 0; i < sub.n; i++) r->cls[r->files.n] = c, sl_push(&r->files, sub.v[i]);
+        free(sub.v);
+    }
+    for (size_t k = 0; rc && k < subdirs.n; k++) free(subdirs.v[k]); /* the rest after an error */
+    free(subdirs.v);
+    if (r->classes.n == 0 && rc == 0) { /* only empty class folders: nothing labeled */
+        free(r->cls);
+        r->cls = NULL;
+    }
+    return rc;
+}
+
+static const char *const folder_splits[3] = {"train", "val", "test"};
+
+/* Which of train/ val/ test/ a folder holds (has[3]); 1 when it is a split layout: it holds
+ * train/ and val/ or test/, and no other subfolder. */
+static int folder_layout(const char *path, int has[3]) {
+    StrList top = {0}, subdirs = {0};
+    has[0] = has[1] = has[2] = 0;
+    int other = 0;
+    if (list_dir(path, &top, &subdirs, 0)) return -1;
+    for (size_t i = 0; i < subdirs.n; i++) {
+        int j = 0;
+        while (j < 3 && strcmp(subdirs.v[i], folder_splits[j])) j++;
+        if (j < 3) has[j] = 1;
+        else other = 1;
+        free(subdirs.v[i]);
+    }
+    for (size_t i = 0; i < top.n; i++) free(top.v[i]);
+    free(top.v), free(subdirs.v);
+    return has[0] && (has[1] || has[2]) && !other;
+}
+
+static int find_name(const StrList *l, const char *s) {
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], s)) return (int)i;
+    return -1;
+}
+
+/* Up to 8 names of l that are not in `in`, comma-separated, into buf; returns how many. */
+static int missing_names(const StrList *l, const StrList *in, char *buf, size_t n) {
+    int cnt = 0;
+    size_t k = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (find_name(in, l->v[i]) >= 0) continue;
+        if (cnt < 8 && k < n) k += (size_t)snprintf(buf + k, n - k, "%s'%s'", cnt ? ", " : "", l->v[i]);
+        cnt++;
+    }
+    if (cnt > 8 && k < n) snprintf(buf + k, n - k, " and %d more", cnt - 8);
+    return cnt;
+}
+
+static int open_folder(Dataset *d, const DatasetConfig *cfg, const char *split) {
+    if (!cfg->path || !sc_is_dir(cfg->path))
+        return sc_error_set("--data: expected a folder of PNG/JPEG images, got '%s'", cfg->path ? cfg->path : "");
+    d->layout = LAYOUT_FOLDER;
+    int has[3], layout = folder_layout(cfg->path, has);
+    if (layout < 0) return -1;
+    const char *want = split ? split : layout ? "train" : "all";
+    snprintf(d->split, sizeof d->split, "%s", want);
+    FolderRoot roots[3] = {{0}};
+    int pick[3] = {0}, nroots = 0, rc = -1;
+    StrList names = {0}; /* the class names of every split: the union, sorted */
+    if (!layout) {
+        if (strcmp(want, "all")) {
+            if (has[0] && (has[1] || has[2]))
+                return sc_error_set("--split: %s holds train/ and %s/ beside other folders, so it is "
+                                    "read as one set of classes with the only split 'all' (a folder "
+                                    "with splits holds only train/, val/, test/); got '%s'",
+                                    cfg->path, has[2] ? "test" : "val", want);
+            return sc_error_set("--split: %s has no train/ and test/ (or val/) subfolders, so its "
+                                "only split is 'all'; got '%s'", cfg->path, want);
+        }
+        roots[0].dir = sc_strdup(cfg->path);
+        pick[0] = 1, nroots = 1;
+        if (root_collect(&roots[0])) goto done;
+        for (size_t i = 0; i < roots[0].classes.n; i++) sl_push(&names, sc_strdup(roots[0].classes.v[i]));
+    } else {
+        int all = !strcmp(want, "all"), found = 0;
+        for (int j = 0; j < 3; j++) {
+            pick[j] = has[j] && (all || !strcmp(want, folder_splits[j]));
+            found |= pick[j];
+        }
+        if (!found)
+            return sc_error_set("--split: %s has the splits %s%s%s and all; got '%s'", cfg->path,
+                                has[0] ? "train, " : "", has[1] ? "val, " : "", has[2] ? "test" : "", want);
+        nroots = 3;
+        for (int j = 0; j < 3; j++) {
+            if (!has[j]) continue;
+            roots[j].dir = path_join(cfg->path, folder_splits[j]);
+            if (root_collect(&roots[j])) goto done;
+            for (size_t i = 0; i < roots[j].classes.n; i++)
+                if (find_name(&names, roots[j].classes.v[i]) < 0) sl_push(&names, sc_strdup(roots[j].classes.v[i]));
+        }
+        if (names.n) qsort(names.v, names.n, sizeof(char *), cmp_str);
+        char buf[512];
+        for (int j = 1; j < 3; j++) { /* a class the training split lacks cannot be learned */
+            if (!pick[j] || !roots[0].classes.n || !roots[j].classes.n) continue;
+            if (missing_names(&roots[j].classes, &roots[0].classes, buf, sizeof buf)) {
+                sc_error_set("%s: class folder(s) %s have no images in %s/train (classes are matched by "
+                             "folder name; a class the training split lacks cannot be learned)",
+                             roots[j].dir, buf, cfg->path);
+                goto done;
+            }
+        }
+    }
+    /* a class of the other splits that this split lacks is fine: say so */
+    for (int j = 0; j < 3; j++) {
+        if (!pick[j] || !roots[j].classes.n) continue;
+        char buf[512];
+        int miss = missing_names(&names, &roots[j].classes, buf, sizeof buf);
+        if (miss) sc_note("%s: no images of class %s (%d of %zu classes)", roots[j].dir, buf, miss, names.n);
+    }
+    /* the chosen roots, train then val then test, labels as indices into the union */
+    StrList files = {0};
+    int32_t *labels = NULL;
+    int labeled = names.n > 0;
+    for (int j = 0; j < nroots; j++) {
+        if (!pick[j]) continue;
+        size_t before = files.n;
+        for (size_t i = 0; i < roots[j].files.n; i++) sl_push(&files, roots[j].files.v[i]);
+        if (labeled) labels = sc_xrealloc(labels, sizeof(int32_t) * (files.n ? files.n : 1));
+        for (size_t i = 0; labeled && i < roots[j].files.n; i++)
+            labels[before + i] = roots[j].cls ? find_name(&names, roots[j].classes.v[roots[j].cls[i]]) : -1;
+        free(roots[j].files.v);
+        roots[j].files = (StrList){0};
+    }
+    if (labeled) {
+        d->class_names = names.v;
+        d->nclass_names = d->num_classes = (int)names.n;
+        names = (StrList){0};
+    }
+    rc = folder_decode(d, cfg, &files, labels);
+done:
+    for (int j = 0; j < 3; j++) root_free(&roots[j]);
+    for (size_t i = 0; i < names.n; i++) free(names.v[i]);
+    free(names.v);
+    return rc;
+}
+
 /* ---- public ------------------------------------------------------------------------------- */
+
+/* The error of a failed open under the default --dataset, when --data points elsewhere: name the
+ * format that was tried and how to choose another. */
+static void default_kind_hint(const DatasetConfig *cfg) {
+    const char *p = cfg->path, *e = p ? strrchr(p, '.') : NULL;
+    const char *guess = "";
+    if (p && sc_is_dir(p)) {
+        StrList files = {0}, subdirs = {0};
+        if (list_dir(p, &files, &subdirs, 0) == 0 && (files.n || subdirs.n))
+            guess = files.n ? " (it holds image files: --dataset folder)"
+                            : " (it holds subfolders: --dataset folder for folders of images)";
+        for (size_t i = 0; i < files.n; i++) free(files.v[i]);
+        for (size_t i = 0; i < subdirs.n; i++) free(subdirs.v[i]);
+        free(files.v), free(subdirs.v);
+    } else if (e && !strcasecmp(e, ".npy"))
+        guess = " (a .npy file: --dataset npy)";
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", sc_error());
+    sc_error_set("--data %s: read as Fashion-MNIST, the default --dataset; choose the format with "
+                 "--dataset " DATASET_CHOICES "%s. (%s)", p, guess, msg);
+}
+
+static void describe(Dataset *d) {
+    char shape[64];
+    if (d->h && d->c) snprintf(shape, sizeof shape, "%dx%dx%d", d->h, d->w, d->c);
+    else if (d->h) snprintf(shape, sizeof shape, "%dx%d, gray and colour", d->h, d->w);
+    else snprintf(shape, sizeof shape, "various sizes");
+    snprintf(d->desc, sizeof d->desc, "%s %s (%zu images, %s, %d classes%s)", kind_name(d->kind),
+             d->split, d->n, shape, d->num_classes, d->skipped ? ", some files skipped" : "");
+}
 
 int dataset_open(Dataset **out, const DatasetConfig *cfg) {
     *out = NULL;
-    const char *split = cfg->split ? cfg->split : (cfg->kind == DATASET_FOLDER ? "all" : "train");
+    const char *split = cfg->split ? cfg->split : (cfg->kind == DATASET_FOLDER ? NULL : "train");
     if (cfg->kind == DATASET_NPY) split = "file";
     if (cfg->fold >= 0 && cfg->kind != DATASET_STL10)
         return sc_error_set("--fold: only STL-10 has predefined folds");
-    Dataset *d = ds_new(cfg->kind, split);
+    Dataset *d = ds_new(cfg->kind, split ? split : "all");
     int rc;
     switch (cfg->kind) {
     case DATASET_STL10: rc = open_stl(d, cfg, split); break;
@@ -658,16 +853,119 @@ int dataset_open(Dataset **out, const DatasetConfig *cfg) {
     }
     if (rc == 0 && d->n == 0) rc = sc_error_set("%s: the dataset is empty", cfg->path ? cfg->path : "--data");
     if (rc) {
+        if (cfg->kind == DATASET_FASHION_MNIST && cfg->path) default_kind_hint(cfg);
         dataset_close(d);
         return -1;
     }
-    char shape[64];
-    if (d->h && d->c) snprintf(shape, sizeof shape, "%dx%dx%d", d->h, d->w, d->c);
-    else if (d->h) snprintf(shape, sizeof shape, "%dx%d, gray and colour", d->h, d->w);
-    else snprintf(shape, sizeof shape, "various sizes");
-    snprintf(d->desc, sizeof d->desc, "%s %s (%zu images, %s, %d classes%s)", kind_name(d->kind),
-             d->split, d->n, shape, d->num_classes, d->skipped ? ", some files skipped" : "");
+    const char *src = cfg->path ? cfg->path : cfg->kind == DATASET_FASHION_MNIST ? FASHION_MNIST_DIR : "";
+    if (!realpath(src, d->source)) snprintf(d->source, sizeof d->source, "%s", src);
+    describe(d);
     *out = d;
+    return 0;
+}
+
+const char *dataset_default_split(const DatasetConfig *cfg, int test) {
+    switch (cfg->kind) {
+    case DATASET_NPY: return "file";
+    case DATASET_FOLDER: {
+        int has[3] = {0};
+        if (!cfg->path || folder_layout(cfg->path, has) != 1) return "all";
+        return !test ? "train" : has[2] ? "test" : "val";
+    }
+    default: return test ? "test" : "train";
+    }
+}
+
+static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+
+int dataset_typical_side(const Dataset *d) {
+    if (!d->sides || !d->n) return d->h < d->w ? d->h : d->w;
+    int *s = sc_xrealloc(NULL, sizeof(int) * d->n);
+    memcpy(s, d->sides, sizeof(int) * d->n);
+    qsort(s, d->n, sizeof(int), cmp_int);
+    int m = s[d->n / 2];
+    free(s);
+    return m;
+}
+
+void dataset_warn_image_size(const Dataset *d, int S) {
+    int t = dataset_typical_side(d);
+    if (t > 0 && S > t)
+        sc_warn("--image-size %d is larger than %s images (%s %d px): every view is upsampled, which "
+                "costs compute and adds no detail; --image-size %d matches the data", S,
+                d->sides ? "most" : "the", d->sides ? "median shorter side" : "side", t, t);
+}
+
+const char *dataset_split(const Dataset *d) { return d->split; }
+const char *dataset_source(const Dataset *d) { return d->source; }
+
+int dataset_same_images(const Dataset *a, const Dataset *b) {
+    if (a->kind != b->kind || strcmp(a->source, b->source)) return 0;
+    if (!strcmp(a->split, b->split)) return a->n == b->n;
+    /* a split and the union that contains it share images */
+    return !strcmp(a->split, "all") || !strcmp(b->split, "all") || !strcmp(a->split, "train+unlabeled") ||
+           !strcmp(b->split, "train+unlabeled");
+}
+
+const char *dataset_file(const Dataset *d, size_t i) {
+    return d->files && i < d->n ? d->files[i] : NULL;
+}
+
+const char *dataset_skipped_file(const Dataset *d, size_t k, const char **reason, int *label) {
+    if (k >= d->skipped || !d->skip_files) return NULL;
+    if (reason) *reason = d->skip_reasons[k];
+    if (label) *label = d->skip_labels[k];
+    return d->skip_files[k];
+}
+
+int dataset_align_classes(Dataset *d, const Dataset *ref, const char *what) {
+    if (!d->labels || !ref->num_classes) return 0;
+    if (!d->nclass_names || !ref->nclass_names) {
+        if (d->num_classes > ref->num_classes)
+            return sc_error_set("%s: %d classes, but the training data has %d", what, d->num_classes,
+                                ref->num_classes);
+        d->num_classes = ref->num_classes;
+        return 0;
+    }
+    int *map = sc_xrealloc(NULL, sizeof(int) * d->nclass_names);
+    int *seen = calloc((size_t)ref->nclass_names, sizeof(int));
+    for (int k = 0; k < d->nclass_names; k++) {
+        map[k] = -1;
+        for (int j = 0; j < ref->nclass_names; j++)
+            if (!strcmp(d->class_names[k], ref->class_names[j])) map[k] = j;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        int l = d->labels[i];
+        if (l < 0) continue;
+        if (l >= d->nclass_names || map[l] < 0) {
+            int rc = sc_error_set("%s: class '%s' (%s) is not among the %d training classes "
+                                  "(classes are matched by name)", what,
+                                  l < d->nclass_names ? d->class_names[l] : "?",
+                                  d->files ? d->files[i] : d->desc, ref->nclass_names);
+            free(map), free(seen);
+            return rc;
+        }
+        d->labels[i] = map[l];
+        seen[map[l]] = 1;
+    }
+    char buf[512];
+    size_t k = 0;
+    int miss = 0;
+    buf[0] = 0;
+    for (int j = 0; j < ref->nclass_names; j++) {
+        if (seen[j]) continue;
+        if (miss < 8 && k < sizeof buf)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s'%s'", miss ? ", " : "", ref->class_names[j]);
+        miss++;
+    }
+    if (miss) sc_note("%s: no images of class %s%s (%d of %d training classes)", what, buf,
+                      miss > 8 ? " and more" : "", miss, ref->nclass_names);
+    for (int j = 0; j < d->nclass_names; j++) free(d->class_names[j]);
+    d->class_names = sc_xrealloc(d->class_names, sizeof(char *) * ref->nclass_names);
+    for (int j = 0; j < ref->nclass_names; j++) d->class_names[j] = sc_strdup(ref->class_names[j]);
+    d->nclass_names = d->num_classes = ref->nclass_names;
+    describe(d);
+    free(map), free(seen);
     return 0;
 }
 
@@ -683,6 +981,8 @@ void dataset_close(Dataset *d) {
     if (d->files)
         for (size_t i = 0; i < d->n; i++) free(d->files[i]);
     free(d->files);
+    for (size_t k = 0; k < d->skipped && d->skip_files; k++) free(d->skip_files[k]), free(d->skip_reasons[k]);
+    free(d->skip_files), free(d->skip_reasons), free(d->skip_labels), free(d->sides);
     for (int k = 0; k < d->nclass_names; k++) free(d->class_names[k]);
     free(d->class_names);
     free(d->index);

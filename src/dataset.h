@@ -46,9 +46,10 @@ typedef struct {
                             cifar-100-binary/ or that folder; idx: folder with the
                             standard names or the image file itself; folder; npy: images file).
                             NULL for fashion-mnist means FASHION_MNIST_DIR. */
-    const char *split;   /* --split: stl10 train|test|unlabeled|train+unlabeled; cifar10, cifar100,
-                            fashion-mnist, idx: train|test; folder: all; npy: ignored.
-                            NULL: train (folder: all). */
+    const char *split;   /* --split: stl10 train|test|unlabeled|train+unlabeled; cifar10,
+                            cifar100, fashion-mnist, idx: train|test; folder with train/ and test/ (or
+                            val/) subfolders: train|val|test|all, other folders: all; npy:
+                            ignored. NULL: train (folder: train, or all without splits). */
     const char *labels;  /* --labels: npy labels (int, shape (N,)), or the idx label file */
     int fold;            /* --fold: STL-10 predefined training fold 0..9 (split train); -1 none */
     int coarse_labels;   /* --cifar100-labels fine|coarse: 0 the 100 fine classes, 1 the 20 coarse */
@@ -77,6 +78,29 @@ int dataset_image(const Dataset *ds, size_t i, ImageU8 *out);
 void dataset_image_size(const Dataset *ds, int *h, int *w);
 /* Folder datasets: number of files skipped as unreadable. */
 size_t dataset_skipped(const Dataset *ds);
+/* Folder datasets: the source file of image i (NULL for other kinds), and skipped file k
+ * (0 <= k < dataset_skipped) with the reason and the label it would have had (-1: none). */
+const char *dataset_file(const Dataset *ds, size_t i);
+const char *dataset_skipped_file(const Dataset *ds, size_t k, const char **reason, int *label);
+/* The median shorter side of the images (folders), or the side of fixed-size images. */
+int dataset_typical_side(const Dataset *ds);
+/* Warns when S (--image-size) is larger than most images: views would be upsampled. */
+void dataset_warn_image_size(const Dataset *ds, int S);
+/* The split that was opened ("train", "all", ...). */
+const char *dataset_split(const Dataset *ds);
+/* The real path of the dataset's file or folder. */
+const char *dataset_source(const Dataset *ds);
+/* The split used when none is given: for training (test 0) or testing (test 1). Folder with
+ * train/ and test/ (or val/): train, test (val when there is no test/); other folders: all;
+ * npy: file; the rest: train, test. */
+const char *dataset_default_split(const DatasetConfig *cfg, int test);
+/* 1 when a and b hold (some of) the same images: same kind, same file or folder, same split or
+ * one split containing the other. */
+int dataset_same_images(const Dataset *a, const Dataset *b);
+/* Renumbers the labels of ds to the classes of ref, matching class names (a class of ds that
+ * ref lacks is an error naming `what`; classes of ref that ds lacks get a note). Without
+ * names on both sides only the class counts are checked. */
+int dataset_align_classes(Dataset *ds, const Dataset *ref, const char *what);
 /* A one-line description: "stl10 train (5000 images, 96x96x3, 10 classes)". */
 const char *dataset_describe(const Dataset *ds);
 /* Per-channel mean and std (population) of pixel/255 over up to max_images evenly spaced

@@ -12,7 +12,56 @@ Opt *opts_find(Opt **tables, int ntables, const char *name) {
     for (int t = 0; t < ntables; t++)
         for (Opt *o = tables[t]; o->name; o++)
             if (strcmp(o->name, name) == 0) return o;
+    for (int t = 0; t < ntables; t++)
+        for (Opt *o = tables[t]; o->name; o++)
+            if (o->alias && strcmp(o->alias, name) == 0) return o;
     return NULL;
+}
+
+static const char *(*help_fn)(void *, Opt **, int);
+static void *help_ctx;
+void opts_on_help(const char *(*fn)(void *ctx, Opt **tables, int ntables), void *ctx) {
+    help_fn = fn;
+    help_ctx = ctx;
+}
+
+/* Edit distance between a and b (both short option names). */
+static int edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 63 || m > 63) return 99;
+    int d[64][64];
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < c)
+                c = d[i - 2][j - 2] + 1; /* a swap of two letters */
+            d[i][j] = c;
+        }
+    return d[n][m];
+}
+
+/* The known option closest to `name`: a name containing it or contained in it, else the
+ * smallest edit distance when it is small for the length; NULL when nothing is close. */
+static const char *closest(Opt **tables, int ntables, const char *name) {
+    const char *best = NULL;
+    int bd = 1 << 30;
+    size_t n = strlen(name);
+    for (int t = 0; t < ntables; t++)
+        for (Opt *o = tables[t]; o->name; o++) {
+            const char *names[2] = {o->name, o->alias};
+            for (int k = 0; k < 2 && names[k]; k++) {
+                int dist = edit_distance(name, names[k]);
+                if (n >= 3 && (strstr(names[k], name) || strstr(name, names[k])))
+                    dist = dist < 2 ? dist : 2; /* --knn for --knn-k, --image for --image-size */
+                if (dist < bd) bd = dist, best = o->name;
+            }
+        }
+    int limit = n <= 4 ? 1 : n <= 8 ? 2 : 3;
+    return bd <= limit ? best : NULL;
 }
 
 int opts_was_set(Opt **tables, int ntables, const char *name) {
@@ -77,11 +126,15 @@ static void format_value(char *buf, size_t n, const Opt *o) {
     }
 }
 
-static void print_help(const char *cmd, const char *summary, Opt **tables, int ntables) {
-    printf("usage: simclr %s [options]\n%s\n\noptions (current value in brackets):\n", cmd,
-           summary ? summary : "");
+static void print_help(const char *cmd, const char *summary, Opt **tables, int ntables,
+                       const char *resolved, char **before) {
+    printf("usage: simclr %s [options]\n%s\n\n", cmd, summary ? summary : "");
+    if (resolved) printf("%s\n", resolved);
+    printf("options (the value that will be used in brackets%s):\n",
+           resolved ? "; * where the recipe or the data set it" : "");
+    int k = 0;
     for (int t = 0; t < ntables; t++)
-        for (Opt *o = tables[t]; o->name; o++) {
+        for (Opt *o = tables[t]; o->name; o++, k++) {
             char val[256], left[128];
             format_value(val, sizeof val, o);
             const char *arg = o->type == OPT_FLAG     ? ""
@@ -90,9 +143,33 @@ static void print_help(const char *cmd, const char *summary, Opt **tables, int n
                               : o->type == OPT_INT || o->type == OPT_INT64 ? "N"
                                                                             : "X";
             snprintf(left, sizeof left, "--%s %s", o->name, arg);
-            printf("  %-34s %s [%s]\n", left, o->help ? o->help : "", val);
+            int changed = before && before[k] && strcmp(before[k], val) && !o->set;
+            printf("  %-34s %s%s%s%s [%s%s]\n", left, o->help ? o->help : "",
+                   o->alias ? " (also --" : "", o->alias ? o->alias : "", o->alias ? ")" : "",
+                   *val ? val : "none", changed ? " *" : o->set ? ", given" : "");
         }
-    printf("  %-34s %s\n", "--help", "print this help and exit");
+    printf("  %-34s %s\n", "--help, -h", "print this help and exit");
+}
+
+/* --help: the values after the command's resolution (recipe, data), then exit 0. */
+static void help_and_exit(const char *cmd, const char *summary, Opt **tables, int ntables) {
+    int n = 0;
+    for (int t = 0; t < ntables; t++)
+        for (Opt *o = tables[t]; o->name; o++) n++;
+    char **before = calloc((size_t)n + 1, sizeof(char *));
+    const char *resolved = NULL;
+    if (help_fn && before) {
+        int k = 0;
+        for (int t = 0; t < ntables; t++)
+            for (Opt *o = tables[t]; o->name; o++, k++) {
+                char val[256];
+                format_value(val, sizeof val, o);
+                before[k] = sc_strdup(val);
+            }
+        resolved = help_fn(help_ctx, tables, ntables);
+    }
+    print_help(cmd, summary, tables, ntables, resolved, help_fn ? before : NULL);
+    exit(0);
 }
 
 static int range_error(const Opt *o, const char *v, const char *what) {
@@ -158,30 +235,33 @@ static int set_value(Opt *o, const char *v) {
 int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt **tables,
                int ntables, const char **pos, int *npos_inout) {
     int max_pos = npos_inout ? *npos_inout : 0, npos = 0;
-    int only_pos = 0;
+    int only_pos = 0, help = 0;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) help = 1;
+        else if (!strcmp(argv[i], "--")) break;
+    /* with --help, the rest of the line is read (to resolve the values) but errors are ignored */
+#define FAIL(...) do { if (!help) return sc_error_set(__VA_ARGS__); goto next; } while (0)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) continue;
         if (only_pos || a[0] != '-' || a[1] != '-' || a[2] == 0) {
             if (!only_pos && !strcmp(a, "--")) {
                 only_pos = 1;
                 continue;
             }
-            if (a[0] == '-' && a[1] && !only_pos)
-                return sc_error_set("%s: unknown option '%s' (options start with --; see --help)",
-                                    cmd, a);
-            if (npos >= max_pos)
-                return sc_error_set("%s: unexpected argument '%s' (see --help)", cmd, a);
+            if (a[0] == '-' && a[1] && !only_pos) {
+                const char *c = closest(tables, ntables, a + 1);
+                if (c) FAIL("%s: unknown option '%s' (did you mean --%s? options start with --)", cmd, a, c);
+                FAIL("%s: unknown option '%s' (options start with --; see --help)", cmd, a);
+            }
+            if (npos >= max_pos) FAIL("%s: unexpected argument '%s' (see --help)", cmd, a);
             pos[npos++] = a;
             continue;
-        }
-        if (!strcmp(a, "--help")) {
-            print_help(cmd, summary, tables, ntables);
-            exit(0);
         }
         char name[128];
         const char *eq = strchr(a + 2, '=');
         size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        if (n >= sizeof name) return sc_error_set("%s: option name too long: %s", cmd, a);
+        if (n >= sizeof name) FAIL("%s: option name too long: %s", cmd, a);
         memcpy(name, a + 2, n);
         name[n] = 0;
         Opt *o = opts_find(tables, ntables, name);
@@ -193,7 +273,11 @@ int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt 
                 continue;
             }
         }
-        if (!o) return sc_error_set("%s: unknown option '--%s' (see --help)", cmd, name);
+        if (!o) {
+            const char *c = closest(tables, ntables, name);
+            if (c) FAIL("%s: unknown option '--%s' (did you mean --%s? see --help)", cmd, name, c);
+            FAIL("%s: unknown option '--%s' (see --help)", cmd, name);
+        }
         if (o->type == OPT_FLAG && !eq) {
             *(int *)o->dst = 1;
             o->set = 1;
@@ -201,11 +285,14 @@ int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt 
         }
         const char *v = eq ? eq + 1 : NULL;
         if (!v) {
-            if (i + 1 >= argc) return sc_error_set("--%s: missing value", name);
+            if (i + 1 >= argc) FAIL("--%s: missing value", name);
             v = argv[++i];
         }
-        if (set_value(o, v)) return -1;
+        if (set_value(o, v) && !help) return -1; /* sc_error names the option */
+    next:;
     }
+#undef FAIL
+    if (help) help_and_exit(cmd, summary, tables, ntables);
     if (npos_inout) *npos_inout = npos;
     return 0;
 }

@@ -15,8 +15,10 @@
  *         sc_fatal("%s", sc_error());
  *
  * Syntax: --name value or --name=value; OPT_FLAG takes no value (--force), and --no-name
- * clears it. "--help" prints the table with the current (default) values and exits 0.
- * Errors name the option: "--batch-size: expected an integer >= 1, got 'abc'".
+ * clears it. "--help" (or "-h") reads the rest of the command line, lets the command resolve
+ * its values (opts_on_help: recipe, sizes from the data), prints the table with the values that
+ * will be used and exits 0. Errors name the option: "--batch-size: expected an integer >= 1,
+ * got 'abc'"; an unknown option names the closest known one.
  */
 #ifndef SIMCLR_OPTS_H
 #define SIMCLR_OPTS_H
@@ -44,6 +46,7 @@ typedef struct {
     int set;             /* output: 1 when given on the command line */
     int owned;           /* OPT_STR: *dst is a copy made by opt_assign (recipe.h), freed when the
                             option is assigned again; what is left at exit is the caller's */
+    const char *alias;   /* another accepted name (an older or shorter spelling), or NULL */
 } Opt;
 
 /* Parses argv[1..argc) (argv[0] is the subcommand name). Positional arguments are returned in
@@ -51,6 +54,11 @@ typedef struct {
  * accept none. Returns 0, or -1 with sc_error() set. Prints help and exits 0 on --help. */
 int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt **tables,
                int ntables, const char **pos, int *npos_inout);
+/* Registers a function that opts_parse calls on --help after reading the whole command line,
+ * before printing: it applies what the command would apply (a recipe, sizes from the data) and
+ * may return a line saying so (or NULL). Values it changes are marked in the help. One per
+ * process; fn NULL removes it. */
+void opts_on_help(const char *(*fn)(void *ctx, Opt **tables, int ntables), void *ctx);
 /* Parses v into the option's destination with the same checks as the command line (type,
  * range, choices) but does not mark the option as set: for recipes and saved configurations. */
 int opts_assign(Opt *o, const char *v);

@@ -21,7 +21,7 @@ static void put_tile(uint8_t *grid, int gw, const float *t, int S, int r, int c,
                 grid[((size_t)(y0 + y) * gw + x0 + x) * 3 + ch] = to_u8(t[(size_t)ch * S * S + y * S + x]);
 }
 
-int preview_grid(const Dataset *ds, const AugmentConfig *cfg, int images, uint64_t seed,
+int preview_grid(const Dataset *ds, const AugmentConfig *cfg, int images, const uint32_t *rows, uint64_t seed,
                  uint8_t **grid_out, int *gw_out, int *gh_out, uint8_t *views) {
     if ((size_t)images > dataset_size(ds)) images = (int)dataset_size(ds);
     AugmentConfig ac = *cfg;
@@ -37,12 +37,13 @@ int preview_grid(const Dataset *ds, const AugmentConfig *cfg, int images, uint64
     ImageU8 im = {0};
     int rc = 0;
     for (int i = 0; i < images && !rc; i++) {
-        if ((rc = dataset_image(ds, (size_t)i, &im))) break;
-        Rng r0 = rng_derive(seed, RNG_STREAM_AUGMENT, 0, (uint64_t)i, 0);
+        size_t idx = rows ? rows[i] : (size_t)i;
+        if ((rc = dataset_image(ds, idx, &im))) break;
+        Rng r0 = rng_derive(seed, RNG_STREAM_AUGMENT, 0, (uint64_t)idx, 0);
         augment_view(&im, &plain, &r0, tile);
         put_tile(grid, gw, tile, S, i, 0, gap);
         for (int v = 0; v < V; v++) {
-            Rng r = rng_derive(seed, RNG_STREAM_AUGMENT, 0, (uint64_t)i, (uint64_t)v);
+            Rng r = rng_derive(seed, RNG_STREAM_AUGMENT, 0, (uint64_t)idx, (uint64_t)v);
             augment_view(&im, &ac, &r, tile);
             put_tile(grid, gw, tile, S, i, 1 + v, gap);
             if (views) {
