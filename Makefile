@@ -8,7 +8,11 @@ ARCH    ?= -march=native
 OPT     ?= -O2
 CFLAGS  += -std=gnu11 $(OPT) $(ARCH) -g -fopenmp -Wall -Wextra -Wno-unused-parameter \
            -Wshadow -Wno-sign-compare -Wno-missing-field-initializers -Wno-format-truncation -Isrc -Ibuild -D_FILE_OFFSET_BITS=64 -MMD -MP
-LDLIBS  += -ldnnl -lopenblas -llapacke -lpng -ljpeg -lcurl -larchive -lcrypto -lz -lm -lpthread
+# MPI (Debian's OpenMPI 4.1, libopenmpi-dev): linked normally; MPI starts only under mpirun.
+MPI_CFLAGS ?= $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   ?= $(shell pkg-config --libs ompi-c 2>/dev/null || echo -lmpi)
+CFLAGS  += $(MPI_CFLAGS)
+LDLIBS  += -ldnnl -lopenblas -llapacke -lpng -ljpeg -lcurl -larchive -lcrypto -lz -lm -lpthread $(MPI_LIBS)
 LDFLAGS += -fopenmp
 
 SRC      := $(wildcard src/*.c)

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "comm.h"
 #include "common.h"
 #include "model.h"
 #include "rng.h"
@@ -26,12 +27,51 @@ static double cpu_now(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+/* --network: ping-pong latency and bandwidth between processes 0 and 1, then the all-reduce of
+ * a gradient buffer of the model's size (the dominant transfer of a step). */
+static int bench_network(Comm *comm, const ModelConfig *mc, int reps) {
+    if (comm_size(comm) < 2) {
+        fprintf(stderr, "simclr: error: --network: run under mpirun with at least 2 processes\n");
+        return 1;
+    }
+    double lat, bw_t;
+    size_t big = 16u << 20;
+    if (comm_pingpong(comm, 8, 200 * reps, &lat) || comm_pingpong(comm, big, reps, &bw_t)) {
+        fprintf(stderr, "simclr: error: %s\n", sc_error());
+        return 1;
+    }
+    printf("link 0-1: latency %.1f us (8-byte one-way), bandwidth %.2f GB/s (16 MiB messages)\n",
+           lat * 1e6, big / bw_t / 1e9);
+    Model *m;
+    if (model_create(&m, mc, 1, 0)) sc_fatal("%s", sc_error());
+    size_t n = model_num_params(m);
+    model_free(m);
+    float *g = sc_alloc(n * sizeof(float));
+    comm_allreduce_f32(comm, g, n); /* warm-up */
+    comm_stats_reset(comm);
+    double t0 = sc_now();
+    for (int r = 0; r < reps; r++)
+        if (comm_allreduce_f32(comm, g, n)) sc_fatal("%s", sc_error());
+    double dt = (sc_now() - t0) / reps;
+    CommStats cs;
+    comm_stats(comm, &cs);
+    printf("gradient all-reduce of %zu floats (%.1f MB) over %d processes: %.1f ms, %.2f MB sent "
+           "per process (%.2f GB/s)\n", n, n * 4 / 1e6, comm_size(comm), dt * 1e3,
+           cs.bytes / reps / 1e6, cs.bytes / reps / dt / 1e9);
+    printf("{\"latency_us\": %.2f, \"bandwidth_gbs\": %.3f, \"allreduce_ms\": %.2f, "
+           "\"allreduce_floats\": %zu, \"processes\": %d}\n", lat * 1e6, big / bw_t / 1e9,
+           dt * 1e3, n, comm_size(comm));
+    sc_free(g);
+    return 0;
+}
+
 SIMCLR_COMMAND(cmd_bench, "bench", "time full training steps (forward, NT-Xent, backward, Adam) on random inputs")
 
 int cmd_bench(int argc, char **argv) {
     ModelConfig mc;
     model_config_default(&mc);
     int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2, profile = 0;
+    int network = 0;
     long long seed = 0;
     float tau = 0.5f, lr = 3e-4f;
     Opt mopts[MODEL_OPTS_MAX];
@@ -47,14 +87,33 @@ int cmd_bench(int argc, char **argv) {
         {"temperature", OPT_FLOAT, &tau, "NT-Xent temperature", .min = 1e-4, .max = 1e4},
         {"lr", OPT_FLOAT, &lr, "Adam learning rate", .min = 0, .max = 1e3},
         {"profile", OPT_FLAG, &profile, "print the time per phase (conv, batch norm, ...)"},
+        {"network", OPT_FLAG, &network, "under mpirun: measure the link between processes 0 and 1 "
+         "(latency, bandwidth) and the gradient all-reduce of the model instead of training"},
         {0}};
     Opt *tables[] = {mopts, common};
     if (opts_parse("bench", "time full training steps on random inputs", argc, argv, tables, 2,
                    NULL, NULL))
         sc_fatal("%s", sc_error());
     if (model_config_check(&mc)) sc_fatal("%s", sc_error());
+    /* under mpirun: --batch-size is the global batch, each process runs its share */
+    Comm *comm;
+    if (comm_init(&comm)) sc_fatal("%s", sc_error());
+    int P = comm_size(comm), rank = comm_rank(comm);
+    if (rank > 0 && !freopen("/dev/null", "w", stdout)) sc_fatal("cannot silence process %d", rank);
+    if (batch % P) {
+        if (rank == 0)
+            fprintf(stderr, "simclr: error: --batch-size %d: not divisible by the %d processes of "
+                    "this run: give a multiple of %d\n", batch, P, P);
+        comm_free(comm);
+        return 1;
+    }
     sc_set_threads(threads);
-    int B = batch * views;
+    if (network) {
+        int rc = bench_network(comm, &mc, steps);
+        comm_free(comm);
+        return rc;
+    }
+    int B = batch / P * views; /* this process's rows */
     TrainerConfig tc;
     trainer_config_default(&tc);
     tc.model = mc;
@@ -65,6 +124,7 @@ int cmd_bench(int argc, char **argv) {
     tc.views = views;
     tc.temperature = tau;
     tc.seed = (uint64_t)seed;
+    tc.comm = comm;
     Trainer *t;
     if (trainer_create(&t, &tc)) sc_fatal("%s", sc_error());
     Model *m = t->model;
@@ -72,19 +132,26 @@ int cmd_bench(int argc, char **argv) {
 
     size_t S = (size_t)mc.image_size, nx = (size_t)B * 3 * S * S;
     float *x = sc_alloc(nx * sizeof(float));
-    Rng r = rng_derive((uint64_t)seed, RNG_STREAM_BENCH, 0, 0, 0);
+    Rng r = rng_derive((uint64_t)seed, RNG_STREAM_BENCH, (uint64_t)rank, 0, 0);
     for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(&r);
 
     const ResNetSpec *sp = model_spec(m);
     printf("simclr bench: %s, %s stem, width %g, %dx%d, batch %d (%d views), %d threads, fp32, "
            "conv %s\n", resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width,
-           mc.image_size, mc.image_size, batch, B, threads, model_conv_impl(m));
+           mc.image_size, mc.image_size, batch, batch * views, threads, model_conv_impl(m));
+    if (P > 1)
+        printf("processes: %d (%s), %d images x %d views each, %d threads each\n", P,
+               comm_backend(comm), batch / P, views, threads);
     printf("params %zu, features %d, projection %d, %.3f GFLOP per view per step\n",
            model_num_params(m), sp->feat_dim, dim, 3 * model_forward_flops(m, 1) / 1e9);
     TrainStats st = {0};
     double t0 = 0, tf = 0, tb = 0, c0 = 0;
     for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) t0 = sc_now(), c0 = cpu_now(), tf = tb = 0, model_profile(profile);
+        if (s == warmup) {
+            if (comm_barrier(comm)) sc_fatal("%s", sc_error());
+            t0 = sc_now(), c0 = cpu_now(), tf = tb = 0, model_profile(profile);
+            comm_stats_reset(comm);
+        }
         double a = sc_now();
         trainer_zero_grad(t);
         if (trainer_forward(t, x)) sc_fatal("%s", sc_error());
@@ -98,7 +165,15 @@ int cmd_bench(int argc, char **argv) {
         double c = sc_now();
         tf += b - a, tb += c - b;
     }
+    if (comm_barrier(comm)) sc_fatal("%s", sc_error());
     double dt = (sc_now() - t0) / steps, cpu = (cpu_now() - c0) / steps;
+    CommStats cs;
+    comm_stats(comm, &cs);
+    if (P > 1)
+        printf("communication per step and process: %.3f MB sent in %.0f collectives, %.1f ms "
+               "inside them (%.1f%% of the step; includes waiting for the slowest process)\n",
+               cs.bytes / steps / 1e6, (double)cs.calls / steps, cs.seconds / steps * 1e3,
+               100 * cs.seconds / steps / dt);
     if (profile) {
         double tot = 0;
         for (int k = 0; k < MODEL_PROF_N; k++) {
@@ -111,7 +186,7 @@ int cmd_bench(int argc, char **argv) {
                100 - 100 * tot / steps / dt);
         model_profile(0);
     }
-    double vps = B / dt, gflops = 3 * model_forward_flops(m, B) / dt / 1e9;
+    double vps = (double)batch * views / dt, gflops = 3 * model_forward_flops(m, B) * P / dt / 1e9;
     double rss = sc_peak_rss() / (1024.0 * 1024.0);
     printf("%.1f views/s, %.1f ms/step (forward %.1f, loss+backward+update %.1f), %.1f GFLOP/s, "
            "peak RSS %.0f MB, loss %.4f, CPU %.1f ms/step (%.2f cores busy)\n", vps, dt * 1e3,
@@ -119,10 +194,13 @@ int cmd_bench(int argc, char **argv) {
     printf("{\"impl\": \"simclr\", \"arch\": \"%s\", \"stem\": \"%s\", \"width\": %g, "
            "\"image_size\": %d, \"batch_size\": %d, \"views\": %d, \"threads\": %d, "
            "\"precision\": \"fp32\", \"views_per_s\": %.2f, \"ms_per_step\": %.2f, "
-           "\"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f}\n",
+           "\"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f, "
+           "\"processes\": %d, \"comm_mb_per_step\": %.4f, \"comm_ms_per_step\": %.2f}\n",
            resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width, mc.image_size, batch,
-           views, threads, vps, dt * 1e3, gflops, rss, st.loss, cpu * 1e3);
+           views, threads, vps, dt * 1e3, gflops, rss, st.loss, cpu * 1e3, P, cs.bytes / steps / 1e6,
+           cs.seconds / steps * 1e3);
     trainer_free(t);
     sc_free(x);
+    comm_free(comm);
     return 0;
 }

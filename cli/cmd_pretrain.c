@@ -10,6 +10,7 @@
  * position and the optimizer's moments and step count are in the checkpoint, so a resumed run
  * writes the same metrics lines as an uninterrupted one.
  */
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 
 #include "checkpoint.h"
 #include "cli.h"
+#include "comm.h"
 #include "dataset.h"
 #include "eval_features.h"
 #include "image.h"
@@ -241,6 +243,46 @@ static int save_checkpoint(const char *dir, Trainer *t, const char *cfg, long ep
     return trainer_save(t, last, cfg);
 }
 
+/* FNV-1a 64 of a buffer, continuing from h */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Multi-process start-up check: every process must run the same binary with the same resolved
+ * configuration (thread counts aside). Returns the first process that differs from process 0,
+ * 0 when all agree, -1 on a communication error. */
+static int config_mismatch(Comm *comm, const char *cfg_no_threads) {
+    uint64_t h = 1469598103934665603ull;
+    char *exe = NULL;
+    size_t n = 0;
+    if (sc_read_file("/proc/self/exe", &exe, &n) == 0) h = fnv1a(h, exe, n);
+    free(exe);
+    h = fnv1a(h, cfg_no_threads, strlen(cfg_no_threads));
+    int P = comm_size(comm);
+    uint64_t *all = sc_alloc(sizeof(uint64_t) * P);
+    int bad = comm_allgather_u64(comm, h, all) ? -1 : 0;
+    for (int p = 1; p < P && !bad; p++)
+        if (all[p] != all[0]) bad = p;
+    sc_free(all);
+    return bad;
+}
+
+/* Broadcasts a string of process 0 (NULL allowed) to every process (malloc'ed copy). */
+static char *bcast_string(Comm *comm, const char *s) {
+    long n = s ? (long)strlen(s) : -1;
+    if (comm_bcast(comm, &n, sizeof n, 0)) return NULL;
+    if (n < 0) return NULL;
+    char *out = sc_xrealloc(NULL, (size_t)n + 1);
+    if (comm_rank(comm) == 0) memcpy(out, s, (size_t)n + 1);
+    if (comm_bcast(comm, out, (size_t)n + 1, 0)) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 static void write_plot(const char *dir) {
     Metrics mt;
     if (metrics_read(&mt, run_path(dir, "metrics.jsonl"))) return;
@@ -251,6 +293,12 @@ static void write_plot(const char *dir) {
         canvas_free(&c);
     }
     metrics_free(&mt);
+}
+
+/* An error of this process: on the progress display (process 0) or plainly on stderr. */
+static void error_line(Progress *pg, int r0) {
+    if (r0) progress_message(pg, "simclr: error: %s", sc_error());
+    else fprintf(stderr, "simclr: error: %s\n", sc_error());
 }
 
 /* ---- --help: the values the run would use ------------------------------------------------- */
@@ -288,7 +336,23 @@ int cmd_pretrain(int argc, char **argv) {
     augment_config_default(&ac);
     LoaderConfig lc;
     loader_config_default(&lc);
-    po.threads = sc_threads();
+    /* ---- processes: one, or the P that mpirun started (src/comm.h) ---- */
+    Comm *comm;
+    if (comm_init(&comm)) sc_fatal("%s", sc_error());
+    const int P = comm_size(comm), rank = comm_rank(comm), r0 = rank == 0;
+    int saved_stderr = -1;
+    if (!r0) { /* set-up messages come from process 0 only; errors of the run from any */
+        if (!freopen("/dev/null", "w", stdout)) sc_fatal("cannot silence process %d", rank);
+        fflush(stderr);
+        saved_stderr = dup(2);
+        int dn = open("/dev/null", O_WRONLY);
+        if (dn >= 0) dup2(dn, 2), close(dn);
+    }
+    /* default threads: the cores shared by the processes of this machine */
+    int local = 1;
+    const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (P > 1 && ls && atoi(ls) > 0) local = atoi(ls);
+    po.threads = sc_threads() / local > 0 ? sc_threads() / local : 1;
 
     Opt own[] = {
         {"recipe", OPT_CHOICE, &po.recipe, "defaults: sthalles (reference PyTorch code, fixed "
@@ -371,14 +435,23 @@ int cmd_pretrain(int argc, char **argv) {
     char last[4096];
     snprintf(last, sizeof last, "%s", run_path(dir, "last.safetensors"));
     if (po.resume) {
-        if (!sc_file_exists(last))
-            sc_fatal("--resume %s: no last.safetensors in the folder (nothing to continue)", dir);
-        SafeTensors *st;
-        if (safetensors_open(&st, last)) sc_fatal("--resume: %s", sc_error());
-        const char *c = safetensors_meta(st, "config");
-        if (!c) sc_fatal("--resume: %s has no saved configuration (not a pretrain checkpoint)", last);
-        resume_cfg = sc_strdup(c);
-        safetensors_close(st);
+        /* process 0 reads the run folder and sends the configuration to the others */
+        if (r0) {
+            if (!sc_file_exists(last))
+                sc_fatal("--resume %s: no last.safetensors in the folder (nothing to continue)", dir);
+            SafeTensors *st;
+            if (safetensors_open(&st, last)) sc_fatal("--resume: %s", sc_error());
+            const char *c = safetensors_meta(st, "config");
+            if (!c) sc_fatal("--resume: %s has no saved configuration (not a pretrain checkpoint)", last);
+            resume_cfg = sc_strdup(c);
+            safetensors_close(st);
+        }
+        if (P > 1) {
+            char *c = bcast_string(comm, resume_cfg);
+            if (!c) sc_fatal("--resume: %s", sc_error());
+            free(resume_cfg);
+            resume_cfg = c;
+        }
         /* run-control options are never restored; the saved values of all others are, unless
          * given again (then a warning when the change can alter the trajectory) */
         static const char *const control[] = {"resume", "out", "force", "init",
@@ -403,6 +476,13 @@ int cmd_pretrain(int argc, char **argv) {
     if (po.threads < 1) po.threads = 1;
     sc_set_threads(po.threads);
     lc.shuffle = po.shuffle;
+    if (po.batch % P) {
+        if (r0)
+            fprintf(stderr, "simclr: error: --batch-size %d: not divisible by the %d processes of "
+                    "this run (mpirun -np %d): give a multiple of %d\n", po.batch, P, P, P);
+        comm_free(comm);
+        return 1;
+    }
 
     /* ---- data ---- */
     Dataset *ds;
@@ -442,7 +522,7 @@ int cmd_pretrain(int argc, char **argv) {
     if (ac.views < 2) sc_fatal("--views: NT-Xent needs at least 2 views per image, got %d", ac.views);
 
     /* ---- run folder, configuration print and file ---- */
-    if (!po.resume && run_dir_prepare(dir, po.force)) sc_fatal("%s", sc_error());
+    if (r0 && !po.resume && run_dir_prepare(dir, po.force)) sc_fatal("%s", sc_error());
     /* The saved configuration describes the run, not this invocation: run-control options are
      * stored at their neutral values, so a resumed run writes the same files as an
      * uninterrupted one. */
@@ -452,12 +532,42 @@ int cmd_pretrain(int argc, char **argv) {
     po.stop_after = 0;
     po.nan_step = -1;
     char *cfg = config_json(tables, NT);
+    int saved_lt = lc.threads;
+    po.threads = lc.threads = 0;
+    char *cfg_hash = config_json(tables, NT); /* for the start-up check: threads may differ */
     po = saved_po;
+    lc.threads = saved_lt;
+    /* the run records its number of processes (not an option: mpirun decides it) */
+    size_t cl = strlen(cfg);
+    if (cl && cfg[cl - 1] == '}') {
+        char *c2 = sc_xrealloc(NULL, cl + 64);
+        snprintf(c2, cl + 64, "%.*s, \"processes\": %d}", (int)(cl - 1), cfg, P);
+        free(cfg);
+        cfg = c2;
+    }
+    if (P > 1) {
+        int bad = config_mismatch(comm, cfg_hash);
+        if (bad) {
+            if (r0)
+                fprintf(stderr, "simclr: error: process %d: %s\n", bad < 0 ? 0 : bad,
+                        bad < 0 ? sc_error()
+                                : "runs another binary or configuration than process 0 (the "
+                                  "configuration and executable hashes differ): start every "
+                                  "process with the same simclr and the same options");
+            comm_free(comm);
+            return 1;
+        }
+        if (!r0) dup2(saved_stderr, 2), close(saved_stderr); /* errors of the run: any process */
+    }
+    free(cfg_hash);
     printf("simclr pretrain: %s\n", dataset_describe(ds));
+    if (P > 1)
+        printf("processes: %d (%s), global batch %d = %d x %d images, %d threads each\n", P,
+               comm_backend(comm), po.batch, P, po.batch / P, po.threads);
     printf("configuration (%s):\n", po.resume ? "resumed from the run's saved values" : "resolved");
     opts_print(stdout, tables, NT);
     fflush(stdout);
-    if (!po.resume) {
+    if (r0 && !po.resume) {
         char *withnl = NULL;
         size_t n = strlen(cfg);
         withnl = sc_xrealloc(NULL, n + 2);
@@ -472,6 +582,7 @@ int cmd_pretrain(int argc, char **argv) {
     int V = ac.views, N = po.batch, B = V * N;
     lc.batch_size = N;
     lc.seed = (uint64_t)po.seed;
+    lc.shard_rank = rank, lc.shard_count = P; /* this process's share of every global batch */
     Loader *L;
     if (loader_create(&L, ds, &ac, &lc)) sc_fatal("%s", sc_error());
     long bpe = loader_batches_per_epoch(L);
@@ -487,6 +598,7 @@ int cmd_pretrain(int argc, char **argv) {
     tc.seed = (uint64_t)po.seed;
     tc.steps_per_epoch = bpe;
     tc.debug_nan_step = po.nan_step;
+    tc.comm = comm;
     double warm = to.warmup_epochs;
     long long wsteps = to.warmup_steps;
     long wcount = wsteps >= 0 ? (long)wsteps : (long)(warm * bpe);
@@ -511,6 +623,9 @@ int cmd_pretrain(int argc, char **argv) {
     if (trainer_create(&t, &tc)) sc_fatal("%s", sc_error());
     Model *m = t->model;
     Probe *probe = NULL;
+    if (po.online_probe && P > 1)
+        sc_fatal("--online-probe: one process only for now (under mpirun every process would "
+                 "train a probe of its own)");
     if (po.online_probe) { /* before a resume: its state is part of the checkpoint */
         if (dataset_num_classes(ds) < 2)
             sc_fatal("--online-probe: the training split %s has no labels to learn from",
@@ -525,30 +640,31 @@ int cmd_pretrain(int argc, char **argv) {
     /* ---- starting point ---- */
     if (po.resume) {
         if (trainer_resume(t, last, NULL)) sc_fatal("--resume: %s", sc_error());
-        int cleaned = run_dir_clean_temps(dir);
+        int cleaned = r0 ? run_dir_clean_temps(dir) : 0;
         if (cleaned) printf("removed %d temporary file(s) of an interrupted write\n", cleaned);
         printf("resuming %s at step %ld (epoch %ld, batch %ld)\n", dir, t->step, trainer_epoch(t),
                trainer_batch(t));
     } else if (po.init) {
-        if (checkpoint_load(po.init, m, NULL, NULL)) sc_fatal("--init: %s", sc_error());
+        if (r0 && checkpoint_load(po.init, m, NULL, NULL)) sc_fatal("--init: %s", sc_error());
+        if (trainer_broadcast(t)) sc_fatal("--init: %s", sc_error()); /* process 0's weights */
         printf("initialised from %s\n", po.init);
     }
-    if (po.save_init && t->step == 0) {
+    if (r0 && po.save_init && t->step == 0) {
         CkMeta im = {.seed = (uint64_t)po.seed, .config_json = cfg};
         if (checkpoint_save(run_path(dir, "init.safetensors"), m, NULL, &im))
             sc_fatal("%s", sc_error());
     }
     loader_seek(L, trainer_epoch(t), trainer_batch(t));
-    RunLog *log;
-    if (runlog_open(&log, run_path(dir, "metrics.jsonl"), po.resume ? t->step : -1))
+    RunLog *log = NULL; /* process 0 writes the metrics, the checkpoints, the plot */
+    if (r0 && runlog_open(&log, run_path(dir, "metrics.jsonl"), po.resume ? t->step : -1))
         sc_fatal("%s", sc_error());
-    if (po.tensorboard && tensorboard_start(log, run_path(dir, "tensorboard"), po.resume ? t->step : -1,
+    if (r0 && po.tensorboard && tensorboard_start(log, run_path(dir, "tensorboard"), po.resume ? t->step : -1,
                                             ds, loader_augment(L), (uint64_t)po.seed))
         sc_fatal("--tensorboard: %s", sc_error());
 
     KnnEval ke = {0};
-    if (po.eval_every > 0 &&
-        knn_setup(&ke, &po, &dc, loader_augment(L), B, model_feature_dim(m)))
+    if (r0 && po.eval_every > 0 &&
+        knn_setup(&ke, &po, &dc, loader_augment(L), trainer_rows(t), model_feature_dim(m)))
         sc_fatal("%s", sc_error());
 
     char arch[128];
@@ -560,36 +676,39 @@ int cmd_pretrain(int argc, char **argv) {
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     Progress pg;
-    progress_init(&pg, stderr, 30.0, t->step);
+    progress_init(&pg, r0 ? stderr : stdout, 30.0, t->step); /* stdout: /dev/null off rank 0 */
     double t_run = sc_now(), vps_avg = 0;
     long steps_run = 0;
-    int rc = 0;
+    int rc = 0, collective = 0; /* collective: every process leaves the loop at this step */
     StepMetrics sm = {0};
     while (t->step < total) {
         double t0 = sc_now();
         const int *labels;
         const float *x = loader_next(L, &labels);
-        if (!x) {
-            progress_message(&pg, "simclr: error: %s", sc_error());
+        if (!x) { /* this process alone: comm_abort below ends the others */
+            error_line(&pg, r0);
             rc = 1;
             break;
         }
         TrainStats st;
-        int src = trainer_step(t, x, labels, &st);
+        int src = trainer_step(t, x, labels, &st); /* the loss is global: every process agrees */
         if (src == TRAIN_NONFINITE) {
             long s0 = t->step;
-            progress_message(&pg,
-                             "simclr: error: the loss is %s at step %ld (epoch %ld): stopping. "
-                             "The last good checkpoint is %s; try a lower --lr.",
-                             isnan(st.loss) ? "NaN" : "infinite", s0 + 1, s0 / bpe + 1,
-                             sc_file_exists(last) ? last : "(none yet)");
-            sm = (StepMetrics){s0 + 1, (int)(s0 / bpe), st.loss, st.top1, st.top5, st.lr, 0};
-            runlog_step(log, &sm);
+            if (r0) {
+                progress_message(&pg,
+                                 "simclr: error: the loss is %s at step %ld (epoch %ld): stopping. "
+                                 "The last good checkpoint is %s; try a lower --lr.",
+                                 isnan(st.loss) ? "NaN" : "infinite", s0 + 1, s0 / bpe + 1,
+                                 sc_file_exists(last) ? last : "(none yet)");
+                sm = (StepMetrics){s0 + 1, (int)(s0 / bpe), st.loss, st.top1, st.top5, st.lr, 0};
+                runlog_step(log, &sm);
+            }
             rc = 1;
+            collective = 1; /* every process saw the same global loss */
             break;
         }
         if (src) {
-            progress_message(&pg, "simclr: error: %s", sc_error());
+            error_line(&pg, r0);
             rc = 1;
             break;
         }
@@ -605,13 +724,13 @@ int cmd_pretrain(int argc, char **argv) {
         vps_avg = steps_run == 1 ? vps : 0.9 * vps_avg + 0.1 * vps;
         sm = (StepMetrics){step, (int)((step - 1) / bpe), st.loss, st.top1, st.top5, st.lr, vps,
                            probe != NULL, pst.top1};
-        if (step % po.log_every == 0 || step == total) runlog_step(log, &sm);
+        if (r0 && (step % po.log_every == 0 || step == total)) runlog_step(log, &sm);
         StepMetrics shown = sm;
         shown.views_per_s = vps_avg;
-        progress_update(&pg, &shown, epochs_total, total, step == total);
+        if (r0) progress_update(&pg, &shown, epochs_total, total, step == total);
 
         int epoch_end = step % bpe == 0 || step == total;
-        if (epoch_end) {
+        if (epoch_end && r0) {
             long ep = (step + bpe - 1) / bpe; /* epochs completed */
             if (po.eval_every > 0 && (ep % po.eval_every == 0 || step == total)) {
                 double t1, t5, te = sc_now();
@@ -635,22 +754,38 @@ int cmd_pretrain(int argc, char **argv) {
             }
             write_plot(dir);
         }
-        if (stop_signal || (po.stop_after > 0 && step >= po.stop_after && step < total)) {
-            runlog_flush(log);
-            if (!epoch_end && save_checkpoint(dir, t, cfg, -1)) {
-                progress_message(&pg, "simclr: error: %s", sc_error());
-                rc = 1;
-                break;
+        /* every process stops at the same step: a signal reaches the processes at different
+         * moments, so the decision is one collective OR per step */
+        int want = stop_signal || (po.stop_after > 0 && step >= po.stop_after && step < total);
+        int stop = P > 1 ? comm_any(comm, want) : want;
+        if (stop < 0) {
+            error_line(&pg, r0);
+            rc = 1;
+            break;
+        }
+        if (stop) {
+            int interrupted = P > 1 ? comm_any(comm, stop_signal != 0) : stop_signal != 0;
+            if (r0) {
+                runlog_flush(log);
+                if (!epoch_end && save_checkpoint(dir, t, cfg, -1)) {
+                    progress_message(&pg, "simclr: error: %s", sc_error());
+                    rc = 1;
+                    break;
+                }
+                progress_message(&pg, "%s at step %ld: saved %s; continue with: simclr pretrain "
+                                 "--resume %s", interrupted ? "interrupted" : "stopped", step, last,
+                                 dir);
             }
-            progress_message(&pg, "%s at step %ld: saved %s; continue with: simclr pretrain "
-                             "--resume %s", stop_signal ? "interrupted" : "stopped", step, last, dir);
-            rc = stop_signal ? 130 : 0;
+            rc = interrupted ? 130 : 0;
+            collective = 1;
             break;
         }
     }
     progress_end(&pg);
-    runlog_close(log);
-    if (rc == 0 && t->step >= total) {
+    if (log) runlog_close(log);
+    /* an error of one process: the others wait in a collective; end the whole job */
+    if (P > 1 && rc != 0 && !collective) comm_abort(comm, rc);
+    if (r0 && rc == 0 && t->step >= total) {
         double el = sc_now() - t_run;
         char d[32];
         format_duration(d, sizeof d, el);
@@ -658,12 +793,13 @@ int cmd_pretrain(int argc, char **argv) {
                "checkpoint: %s\n",
                steps_run, d, steps_run ? steps_run * (double)B / el : 0.0, sm.loss, sm.top1, last);
     }
-    if (po.eval_every > 0) knn_free(&ke);
+    if (r0 && po.eval_every > 0) knn_free(&ke);
     loader_free(L);
     trainer_free(t);
     probe_free(probe);
     dataset_close(ds);
     free(cfg);
     free(resume_cfg);
+    comm_free(comm);
     return rc;
 }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "comm.h"
 #include "common.h"
 
 #define SIMCLR_COMMAND(fn, name, summary) int fn(int argc, char **argv);
@@ -29,6 +30,11 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
     }
+    /* Under mpirun only `pretrain` and `bench` use the processes together; every other command
+     * (features, linear-eval, knn-eval, ...) runs in process 0 alone and the others leave. */
+    if (comm_env_size() > 1 && comm_env_rank() > 0 && strcmp(argv[1], "pretrain") &&
+        strcmp(argv[1], "bench"))
+        return 0;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "simclr: error: unknown command '%s'\n", argv[1]);

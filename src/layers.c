@@ -89,28 +89,46 @@ void batchnorm_forward(float *out, float *mean, float *rstd, const float *x, con
                        const float *beta, float *run_mean, float *run_var, int64_t *nbt,
                        const float *residual, int relu, int training, size_t N, int C,
                        double *partials) {
+    batchnorm_forward_sync(out, mean, rstd, x, gamma, beta, run_mean, run_var, nbt, residual, relu,
+                           training, N, C, partials, NULL);
+}
+
+/* Per-channel totals of the chunk sums, in chunk order, into partials[0..C) (the slot of chunk
+ * 0: channel c's slot is read before it is written), then summed over the processes. */
+static void chunk_totals(double *partials, size_t nch, int C, size_t stride, const BnSync *sync) {
+    for (int c = 0; c < C; c++) {
+        double s = 0;
+        for (size_t k = 0; k < nch; k++) s += partials[k * stride + c];
+        partials[c] = s;
+    }
+    if (sync && sync->world > 1) SC_ASSERT(sync->allreduce(sync->ctx, partials, (size_t)C) == 0);
+}
+
+void batchnorm_forward_sync(float *out, float *mean, float *rstd, const float *x,
+                            const float *gamma, const float *beta, float *run_mean,
+                            float *run_var, int64_t *nbt, const float *residual, int relu,
+                            int training, size_t N, int C, double *partials, const BnSync *sync) {
     size_t nch = nchunks(N);
     if (training) {
+        /* the statistics are over the global batch: Ng rows on all processes together */
+        size_t Ng = sync && sync->world > 1 ? N * (size_t)sync->world : N;
 #pragma omp parallel for schedule(static)
         for (size_t k = 0; k < nch; k++)
             chunk_sum(partials + k * C, x, NULL, k * BN_CHUNK,
                       k * BN_CHUNK + BN_CHUNK < N ? k * BN_CHUNK + BN_CHUNK : N, C, 0);
-        for (int c = 0; c < C; c++) {
-            double s = 0;
-            for (size_t k = 0; k < nch; k++) s += partials[k * C + c];
-            mean[c] = (float)(s / N);
-        }
+        chunk_totals(partials, nch, C, (size_t)C, sync);
+        for (int c = 0; c < C; c++) mean[c] = (float)(partials[c] / Ng);
 #pragma omp parallel for schedule(static)
         for (size_t k = 0; k < nch; k++)
             chunk_sum(partials + k * C, x, mean, k * BN_CHUNK,
                       k * BN_CHUNK + BN_CHUNK < N ? k * BN_CHUNK + BN_CHUNK : N, C, 1);
+        chunk_totals(partials, nch, C, (size_t)C, sync);
         for (int c = 0; c < C; c++) {
-            double s = 0;
-            for (size_t k = 0; k < nch; k++) s += partials[k * C + c];
-            double var = s / N;
+            double s = partials[c];
+            double var = s / Ng;
             rstd[c] = (float)(1.0 / sqrt(var + BN_EPS));
             if (run_mean) {
-                double unbiased = N > 1 ? s / (N - 1) : var;
+                double unbiased = Ng > 1 ? s / (Ng - 1) : var;
                 run_mean[c] = (1 - BN_MOMENTUM) * run_mean[c] + BN_MOMENTUM * mean[c];
                 run_var[c] = (1 - BN_MOMENTUM) * run_var[c] + BN_MOMENTUM * (float)unbiased;
             }
@@ -128,6 +146,14 @@ void batchnorm_forward(float *out, float *mean, float *rstd, const float *x, con
 void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, const float *relu_out,
                         const float *x, const float *mean, const float *rstd, const float *gamma,
                         int training, size_t N, int C, double *partials) {
+    batchnorm_backward_sync(dx, dgamma, dbeta, dout, relu_out, x, mean, rstd, gamma, training, N,
+                            C, partials, NULL);
+}
+
+void batchnorm_backward_sync(float *dx, float *dgamma, float *dbeta, float *dout,
+                             const float *relu_out, const float *x, const float *mean,
+                             const float *rstd, const float *gamma, int training, size_t N, int C,
+                             double *partials, const BnSync *sync) {
     size_t nch = nchunks(N);
     /* pass 1: per chunk sum(dy) and sum(dy * (x - mean)), masking dy in place */
 #pragma omp parallel for schedule(static)
@@ -159,19 +185,30 @@ void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, con
         for (int c = 0; c < C; c++) p[c] = sdy[c], p[C + c] = sdx[c];
     }
     float *ka = (float *)(partials + 2 * nch * C), *kb = ka + C, *kc = kb + C;
+    /* this process's sums give dgamma, dbeta (the gradient all-reduce adds the processes');
+     * dx needs the sums over the global batch */
     for (int c = 0; c < C; c++) {
         double sdy = 0, sdx = 0;
         for (size_t k = 0; k < nch; k++) sdy += partials[2 * k * C + c], sdx += partials[2 * k * C + C + c];
-        double sdxhat = sdx * rstd[c]; /* sum dy * xhat */
+        partials[c] = sdy, partials[C + c] = sdx; /* chunk 0's slots, read above */
         dbeta[c] += (float)sdy;
-        dgamma[c] += (float)sdxhat;
+        dgamma[c] += (float)(sdx * rstd[c]);
+    }
+    size_t Ng = N;
+    if (training && sync && sync->world > 1) {
+        SC_ASSERT(sync->allreduce(sync->ctx, partials, 2 * (size_t)C) == 0);
+        Ng = N * (size_t)sync->world;
+    }
+    for (int c = 0; c < C; c++) {
+        double sdy = partials[c], sdx = partials[C + c];
+        double sdxhat = sdx * rstd[c]; /* sum dy * xhat */
         double a = (double)gamma[c] * rstd[c];
         if (training) {
             /* dx = a * (dy - mean(dy) - xhat * mean(dy * xhat)) = a*dy + b*x + cc */
-            double b = -a * rstd[c] * sdxhat / N;
+            double b = -a * rstd[c] * sdxhat / Ng;
             ka[c] = (float)a;
             kb[c] = (float)b;
-            kc[c] = (float)(-a * sdy / N - b * mean[c]);
+            kc[c] = (float)(-a * sdy / Ng - b * mean[c]);
         } else {
             ka[c] = (float)a, kb[c] = 0, kc[c] = 0;
         }

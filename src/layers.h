@@ -46,6 +46,26 @@ void batchnorm_forward(float *out, float *mean, float *rstd, const float *x, con
 void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, const float *relu_out,
                         const float *x, const float *mean, const float *rstd, const float *gamma,
                         int training, size_t N, int C, double *partials);
+/* Synchronized batch norm (multi-process training): the same functions over a global batch
+ * of world x N rows spread over `world` processes, each holding N. allreduce(ctx, buf, n) sums
+ * n doubles over the processes in place (the same bits everywhere; it must not fail: the
+ * communicator aborts the job on an error). Forward: the per-channel sum and the centred sum
+ * of squares are all-reduced (two calls); backward: sum(dy) and sum(dy * (x - mean)) (one call
+ * of 2C). dgamma/dbeta get this process's share only: the gradient all-reduce sums them.
+ * sync == NULL or world == 1: exactly batchnorm_forward / batchnorm_backward. */
+typedef struct {
+    int (*allreduce)(void *ctx, double *buf, size_t n);
+    void *ctx;
+    int world;
+} BnSync;
+void batchnorm_forward_sync(float *out, float *mean, float *rstd, const float *x,
+                            const float *gamma, const float *beta, float *run_mean,
+                            float *run_var, int64_t *nbt, const float *residual, int relu,
+                            int training, size_t N, int C, double *partials, const BnSync *sync);
+void batchnorm_backward_sync(float *dx, float *dgamma, float *dbeta, float *dout,
+                             const float *relu_out, const float *x, const float *mean,
+                             const float *rstd, const float *gamma, int training, size_t N, int C,
+                             double *partials, const BnSync *sync);
 /* The elementwise half of batchnorm_forward with given mean/rstd: out = [relu](gamma * (x - mean)
  * * rstd + beta [+ residual]), bit-identical to what batchnorm_forward wrote (recomputation of an
  * activation in the backward pass instead of storing it). */

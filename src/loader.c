@@ -89,6 +89,11 @@ static void assign(Loader *L, Slot *s) {
     ensure_perm(L, s->epoch);
     size_t start = (size_t)s->batch * L->N;
     size_t n = L->nimg - start < (size_t)L->N ? L->nimg - start : (size_t)L->N;
+    if (L->c.shard_count > 1) { /* this process's share of the global batch (N % count == 0) */
+        size_t share = (size_t)L->N / L->c.shard_count;
+        start += (size_t)L->c.shard_rank * share;
+        n = share;
+    }
     s->n = (int)n;
     for (size_t i = 0; i < n; i++) {
         s->idx[i] = L->perm[start + i];
@@ -176,6 +181,10 @@ int loader_create(Loader **out, Dataset *ds, const AugmentConfig *a, const Loade
     if (a->out_size < 1) return sc_error_set("--image-size: expected >= 1, got %d", a->out_size);
     size_t n = dataset_size(ds);
     if (n > UINT32_MAX) return sc_error_set("dataset: more than 2^32 images");
+    if (c->shard_count > 1 && (c->keep_last || c->batch_size % c->shard_count ||
+                               c->shard_rank < 0 || c->shard_rank >= c->shard_count))
+        return sc_error_set("loader: a batch of %d images cannot be split into %d equal shares",
+                            c->batch_size, c->shard_count);
     if (!c->keep_last && n < (size_t)c->batch_size)
         return sc_error_set("--batch-size: %d is larger than the dataset (%zu images; the last "
                             "partial batch is dropped in training)", c->batch_size, n);

@@ -40,7 +40,9 @@ typedef struct {
     int prefetch;     /* batches prepared ahead (>= 1; 2 = double buffering + one) */
     int shuffle;      /* 1: new permutation per epoch; 0: dataset order */
     int keep_last;    /* 1: return the last partial batch (feature extraction) */
-} LoaderConfig;
+    int shard_rank;   /* multi-process training: with shard_count > 1 every batch holds only */
+    int shard_count;  /* images [r*N/P, (r+1)*N/P) of the global batch of N (N % P == 0), */
+} LoaderConfig;       /* so the P processes' batches together are the one-process batch */
 
 typedef struct Loader Loader;
 

@@ -71,6 +71,7 @@ struct Model {
     float *wtmp;
     size_t wtmp_floats;
     double *partials;
+    const BnSync *bn_sync;       /* synchronized BN over processes (NULL: this batch alone) */
 };
 
 /* ---- optional phase timers (model_profile) ---------------------------------------------------- */
@@ -387,9 +388,9 @@ static int unit_forward(Model *m, int i, float *out, const float *in, const floa
     const ResUnit *ru = &m->spec.units[i];
     int t = u->t_bn;
     prof_t0_ = g_prof_on ? sc_now() : 0;
-    batchnorm_forward(out, u->mean, u->rstd, u->c, tp(m, t), tp(m, t + 1), tb(m, t + 2),
-                      tb(m, t + 3), tc(m, t + 4), residual, relu, m->training,
-                      (size_t)B * ru->OH * ru->OW, ru->K, m->partials);
+    batchnorm_forward_sync(out, u->mean, u->rstd, u->c, tp(m, t), tp(m, t + 1), tb(m, t + 2),
+                           tb(m, t + 3), tc(m, t + 4), residual, relu, m->training,
+                           (size_t)B * ru->OH * ru->OW, ru->K, m->partials, m->bn_sync);
     PROF_END(3);
     return 0;
 }
@@ -437,8 +438,9 @@ static void head_forward(Model *m, int B) {
         linear_forward(hl->u, x, tp(m, hl->t_w), hl->t_b >= 0 ? tp(m, hl->t_b) : NULL, B, hl->I, hl->O);
         if (hl->bn) {
             int t = hl->t_bn;
-            batchnorm_forward(hl->r, hl->mean, hl->rstd, hl->u, tp(m, t), tp(m, t + 1), tb(m, t + 2),
-                              tb(m, t + 3), tc(m, t + 4), NULL, 1, m->training, B, hl->O, m->partials);
+            batchnorm_forward_sync(hl->r, hl->mean, hl->rstd, hl->u, tp(m, t), tp(m, t + 1),
+                                   tb(m, t + 2), tb(m, t + 3), tc(m, t + 4), NULL, 1, m->training,
+                                   B, hl->O, m->partials, m->bn_sync);
         } else if (hl->relu) {
             relu_forward(hl->r, hl->u, (size_t)B * hl->O);
         }
@@ -468,8 +470,9 @@ static void unit_bn_backward(Model *m, int i, float *dx, float *dout, const floa
     const ResUnit *ru = &m->spec.units[i];
     int t = u->t_bn;
     PROF_BEGIN;
-    batchnorm_backward(dx, tg(m, t), tg(m, t + 1), dout, relu_out, u->c, u->mean, u->rstd,
-                       tp(m, t), m->training, (size_t)B * ru->OH * ru->OW, ru->K, m->partials);
+    batchnorm_backward_sync(dx, tg(m, t), tg(m, t + 1), dout, relu_out, u->c, u->mean, u->rstd,
+                            tp(m, t), m->training, (size_t)B * ru->OH * ru->OW, ru->K,
+                            m->partials, m->bn_sync);
     PROF_END(4);
 }
 
@@ -574,8 +577,9 @@ static void head_backward(Model *m, const float *dz) {
             HeadLayer *pl = &m->head[l - 1];
             if (pl->bn) {
                 int t = pl->t_bn;
-                batchnorm_backward(d_in, tg(m, t), tg(m, t + 1), d_in, pl->r, pl->u, pl->mean,
-                                   pl->rstd, tp(m, t), m->training, B, pl->O, m->partials);
+                batchnorm_backward_sync(d_in, tg(m, t), tg(m, t + 1), d_in, pl->r, pl->u,
+                                        pl->mean, pl->rstd, tp(m, t), m->training, B, pl->O,
+                                        m->partials, m->bn_sync);
             } else {
                 relu_backward(d_in, d_in, pl->r, (size_t)B * pl->O);
             }
@@ -644,3 +648,5 @@ const float *model_block_output(const Model *m, int i) {
 const char *model_conv_impl(const Model *m) {
     return m->spec.nunits > 1 ? conv_impl_name(m->units[1].conv[0], 0) : "none";
 }
+
+void model_set_bn_sync(Model *m, const BnSync *sync) { m->bn_sync = sync; }

@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "layers.h"
 #include "opts.h"
 #include "resnet.h"
 
@@ -125,6 +126,10 @@ const float *model_block_output(const Model *m, int i);
 #define MODEL_PROF_N 7
 void model_profile(int on);
 const char *model_profile_get(int k, double *seconds);
+/* Synchronized batch norm: every BN of the encoder and the head computes its training-mode
+ * statistics (and the backward's two reductions) over the global batch of all processes
+ * (layers.h, BnSync; kept by pointer, NULL switches it off). Evaluation mode is unaffected. */
+void model_set_bn_sync(Model *m, const BnSync *sync);
 /* The oneDNN implementation names of the first conv (for logs). */
 const char *model_conv_impl(const Model *m);
 

@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
+#include "comm.h"
 #include "model.h"
 #include "ntxent.h"
 #include "optim.h"
@@ -78,6 +79,9 @@ typedef struct {
                                s / steps_per_epoch, batch s % steps_per_epoch (>= 1) */
     TrainerLoss loss;       /* fn == NULL: NT-Xent over z with `temperature` */
     long debug_nan_step;    /* the loss of this 0-based step is made NaN (tests; -1: never) */
+    Comm *comm;             /* borrowed; NULL or size 1: one process. With P processes every
+                               process holds N/P images (batch % P == 0) of each global batch,
+                               in rank order, and trainer_step takes its V*N/P rows */
 } TrainerConfig;
 
 /* The Trainer's state is public (llm.c style): read it freely, change it only through the
@@ -89,11 +93,16 @@ struct Trainer {
     Ntxent *ntxent;       /* NULL with a pluggable loss */
     float *grad;          /* (rows, out_dim or feature dim): the loss's gradient */
     long step;            /* optimizer steps done (= global batches consumed) */
-    int rows;             /* rows of this process's batch: V*N */
+    int rows;             /* rows of this process's batch: V*N/P */
     OptimSegment *seg;    /* one per parameter tensor (BN/bias marked no_decay) */
     int nseg;
     CkTensor *extra;      /* more state saved and resumed with the run (trainer_set_extra_state) */
     int nextra;
+    /* multi-process state (P > 1) */
+    int rank, world;      /* this process, P */
+    float *zcols, *dzcols;/* (V*N, out_dim): gathered z of the global batch, its gradient */
+    int *ids;             /* (V*N): the image of every gathered column */
+    BnSync bn_sync;
 };
 
 /* resnet18 (model_config_default), Adam defaults (optim_config_default), constant lr 3e-4
@@ -128,12 +137,18 @@ long trainer_epoch(const Trainer *t);    /* loader position of the next step: ep
 long trainer_batch(const Trainer *t);    /* ... and batch within it */
 int trainer_rows(const Trainer *t);      /* rows of the batch trainer_step expects (V*N) */
 
+/* ---- multi-process ---- */
+/* Copies rank 0's complete state (parameters, BN statistics, counters, optimizer state, step)
+ * to every process. A no-op alone. */
+int trainer_broadcast(Trainer *t);
+
 /* ---- save / resume ---- */
 /* Writes model, optimizer state, step, position, seed and config_json (may be NULL)
  * atomically to path. */
 int trainer_save(Trainer *t, const char *path, const char *config_json);
 /* Loads model and optimizer state from a checkpoint of trainer_save and sets t->step from it.
- * meta (may be NULL) receives the metadata (ck_meta_free it). */
+ * meta (may be NULL) receives the metadata (ck_meta_free it). With P processes, rank 0 reads
+ * the file and broadcasts the state (only rank 0 needs the file; meta is rank 0's). */
 int trainer_resume(Trainer *t, const char *path, CkMeta *meta);
 /* More tensors that trainer_save writes and trainer_resume reads back (borrowed: they must
  * outlive the Trainer), e.g. the online probe's state (probe_state). */
