@@ -75,6 +75,7 @@ int cmd_features(int argc, char **argv) {
         in.feat[w++] = in.feat[r];
     }
     in.feat[w] = (Opt){0};
+    eval_inputs_on_help(&in);
     if (opts_parse("features", "export encoder features of a dataset split", argc, argv, tables, nt,
                    NULL, NULL))
         sc_fatal("%s", sc_error());

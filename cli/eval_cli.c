@@ -61,7 +61,26 @@ void eval_inputs_init(EvalInputs *in) {
     memcpy(in->io, io, sizeof io);
 }
 
+static int apply_checkpoint_config(EvalInputs *in, Opt **tables, int nt);
+
+/* --help with --checkpoint: show the model options and normalisation the checkpoint sets. */
+static const char *help_resolve(void *ctx, Opt **tables, int nt) {
+    EvalInputs *in = ctx;
+    static char line[1200];
+    if (!in->checkpoint) return NULL;
+    if (apply_checkpoint_config(in, tables, nt)) {
+        snprintf(line, sizeof line, "(--checkpoint: %s)", sc_error());
+        return line;
+    }
+    snprintf(line, sizeof line, "model options and normalisation from the configuration stored in %s",
+             in->checkpoint);
+    return line;
+}
+
+void eval_inputs_on_help(EvalInputs *in) { opts_on_help(help_resolve, in); }
+
 int eval_inputs_tables(EvalInputs *in, Opt **tables, int at) {
+    eval_inputs_on_help(in);
     tables[at++] = in->io;
     tables[at++] = in->feat;
     tables[at++] = in->model;

@@ -54,6 +54,8 @@ typedef struct {
 } EvalData;
 
 void eval_inputs_init(EvalInputs *in);
+/* --help shows the values a --checkpoint's stored configuration sets (eval_inputs_tables calls it). */
+void eval_inputs_on_help(EvalInputs *in);
 /* Appends the input option tables to tables[] from index `at`; returns the new count. */
 int eval_inputs_tables(EvalInputs *in, Opt **tables, int at);
 /* After opts_parse: sets threads, loads or extracts the features, checks them (counts, labels,

@@ -5,7 +5,8 @@
 #   tools/deps.sh --fuzz     also clang and its libFuzzer/sanitizer runtimes (make fuzz only)
 set -euo pipefail
 pkgs=(gcc make pkg-config libdnnl-dev libopenblas-dev liblapacke-dev libpng-dev libjpeg62-turbo-dev
-      zlib1g-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist
+      zlib1g-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist lomiri-wallpapers-16.04
+      libjpeg-turbo-progs
       libcurl4-openssl-dev libssl-dev libarchive-dev   # simclr download: HTTP, checksums, .tar.gz
       python3-numpy python3-onnx python3-opencv        # tests: export checked by onnx.checker + OpenCV dnn
       protobuf-compiler python3-protobuf)              # tests: TensorBoard events decoded from the schema
