@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "contrast.h"
 #include "cli.h"
 #include "comm.h"
 #include "dataset.h"
@@ -32,6 +33,7 @@
 #include "optim.h"
 #include "plot.h"
 #include "recipe.h"
+#include "run_cli.h"
 #include "run_defaults.h"
 #include "runlog.h"
 #include "safetensors.h"
@@ -219,28 +221,24 @@ static void knn_free(KnnEval *e) {
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static char *config_json(Opt **tables, int nt) {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    opts_write_json(f, tables, nt);
-    fclose(f);
-    if (n && buf[n - 1] == '\n') buf[n - 1] = 0;
-    return buf;
+/* ---- the ablation losses on the Trainer ---------------------------------------------------- */
+
+static int contrast_trainer_loss(void *ctx, Trainer *t, const int *labels, float *grad,
+                                 TrainStats *st) {
+    NtxentStats ns;
+    if (contrast_loss(ctx, model_z(t->model), t->cfg.batch, t->cfg.views, model_out_dim(t->model),
+                      grad, NULL, &ns))
+        return -1;
+    st->loss = ns.loss, st->top1 = ns.top1, st->top5 = ns.top5;
+    return 0;
 }
 
-static int save_checkpoint(const char *dir, Trainer *t, const char *cfg, long epoch_file) {
-    const char *last = run_path(dir, "last.safetensors");
-    if (epoch_file >= 0) {
-        const char *ep = run_epoch_path(dir, epoch_file);
-        if (trainer_save(t, ep, cfg)) return -1;
-        /* last = a hard link to the epoch file, swapped in atomically; a copy when links fail */
-        const char *tmp = run_path(dir, "last.safetensors.tmp.link");
-        unlink(tmp);
-        if (link(ep, tmp) == 0 && rename(tmp, last) == 0) return 0;
-        unlink(tmp);
-    }
-    return trainer_save(t, last, cfg);
+/* ---- the recipe's defaults, before the dataset is opened (--help) and after ---------------- */
+
+/* What a new run takes from its recipe before the dataset is opened: the STL-10 split. */
+static void recipe_split(int recipe, Opt **tables, int nt, DatasetConfig *dc) {
+    if (dc->kind == DATASET_STL10 && !opts_was_set(tables, nt, "split"))
+        dc->split = recipe_stl10_split(recipe);
 }
 
 /* FNV-1a 64 of a buffer, continuing from h */
@@ -283,18 +281,6 @@ static char *bcast_string(Comm *comm, const char *s) {
     return out;
 }
 
-static void write_plot(const char *dir) {
-    Metrics mt;
-    if (metrics_read(&mt, run_path(dir, "metrics.jsonl"))) return;
-    Canvas c;
-    if (plot_metrics(&mt, dir, &c) == 0) {
-        if (image_write_png(run_path(dir, "curves.png"), c.px, c.w, c.h, 3))
-            sc_warn("%s", sc_error());
-        canvas_free(&c);
-    }
-    metrics_free(&mt);
-}
-
 /* An error of this process: on the progress display (process 0) or plainly on stderr. */
 static void error_line(Progress *pg, int r0) {
     if (r0) progress_message(pg, "simclr: error: %s", sc_error());
@@ -312,6 +298,7 @@ typedef struct {
 /* As a new run resolves them: the image size of square images from the data, then the recipe. */
 static const char *help_resolve(void *ctx, Opt **tables, int nt) {
     HelpResolve *r = ctx;
+    recipe_split(*r->recipe, tables, nt, r->dc);
     char what[256];
     if (run_defaults(tables, nt, *r->recipe, r->image_size, r->dc, NULL, what, sizeof what)) return NULL;
     snprintf(r->line, sizeof r->line, "a new run resolves: %s", what);
@@ -356,7 +343,8 @@ int cmd_pretrain(int argc, char **argv) {
 
     Opt own[] = {
         {"recipe", OPT_CHOICE, &po.recipe, "defaults: sthalles (reference PyTorch code, fixed "
-         "schedule) or paper (Chen et al. 2020); explicit options override", RECIPE_CHOICES},
+         "schedule), paper (Chen et al. 2020, google-research/simclr) or blog (the Exploring "
+         "SimCLR write-up's settings); explicit options override", RECIPE_CHOICES},
         {"out", OPT_STR, &po.out, "run folder (checkpoints, metrics.jsonl, config.json, curves.png)"},
         {"epochs", OPT_INT, &po.epochs, "training epochs", .min = 1, .max = 1e7},
         {"max-steps", OPT_INT64, &po.max_steps, "total optimizer steps (0: epochs x batches per "
@@ -416,7 +404,11 @@ int cmd_pretrain(int argc, char **argv) {
     augment_opts(aug_tab, &ac);
     Opt loader_tab[LOADER_OPTS_MAX];
     loader_opts(loader_tab, &lc);
-    Opt *tables[] = {own, model_tab, optim_tab, data_tab, aug_tab, loader_tab};
+    ContrastConfig cc;
+    contrast_config_default(&cc);
+    Opt contrast_tab[CONTRAST_OPTS_MAX];
+    contrast_opts(contrast_tab, &cc);
+    Opt *tables[] = {own, model_tab, optim_tab, contrast_tab, data_tab, aug_tab, loader_tab};
     const int NT = (int)(sizeof tables / sizeof *tables);
     const char *summary =
         "pretrain an encoder with SimCLR. New run: --out DIR; continue one: --resume DIR.";
@@ -485,6 +477,7 @@ int cmd_pretrain(int argc, char **argv) {
     }
 
     /* ---- data ---- */
+    if (!po.resume) recipe_split(po.recipe, tables, NT, &dc);
     Dataset *ds;
     if (dataset_open(&ds, &dc)) sc_fatal("%s", sc_error());
     if (po.limit > 0 && (size_t)po.limit < dataset_size(ds)) {
@@ -531,10 +524,10 @@ int cmd_pretrain(int argc, char **argv) {
     po.force = 0;
     po.stop_after = 0;
     po.nan_step = -1;
-    char *cfg = config_json(tables, NT);
+    char *cfg = run_config_json(tables, NT);
     int saved_lt = lc.threads;
     po.threads = lc.threads = 0;
-    char *cfg_hash = config_json(tables, NT); /* for the start-up check: threads may differ */
+    char *cfg_hash = run_config_json(tables, NT); /* for the start-up check: threads may differ */
     po = saved_po;
     lc.threads = saved_lt;
     /* the run records its number of processes (not an option: mpirun decides it) */
@@ -598,6 +591,20 @@ int cmd_pretrain(int argc, char **argv) {
     tc.seed = (uint64_t)po.seed;
     tc.steps_per_epoch = bpe;
     tc.debug_nan_step = po.nan_step;
+    /* the ablation losses (--loss, --similarity) through the Trainer's pluggable loss; plain
+     * NT-Xent with cosine similarity keeps the Trainer's own (faster, float) path */
+    Contrast *contrast = NULL;
+    cc.tau = to.temperature;
+    if (!contrast_is_default(&cc)) {
+        if (comm_size(comm) > 1)
+            sc_fatal("--loss/--similarity: the ablation losses run in one process (their loss "
+                     "sees only this process's rows); run them without mpirun");
+        ResNetSpec sp;
+        if (resnet_spec(&sp, mc.arch, mc.stem, mc.width, mc.image_size)) sc_fatal("%s", sc_error());
+        if (contrast_create(&contrast, &cc, B, mc.head_layers ? mc.out_dim : sp.feat_dim))
+            sc_fatal("%s", sc_error());
+        tc.loss = (TrainerLoss){contrast_trainer_loss, contrast, 0};
+    }
     tc.comm = comm;
     double warm = to.warmup_epochs;
     long long wsteps = to.warmup_steps;
@@ -747,12 +754,12 @@ int cmd_pretrain(int argc, char **argv) {
             runlog_flush(log);
             int keep = step % bpe == 0 &&
                        ((po.checkpoint_every > 0 && ep % po.checkpoint_every == 0) || step == total);
-            if (save_checkpoint(dir, t, cfg, keep ? ep : -1)) {
+            if (run_save_checkpoint(dir, t, cfg, keep ? ep : -1)) {
                 progress_message(&pg, "simclr: error: %s", sc_error());
                 rc = 1;
                 break;
             }
-            write_plot(dir);
+            run_write_plot(dir);
         }
         /* every process stops at the same step: a signal reaches the processes at different
          * moments, so the decision is one collective OR per step */
@@ -767,7 +774,7 @@ int cmd_pretrain(int argc, char **argv) {
             int interrupted = P > 1 ? comm_any(comm, stop_signal != 0) : stop_signal != 0;
             if (r0) {
                 runlog_flush(log);
-                if (!epoch_end && save_checkpoint(dir, t, cfg, -1)) {
+                if (!epoch_end && run_save_checkpoint(dir, t, cfg, -1)) {
                     progress_message(&pg, "simclr: error: %s", sc_error());
                     rc = 1;
                     break;
@@ -797,6 +804,7 @@ int cmd_pretrain(int argc, char **argv) {
     loader_free(L);
     trainer_free(t);
     probe_free(probe);
+    contrast_free(contrast);
     dataset_close(ds);
     free(cfg);
     free(resume_cfg);

@@ -8,6 +8,7 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "npy.h"
 #include "recipe.h"
 #include "safetensors.h"
 
@@ -51,6 +52,8 @@ void eval_inputs_init(EvalInputs *in) {
         {"train-labels", OPT_STR, &in->train_labels, "train labels .npy (N), integer class indices"},
         {"test-features", OPT_STR, &in->test_features, "test features .npy (M, D)"},
         {"test-labels", OPT_STR, &in->test_labels, "test labels .npy (M)"},
+        {"train-indices", OPT_STR, &in->train_indices, "fit on these rows of --train-features "
+         "only: .npy of integer row indices (e.g. finetune's subset.npy: the same labelled subset)"},
         {"folds", OPT_FLAG, &in->folds, "STL-10 protocol: fit on each predefined train fold, report mean and std"},
         {"fold-indices", OPT_STR, &in->fold_indices, "fold file (STL-10 fold_indices.txt: one line of "
          "0-based train indices per fold)"},
@@ -288,6 +291,35 @@ static int read_folds(const char *path, size_t ntr, EvalData *d) {
     return 0;
 }
 
+/* --train-indices: keeps the listed rows of the train features and labels. */
+static int eval_take_rows(const char *path, EvalData *d) {
+    int64_t *ix = NULL, sh[NPY_MAX_DIMS];
+    int nd = 0;
+    if (npy_load_i64(path, &ix, sh, &nd)) return sc_error_prefix("--train-indices");
+    if (nd != 1 || sh[0] < 1) {
+        sc_free(ix);
+        return sc_error_set("--train-indices %s: expected a 1-D array of row indices", path);
+    }
+    size_t n = (size_t)sh[0], D = (size_t)d->D;
+    float *X = sc_alloc(sizeof(float) * n * D);
+    int *y = sc_alloc(sizeof(int) * n);
+    for (size_t i = 0; i < n; i++) {
+        if (ix[i] < 0 || (size_t)ix[i] >= d->ntr) {
+            long long bad = (long long)ix[i];
+            sc_free(ix), sc_free(X), sc_free(y);
+            return sc_error_set("--train-indices %s: row %lld is outside the %zu train rows", path,
+                                bad, d->ntr);
+        }
+        memcpy(X + i * D, d->Xtr + (size_t)ix[i] * D, sizeof(float) * D);
+        y[i] = d->ytr[ix[i]];
+    }
+    sc_free(ix);
+    free(d->Xtr);
+    free(d->ytr);
+    d->Xtr = X, d->ytr = y, d->ntr = n;
+    return 0;
+}
+
 int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
     memset(d, 0, sizeof *d);
     int th = in->threads > 0 ? in->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -327,6 +359,10 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
     if (eval_load_npy("--train-features", in->train_features, "--train-labels", in->train_labels,
                       &d->Xtr, &d->ytr, &d->ntr, &d->D))
         return -1;
+    if (in->train_indices && eval_take_rows(in->train_indices, d)) {
+        eval_data_free(d);
+        return -1;
+    }
     int Dte = 0;
     if (eval_load_npy("--test-features", in->test_features, "--test-labels", in->test_labels,
                       &d->Xte, &d->yte, &d->nte, &Dte)) {
@@ -421,6 +457,8 @@ void eval_linear_init(EvalLinear *l) {
          "paper = 45 values in [1e-6, 1e5] (lambda: mean CE + lambda/2 |W|^2; sklearn C = "
          "1/(lambda N))", .choices = "short|paper"},
         {"l2", OPT_DOUBLE, &l->l2, "fixed penalty lambda instead of the search (0: search)", .min = 0, .max = 1e12},
+        {"sklearn-c", OPT_DOUBLE, &l->sk_c, "fixed scikit-learn C instead of the search: lambda = "
+         "1/(C N) for the N rows of each fit (0: search)", .min = 0, .max = 1e12},
         {"val-frac", OPT_DOUBLE, &c->val_frac, "part of train held out to choose lambda", .min = 0.01, .max = 0.9},
         {"max-iter", OPT_INT, &c->max_iter, "L-BFGS iterations per fit", .min = 1, .max = 1000000},
         {"tol", OPT_DOUBLE, &c->tol, "L-BFGS stops at max |gradient| <= tol", .min = 0, .max = 1},
@@ -430,6 +468,9 @@ void eval_linear_init(EvalLinear *l) {
         {"adam-epochs", OPT_INT, &c->adam_epochs, "Adam epochs", .min = 1, .max = 100000},
         {"adam-batch", OPT_INT, &c->adam_batch, "Adam mini-batch", .min = 1, .max = 1 << 24},
         {"seed", OPT_INT, &l->seed, "seed of the validation split and the Adam shuffles", .min = 0, .max = 2147483647},
+        {"patience", OPT_INT, &c->patience, "stop the penalty search (strong to weak, warm-started) "
+         "after this many penalties without a better held-out accuracy (0: try them all)",
+         .min = 0, .max = 1000},
         {"verbose", OPT_FLAG, &c->verbose, "one line per penalty on stderr"},
         {0}};
     memcpy(l->opts, own, sizeof own);
@@ -439,6 +480,8 @@ int eval_linear_run(EvalLinear *l, const EvalInputs *in, EvalData *d, Opt **tabl
                     const char *command, const Pca *pca) {
     LinearEvalConfig c = l->c;
     c.solver = l->solver;
+    if (l->l2 > 0 && l->sk_c > 0)
+        return sc_error_set("--l2 and --sklearn-c: give one penalty, not both");
     c.grid = l->l2 > 0 ? LINEAR_GRID_FIXED : l->grid;
     c.lambda = l->l2;
     c.seed = (uint64_t)l->seed;
@@ -450,6 +493,10 @@ int eval_linear_run(EvalLinear *l, const EvalInputs *in, EvalData *d, Opt **tabl
         const int *ytr = d->ytr;
         size_t ntr = d->ntr;
         if (in->folds) eval_fold(d, f, &Xtr, &ytr, &ntr);
+        if (l->sk_c > 0 && l->l2 <= 0) {
+            c.grid = LINEAR_GRID_FIXED;
+            c.lambda = 1.0 / (l->sk_c * (double)ntr);
+        }
         if (linear_eval_fit_predict(Xtr, ytr, ntr, d->Xte, d->yte, d->nte, d->D, d->K, &c, &r))
             return -1;
         top1[f] = r.top1;

@@ -20,6 +20,7 @@
 
 typedef struct {
     const char *train_features, *train_labels, *test_features, *test_labels;
+    const char *train_indices; /* --train-indices: rows of the train features to fit on */
     const char *fold_indices; /* STL-10 fold_indices.txt: one line of train indices per fold */
     int folds;                /* --folds: train on each predefined fold */
     const char *json;
@@ -83,7 +84,8 @@ typedef struct {
     LinearEvalConfig c;
     int solver, grid, seed;
     double l2;
-    Opt opts[16];
+    double sk_c;      /* --sklearn-c: fixed C, lambda = 1 / (C N) of each fit (0: unused) */
+    Opt opts[20];
 } EvalLinear;
 void eval_linear_init(EvalLinear *l);
 /* Fits (per fold with --folds), prints top-1/top-5 and writes --json; pca (may be NULL) adds

@@ -6,6 +6,11 @@
 
 #include "recipe.h"
 
+/* The image side a dataset kind always has (0: known only once opened). */
+static int fixed_size(int kind) {
+    return kind == DATASET_STL10 ? 96 : kind == DATASET_CIFAR10 ? 32 : kind == DATASET_FASHION_MNIST ? 28 : 0;
+}
+
 int run_defaults(Opt **tables, int nt, int recipe, int *image_size, const DatasetConfig *dc,
                  const Dataset *ds, char *line, size_t n) {
     char from_data[160] = "";
@@ -17,6 +22,9 @@ int run_defaults(Opt **tables, int nt, int recipe, int *image_size, const Datase
         if (h > 0 && h == w) {
             *image_size = h;
             snprintf(from_data, sizeof from_data, ", image size %d from %s", h, dataset_describe(ds));
+        } else if (!ds && dc && fixed_size(dc->kind)) { /* --help without the files at hand */
+            *image_size = fixed_size(dc->kind);
+            snprintf(from_data, sizeof from_data, ", image size %d (the dataset's own)", *image_size);
         }
         if (own) dataset_close(own);
     }

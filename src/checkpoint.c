@@ -273,7 +273,7 @@ void checkpoint_arch_string(const Model *m, char *buf, size_t n) {
     snprintf(buf, n, "%s x%g %s-stem %dpx head %dx%d%s",
              c->arch >= 0 && c->arch < 3 ? arch[c->arch] : "resnet?", c->width,
              c->stem == STEM_CIFAR ? "cifar" : "imagenet", c->image_size, c->head_layers,
-             model_out_dim(m), c->head_bn ? " bn" : "");
+             model_out_dim(m), c->head_bn == HEAD_BN_ALL ? " bn-all" : c->head_bn ? " bn" : "");
 }
 
 /* the model's tensors followed by extra[0..nextra) */

@@ -990,6 +990,48 @@ void dataset_close(Dataset *d) {
     free(d);
 }
 
+int dataset_select(Dataset *d, const size_t *idx, size_t n) {
+    if (n == 0) return sc_error_set("dataset: selecting no image");
+    for (size_t i = 0; i < n; i++)
+        if (idx[i] >= d->n)
+            return sc_error_set("dataset: selected index %zu out of range (size %zu)", idx[i], d->n);
+    int32_t *lab = d->labels ? sc_xrealloc(NULL, sizeof(int32_t) * n) : NULL;
+    for (size_t i = 0; i < n; i++)
+        if (lab) lab[i] = d->labels[idx[i]];
+    if (d->layout == LAYOUT_FOLDER) { /* the file list (and cache) in the selected order */
+        char **files = sc_xrealloc(NULL, sizeof(char *) * n);
+        ImageU8 *cache = d->cache ? calloc(n, sizeof(ImageU8)) : NULL;
+        for (size_t i = 0; i < n; i++) {
+            files[i] = sc_strdup(d->files[idx[i]]);
+            if (cache) {
+                const ImageU8 *c = &d->cache[idx[i]];
+                size_t bytes = (size_t)c->h * c->w * c->c;
+                memcpy(image_reserve(&cache[i], bytes), c->px, bytes);
+                cache[i].h = c->h, cache[i].w = c->w, cache[i].c = c->c;
+            }
+        }
+        for (size_t i = 0; i < d->n; i++) {
+            free(d->files[i]);
+            if (d->cache) image_free(&d->cache[i]);
+        }
+        free(d->files);
+        free(d->cache);
+        d->files = files;
+        d->cache = cache;
+    } else { /* compose with the existing record index */
+        size_t *index = sc_xrealloc(NULL, sizeof(size_t) * n);
+        for (size_t i = 0; i < n; i++) index[i] = d->index ? d->index[idx[i]] : idx[i];
+        free(d->index);
+        d->index = index;
+    }
+    free(d->labels);
+    d->labels = lab;
+    d->n = n;
+    size_t len = strlen(d->desc);
+    snprintf(d->desc + len, sizeof d->desc - len, ", %zu selected", n);
+    return 0;
+}
+
 size_t dataset_size(const Dataset *d) { return d->n; }
 int dataset_num_classes(const Dataset *d) { return d->num_classes; }
 int dataset_label(const Dataset *d, size_t i) { return d->labels && i < d->n ? d->labels[i] : -1; }

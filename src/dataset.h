@@ -66,6 +66,10 @@ void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c);
 int dataset_open(Dataset **ds, const DatasetConfig *cfg);
 void dataset_close(Dataset *ds);
 
+/* Restricts ds in place to the images idx[0..n) (in that order; repeats allowed): image i of the
+ * result is image idx[i] of ds, labels follow. Returns 0 or -1 (an index out of range). */
+int dataset_select(Dataset *ds, const size_t *idx, size_t n);
+
 size_t dataset_size(const Dataset *ds);
 int dataset_num_classes(const Dataset *ds);            /* 0 when unlabeled */
 int dataset_label(const Dataset *ds, size_t i);        /* -1 when unlabeled */

@@ -336,8 +336,13 @@ int linear_eval_fit_predict(const float *Xtr, const int *ytr, size_t ntr, const 
             grid_values(c->grid, vals, &ng);
             double *best = sc_alloc(sizeof(double) * n);
             double best_acc = -1;
-            /* from the strongest penalty down: each fit starts from the previous solution */
+            /* from the strongest penalty down: each fit starts from the previous solution
+             * (warm start); with a patience the path stops once the held-out accuracy has not
+             * improved for that many penalties (it rises, peaks and falls along the path) */
+            int since_best = 0, first = ng - 1;
             for (int gi = ng - 1; gi >= 0; gi--) {
+                if (c->patience > 0 && since_best >= c->patience) break;
+                first = gi;
                 int cv = 0;
                 double tg = sc_now();
                 int itg = logreg_fit_lbfgs(Af, yf, nfit, D, K, vals[gi], theta, c->max_iter,
@@ -355,10 +360,15 @@ int linear_eval_fit_predict(const float *Xtr, const int *ytr, size_t ntr, const 
                     best_acc = acc;
                     lambda = vals[gi];
                     memcpy(best, theta, sizeof(double) * n);
+                    since_best = 0;
+                } else {
+                    since_best++;
                 }
             }
             memcpy(theta, best, sizeof(double) * n);
-            r->n_grid = ng;
+            r->n_grid = ng - first; /* the penalties visited: grid entries first..ng-1 */
+            memmove(r->grid_lambda, r->grid_lambda + first, sizeof(double) * r->n_grid);
+            memmove(r->grid_val_top1, r->grid_val_top1 + first, sizeof(double) * r->n_grid);
             r->val_top1 = best_acc;
             r->n_fit = nfit;
             r->n_val = nval;

@@ -56,6 +56,8 @@ typedef struct {
     int adam_batch;      /* 256 */
     uint64_t seed;       /* split and Adam shuffles */
     int verbose;         /* 1: one line per grid value on stderr */
+    int patience;        /* > 0: stop the search (strong to weak penalty) once this many
+                            penalties in a row did not beat the best held-out accuracy */
 } LinearEvalConfig;
 
 typedef struct {

@@ -36,6 +36,7 @@ typedef struct {
 
 typedef struct {
     int I, O, bn, relu;
+    int fixed_shift;    /* output BN of head-bn all: the BN shift stays 0 (gradient dropped) */
     int t_w, t_b, t_bn; /* t_b -1 without bias; t_bn -1 without BN */
     float *u, *r;       /* linear output (B,O); post BN/ReLU output (B,O) for hidden layers */
     float *mean, *rstd;
@@ -116,8 +117,10 @@ int model_opts(Opt *o, ModelConfig *cfg) {
                    "projection head linear layers: 0 none, 1 linear, 2 MLP, >2 SimCLRv2"};
     o[n++] = (Opt){"head-hidden", OPT_INT, &cfg->head_hidden,
                    "hidden width of the projection head (0 = feature dim)"};
-    o[n++] = (Opt){"head-bn", OPT_FLAG, &cfg->head_bn,
-                   "BatchNorm1d after each hidden head linear (which then has no bias)"};
+    o[n++] = (Opt){"head-bn", OPT_CHOICE, &cfg->head_bn,
+                   "BatchNorm1d in the head: off; on = after each hidden linear (which then has no "
+                   "bias; SimCLRv2/lightly); all = also after the output linear, without a shift "
+                   "(google-research/simclr's head)", .choices = HEAD_BN_CHOICES};
     o[n++] = (Opt){"out-dim", OPT_INT, &cfg->out_dim, "projection output dimension"};
     o[n++] = (Opt){"zero-init-residual", OPT_FLAG, &cfg->zero_init_residual,
                    "start the last BN weight of every residual block at 0"};
@@ -264,7 +267,10 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
         HeadLayer *hl = &m->head[l];
         int last = l == m->nhead - 1;
         hl->I = in, hl->O = last ? cfg->out_dim : hid;
-        hl->bn = !last && cfg->head_bn;
+        /* head-bn all: the output linear too gets BN, with its shift fixed at 0 (google's
+         * center=False); its bias slot is kept (as zeros) so nn.BatchNorm1d loads it */
+        hl->bn = cfg->head_bn == HEAD_BN_ALL || (!last && cfg->head_bn == HEAD_BN_ON);
+        hl->fixed_shift = last && hl->bn;
         hl->relu = !last;
         char name[32];
         snprintf(name, sizeof name, "head.%d", idx);
@@ -322,7 +328,7 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
     for (int l = 0; l < m->nhead; l++) {
         HeadLayer *hl = &m->head[l];
         hl->u = sc_alloc(B * hl->O * sizeof(float));
-        if (hl->relu) hl->r = sc_alloc(B * hl->O * sizeof(float));
+        if (hl->relu || hl->bn) hl->r = sc_alloc(B * hl->O * sizeof(float));
         if (hl->bn) {
             hl->mean = sc_alloc(hl->O * sizeof(float));
             hl->rstd = sc_alloc(hl->O * sizeof(float));
@@ -439,12 +445,12 @@ static void head_forward(Model *m, int B) {
         if (hl->bn) {
             int t = hl->t_bn;
             batchnorm_forward_sync(hl->r, hl->mean, hl->rstd, hl->u, tp(m, t), tp(m, t + 1),
-                                   tb(m, t + 2), tb(m, t + 3), tc(m, t + 4), NULL, 1, m->training,
+                                   tb(m, t + 2), tb(m, t + 3), tc(m, t + 4), NULL, hl->relu, m->training,
                                    B, hl->O, m->partials, m->bn_sync);
         } else if (hl->relu) {
             relu_forward(hl->r, hl->u, (size_t)B * hl->O);
         }
-        x = hl->relu ? hl->r : hl->u;
+        x = hl->relu || hl->bn ? hl->r : hl->u;
     }
 }
 
@@ -461,7 +467,11 @@ int model_forward(Model *m, const float *x, int B, int training) {
 }
 
 const float *model_h(const Model *m) { return m->h; }
-const float *model_z(const Model *m) { return m->nhead ? m->head[m->nhead - 1].u : m->h; }
+const float *model_z(const Model *m) {
+    if (!m->nhead) return m->h;
+    const HeadLayer *hl = &m->head[m->nhead - 1];
+    return hl->bn ? hl->r : hl->u;
+}
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
@@ -569,6 +579,15 @@ static void head_backward(Model *m, const float *dz) {
     int k = 0;
     for (int l = m->nhead - 1; l >= 0; l--) {
         HeadLayer *hl = &m->head[l];
+        if (l == m->nhead - 1 && hl->bn) { /* head-bn all: the output BN (no ReLU, fixed shift) */
+            int t = hl->t_bn;
+            memcpy(m->hs[k], g, sizeof(float) * B * hl->O);
+            batchnorm_backward(m->hs[k], tg(m, t), tg(m, t + 1), m->hs[k], NULL, hl->u, hl->mean,
+                               hl->rstd, tp(m, t), m->training, B, hl->O, m->partials);
+            if (hl->fixed_shift) memset(tg(m, t + 1), 0, sizeof(float) * hl->O);
+            g = m->hs[k];
+            k ^= 1;
+        }
         const float *in = l > 0 ? m->head[l - 1].r : m->h;
         float *d_in = l > 0 ? m->hs[k] : m->dh;
         linear_backward(d_in, tg(m, hl->t_w), hl->t_b >= 0 ? tg(m, hl->t_b) : NULL, g, in,

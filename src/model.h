@@ -27,7 +27,12 @@
  *          BatchNorm1d(hid), ReLU] x (L-1), Linear(hid, out_dim) with bias and no BN:
  *          L = 2 -> head.0.weight, head.1.{weight,bias,running_mean,running_var,
  *          num_batches_tracked}, head.3.weight, head.3.bias (ReLU is head.2).
- *   (head_bn has no effect when L <= 1: the output layer never has BN.)
+ *   (--head-bn on has no effect when L <= 1: the output layer has no BN.)
+ *   --head-bn all (google-research/simclr's projection_head): every linear, the output one
+ *          included, has no bias and is followed by BatchNorm1d; the output BN has no shift
+ *          (TF's center=False): its bias tensor is kept, at 0 and never trained (its gradient
+ *          is dropped), so the head still loads into nn.Sequential with nn.BatchNorm1d.
+ *          L = 2 -> head.0.weight, head.1 BN, (ReLU head.2), head.3.weight, head.4 BN.
  *
  * Init (as torchvision): convs kaiming_normal_(fan_out, relu) = N(0, 2 / (K*R*S)); BN weight 1,
  * bias 0, running mean 0, var 1; head linears as nn.Linear: weight and bias U(+-1/sqrt(fan_in)).
@@ -54,11 +59,14 @@ typedef struct {
     float width;         /* width multiplier, 1.0 = torchvision (64 base channels) */
     int image_size;      /* S */
     int head_layers;     /* 0 none, 1 linear, 2 default MLP, >2 SimCLRv2 */
-    int head_bn;         /* BatchNorm1d in the head */
+    int head_bn;         /* HEAD_BN_OFF | HEAD_BN_ON (hidden layers) | HEAD_BN_ALL (google) */
     int head_hidden;     /* hidden width, 0 = feature dim */
     int out_dim;         /* 128 */
     int zero_init_residual;
 } ModelConfig;
+
+enum { HEAD_BN_OFF = 0, HEAD_BN_ON = 1, HEAD_BN_ALL = 2 };
+#define HEAD_BN_CHOICES "off|on|all"
 
 typedef enum { MODEL_PARAM = 0, MODEL_BUFFER = 1, MODEL_COUNTER = 2 } ModelTensorKind;
 

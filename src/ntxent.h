@@ -16,7 +16,8 @@
  *     l_r = logsumexp_{c != r} s_rc  -  (1/|P(r)|) sum_{p in P(r)} s_rp
  * i.e. the mean over its positives of -log softmax(s_r.)_p taken over all non-self columns
  * (the SupCon "L_out" / solo-learn multi-positive form). With V = 2 there is one positive and
- * this is exactly SimCLR's NT-Xent (sthalles' info_nce_loss, google's add_contrastive_loss).
+ * this is exactly SimCLR's NT-Xent (sthalles' info_nce_loss; google's add_contrastive_loss
+ * returns loss_a + loss_b, twice this value: see doc/loss-and-optim.md for what it means for lr).
  * The loss is the mean of l_r over the B rows.
  *
  * Contrastive accuracy: for each (row, positive) pair, the positive's rank is the number of

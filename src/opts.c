@@ -272,6 +272,11 @@ int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt 
                 f->set = 1;
                 continue;
             }
+            /* a choice that starts "off|on|..." (a flag grown more values) keeps the flag forms */
+            if (f && f->type == OPT_CHOICE && !eq && !strncmp(f->choices, "off|on", 6)) {
+                if (set_value(f, "off")) return -1;
+                continue;
+            }
         }
         if (!o) {
             const char *c = closest(tables, ntables, name);
@@ -284,6 +289,9 @@ int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt 
             continue;
         }
         const char *v = eq ? eq + 1 : NULL;
+        if (!v && o->type == OPT_CHOICE && !strncmp(o->choices, "off|on", 6) &&
+            (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2)))
+            v = "on"; /* bare --name of an "off|on|..." choice, as the flag it was */
         if (!v) {
             if (i + 1 >= argc) FAIL("--%s: missing value", name);
             v = argv[++i];

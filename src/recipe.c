@@ -23,15 +23,24 @@ static const Default sthalles[] = {
     {"blur-prob", "1"},        {"normalize", "none"},      {"warmup-epochs", "10"},
     {"schedule", "cosine"},    {NULL, NULL}};
 
+/* The "Exploring SimCLR" write-up's own settings (sthalles' code of that time): sthalles'
+ * recipe with z of 64 dimensions, temperature 0.5, Adam without weight decay, blur p 0.5. */
+static const Default blog[] = {
+    {"out-dim", "64"}, {"temperature", "0.5"}, {"weight-decay", "0"}, {"blur-prob", "0.5"},
+    {NULL, NULL}};
+
 static const Default paper_common[] = {
     {"arch", "resnet50"},      {"out-dim", "128"},         {"head-layers", "2"},
     {"optimizer", "lars"},     {"lr", "0.3"},              {"lr-scaling", "linear"},
     {"momentum", "0.9"},       {"weight-decay", "0.000001"}, {"exclude-bn-bias", "on"},
     {"warmup-epochs", "10"},   {"schedule", "cosine"},     {"normalize", "none"},
-    {NULL, NULL}};
+    {"head-bn", "all"},        {NULL, NULL}};
 
+/* Appendix B.9 / google-research/simclr's CIFAR-10 command: lr 1.0 per 256 images (linearly
+ * scaled: 2.0 at batch 512), batch 512, wd 1e-6, tau 0.5, colour strength 0.5, no blur. */
 static const Default paper_small[] = {
-    {"stem", "cifar"}, {"blur-prob", "0"}, {"temperature", "0.5"}, {"jitter-strength", "0.5"},
+    {"stem", "cifar"},   {"blur-prob", "0"},      {"temperature", "0.5"},
+    {"jitter-strength", "0.5"}, {"lr", "1"},      {"batch-size", "512"},
     {NULL, NULL}};
 
 static const Default paper_large[] = {
@@ -46,6 +55,10 @@ static const char *lookup(const Default *d, const char *name) {
 
 const char *recipe_value(int recipe, const char *name, int image_size) {
     if (recipe == RECIPE_STHALLES) return lookup(sthalles, name);
+    if (recipe == RECIPE_BLOG) {
+        const char *v = lookup(blog, name);
+        return v ? v : lookup(sthalles, name);
+    }
     if (recipe == RECIPE_PAPER) {
         const char *v = lookup(image_size <= 32 ? paper_small : paper_large, name);
         return v ? v : lookup(paper_common, name);
@@ -54,7 +67,7 @@ const char *recipe_value(int recipe, const char *name, int image_size) {
 }
 
 int recipe_apply(int recipe, Opt **tables, int ntables, int image_size) {
-    if (recipe != RECIPE_STHALLES && recipe != RECIPE_PAPER)
+    if (recipe < 0 || recipe >= RECIPE_COUNT)
         return sc_error_set("--recipe: unknown recipe %d", recipe);
     for (int t = 0; t < ntables; t++)
         for (Opt *o = tables[t]; o->name; o++) {
@@ -63,6 +76,12 @@ int recipe_apply(int recipe, Opt **tables, int ntables, int image_size) {
             if (v && opt_assign(o, v)) return sc_error_prefix("recipe");
         }
     return 0;
+}
+
+const char *recipe_stl10_split(int recipe) {
+    /* sthalles' run.py pretrains on 'unlabeled'; the write-up on train+unlabeled; the paper has
+     * no STL-10 setting: all 105k images */
+    return recipe == RECIPE_STHALLES ? "unlabeled" : "train+unlabeled";
 }
 
 /* ---- assigning a value given as text ------------------------------------------------------ */

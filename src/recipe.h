@@ -9,10 +9,15 @@
  *       arch resnet18, out-dim 128, head-layers 2, optimizer adam, lr 3e-4, lr-scaling none,
  *       weight-decay 1e-4, temperature 0.07, batch-size 256, blur-prob 1, normalize none,
  *       warmup-epochs 10 then cosine to 0 over the real number of steps.
+ *       STL-10 split: unlabeled (its run.py).
+ *   blog: the "Exploring SimCLR" write-up's own settings: sthalles' with out-dim 64,
+ *       temperature 0.5, weight-decay 0, blur-prob 0.5; STL-10 split train+unlabeled.
  *   paper: Chen et al. 2020 (Section 2.3, Appendix B.9 for small images)
- *       arch resnet50, optimizer lars, lr 0.3 with lr-scaling linear (0.3 x batch/256),
- *       momentum 0.9, weight-decay 1e-6, exclude-bn-bias on, warmup-epochs 10, cosine;
- *       images <= 32 px: stem cifar, blur-prob 0, temperature 0.5, jitter-strength 0.5;
+ *       arch resnet50, head-bn all (google's head), optimizer lars, lr 0.3 with lr-scaling
+ *       linear (0.3 x batch/256), momentum 0.9, weight-decay 1e-6, exclude-bn-bias on,
+ *       warmup-epochs 10, cosine; STL-10 split train+unlabeled;
+ *       images <= 32 px (B.9, google's CIFAR-10 command): stem cifar, lr 1.0 (x batch/256),
+ *       batch-size 512, blur-prob 0, temperature 0.5, jitter-strength 0.5;
  *       otherwise: stem imagenet, blur-prob 0.5, temperature 0.1, jitter-strength 1.
  *
  * The same machinery re-applies a saved configuration (the flat JSON object opts_write_json
@@ -23,8 +28,8 @@
 
 #include "opts.h"
 
-enum { RECIPE_STHALLES = 0, RECIPE_PAPER = 1 };
-#define RECIPE_CHOICES "sthalles|paper"
+enum { RECIPE_STHALLES = 0, RECIPE_PAPER = 1, RECIPE_BLOG = 2, RECIPE_COUNT = 3 };
+#define RECIPE_CHOICES "sthalles|paper|blog"
 
 /* Writes the recipe's defaults into every option that was not set. image_size is the effective
  * image size (the --image-size value, or the dataset's own size when not given): it picks the
@@ -33,6 +38,10 @@ int recipe_apply(int recipe, Opt **tables, int ntables, int image_size);
 
 /* The recipe's default for one option ("lr" -> "0.3"), NULL when the recipe leaves it alone. */
 const char *recipe_value(int recipe, const char *name, int image_size);
+
+/* The STL-10 split a recipe pretrains on when --split is not given ("unlabeled" or
+ * "train+unlabeled"). */
+const char *recipe_stl10_split(int recipe);
 
 /* Parses a value given as text into o->dst (same syntax as the command line; flags take
  * on/off, strings "null" for none). Does not mark the option as set. */

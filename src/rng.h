@@ -24,6 +24,7 @@ enum {
     RNG_STREAM_BENCH = 4,   /* random benchmark inputs */
     RNG_STREAM_EVAL = 5,    /* train/validation splits, solver init in evaluation */
     RNG_STREAM_TEST = 6,    /* tests */
+    RNG_STREAM_LABELS = 7,  /* labelled subsets of finetune: (class) */
 };
 
 Rng rng_derive(uint64_t seed, uint64_t a, uint64_t b, uint64_t c, uint64_t d);

@@ -198,6 +198,22 @@ TEST(fixture_resnet18_cifar_stem_head3_bn) {
     run_case("resnet18_cifar_headbn", c, 6);
 }
 
+/* google-research/simclr's head: BN after every linear, the output BN without a shift */
+TEST(fixture_resnet18_cifar_stem_head2_bn_all) {
+    ModelConfig c;
+    model_config_default(&c);
+    c.stem = STEM_CIFAR, c.width = 0.0625f, c.image_size = 8, c.out_dim = 8;
+    c.head_layers = 2, c.head_bn = HEAD_BN_ALL;
+    run_case("resnet18_cifar_headbnall", c, 6);
+    Model *m;
+    CHECK(model_create(&m, &c, 6, 1) == 0, "create: %s", sc_error());
+    CHECK(model_find_tensor(m, "head.0.bias") < 0 && model_find_tensor(m, "head.1.running_var") >= 0 &&
+          model_find_tensor(m, "head.3.weight") >= 0 && model_find_tensor(m, "head.3.bias") < 0 &&
+          model_find_tensor(m, "head.4.weight") >= 0 && model_find_tensor(m, "head.4.bias") >= 0,
+          "names: head.0 linear, head.1 BN, head.3 linear without bias, head.4 BN");
+    model_free(m);
+}
+
 /* ---- names, counts ------------------------------------------------------------------------- */
 
 static void check_names(int arch, const char *file, size_t want_params, int want_tensors) {
@@ -455,7 +471,17 @@ TEST(options_fragment) {
     CHECK(opts_parse("x", "t", 14, argv, tables, 1, NULL, NULL) == 0, "%s", sc_error());
     CHECK(c.arch == ARCH_RESNET50 && c.stem == STEM_CIFAR && c.width == 0.5f && c.image_size == 32 &&
           c.head_layers == 3 && c.head_bn && c.out_dim == 64 && c.zero_init_residual, "parsed");
+    CHECK(c.head_bn == HEAD_BN_ON, "bare --head-bn is on");
     char *bad[] = {"x", "--arch", "resnet99"};
     CHECK(opts_parse("x", "t", 3, bad, tables, 1, NULL, NULL) == -1 && strstr(sc_error(), "--arch"),
           "unknown arch: %s", sc_error());
+    char *all[] = {"x", "--head-bn", "all"};
+    CHECK(opts_parse("x", "t", 3, all, tables, 1, NULL, NULL) == 0 && c.head_bn == HEAD_BN_ALL,
+          "--head-bn all");
+    char *off[] = {"x", "--no-head-bn"};
+    CHECK(opts_parse("x", "t", 2, off, tables, 1, NULL, NULL) == 0 && c.head_bn == HEAD_BN_OFF,
+          "--no-head-bn");
+    char *wrong[] = {"x", "--head-bn", "some"};
+    CHECK(opts_parse("x", "t", 3, wrong, tables, 1, NULL, NULL) == -1 &&
+          strstr(sc_error(), "off|on|all"), "--head-bn some: %s", sc_error());
 }

@@ -58,7 +58,9 @@ TEST(recipe_paper_small_and_large) {
     CHECK(v.arch == 2 && v.optimizer == 3 && v.scaling == 1 && v.exclude == 1 && v.stem == 1,
           "arch %d opt %d scaling %d exclude %d stem %d", v.arch, v.optimizer, v.scaling, v.exclude,
           v.stem);
-    CHECK_CLOSE("lr", v.lr, 0.3, 0, 1e-7);
+    /* Appendix B.9 / google's CIFAR-10 command: lr 1.0 per 256 images, batch 512, wd 1e-6 */
+    CHECK_CLOSE("lr small", v.lr, 1.0, 0, 0);
+    CHECK(v.batch == 512, "batch small %d", v.batch);
     CHECK_CLOSE("wd", v.wd, 1e-6, 0, 1e-10);
     CHECK_CLOSE("tau small", v.tau, 0.5, 0, 0);
     CHECK_CLOSE("blur small", v.blur, 0, 0, 0);
@@ -66,8 +68,37 @@ TEST(recipe_paper_small_and_large) {
     make_tables(&v, tab);
     CHECK(recipe_apply(RECIPE_PAPER, tables, 1, 96) == 0, "%s", sc_error());
     CHECK_CLOSE("tau large", v.tau, 0.1, 0, 1e-7);
+    CHECK_CLOSE("lr large", v.lr, 0.3, 0, 1e-7);
+    CHECK(v.batch == 64, "batch large: left alone (%d)", v.batch);
     CHECK_CLOSE("blur large", v.blur, 0.5, 0, 0);
     CHECK(v.stem == 0, "stem %d", v.stem);
+}
+
+TEST(recipe_blog_and_google_head) {
+    Vals v;
+    Opt tab[16];
+    make_tables(&v, tab);
+    int out_dim = 128, head_bn = 0;
+    Opt extra[] = {{"out-dim", OPT_INT, &out_dim, ""},
+                   {"head-bn", OPT_CHOICE, &head_bn, "", "off|on|all"},
+                   {0}};
+    Opt *tables[] = {tab, extra};
+    CHECK(recipe_apply(RECIPE_BLOG, tables, 2, 96) == 0, "%s", sc_error());
+    CHECK(out_dim == 64, "blog: z of 64 dimensions, got %d", out_dim);
+    CHECK_CLOSE("blog tau", v.tau, 0.5, 0, 0);
+    CHECK_CLOSE("blog wd", v.wd, 0, 0, 0);
+    CHECK_CLOSE("blog blur", v.blur, 0.5, 0, 0);
+    CHECK(v.optimizer == 0, "blog: adam");
+    CHECK_CLOSE("blog lr (sthalles')", v.lr, 3e-4, 0, 1e-9);
+    CHECK(head_bn == 0, "blog: no BN in the head");
+    make_tables(&v, tab);
+    CHECK(recipe_apply(RECIPE_PAPER, tables, 2, 96) == 0, "%s", sc_error());
+    CHECK(head_bn == 2, "paper: google's head (BN on every layer)");
+    CHECK(!strcmp(recipe_stl10_split(RECIPE_STHALLES), "unlabeled") &&
+          !strcmp(recipe_stl10_split(RECIPE_BLOG), "train+unlabeled") &&
+          !strcmp(recipe_stl10_split(RECIPE_PAPER), "train+unlabeled"),
+          "STL-10 pretraining splits");
+    CHECK(recipe_apply(7, tables, 2, 96) == -1, "unknown recipe");
 }
 
 TEST(recipe_explicit_option_wins) {

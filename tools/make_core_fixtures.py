@@ -56,11 +56,17 @@ class ScaledResNet(nn.Module):
         for i in range(head_layers):
             last = i == head_layers - 1
             o = out_dim if last else d
-            mods.append(nn.Linear(d, o, bias=last or not head_bn))
+            # head_bn: False, True (hidden layers), "all" (google: every layer, the output BN
+            # without a shift: bias frozen at 0)
+            out_bn = head_bn == "all" and last
+            mods.append(nn.Linear(d, o, bias=(last and not out_bn) or not head_bn))
             if not last:
                 if head_bn:
                     mods.append(nn.BatchNorm1d(o))
                 mods.append(nn.ReLU())
+            elif out_bn:
+                mods.append(nn.BatchNorm1d(o))
+                mods[-1].fixed_shift = True
         self.head = nn.Sequential(*mods)
         for m in self.modules():  # torchvision's init
             if isinstance(m, nn.Conv2d):
@@ -111,6 +117,10 @@ def perturb_bn(model, g):
             with torch.no_grad():
                 m.weight.copy_(1 + 0.2 * torch.randn(m.weight.shape, generator=g))
                 m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
+            if getattr(m, "fixed_shift", False):
+                with torch.no_grad():
+                    m.bias.zero_()
+                m.bias.requires_grad_(False)
 
 
 def build(block, layers, base, stem, size, B, head_layers, head_bn, out_dim, dtype):
@@ -132,7 +142,7 @@ def conditioning(block, layers, base, stem, size, B, head_layers, head_bn, out_d
         _, _, z = model(x.to(dt))
         dz = torch.randn(z.shape, generator=g)
         (z * dz.to(dt)).sum().backward()
-        res.append({k: p.grad.double() for k, p in model.named_parameters()})
+        res.append({k: p.grad.double() for k, p in model.named_parameters() if p.grad is not None})
     return max(float((res[0][k] - res[1][k]).abs().max() / (res[1][k].abs().max() + 1e-30)) for k in res[1])
 
 
@@ -165,7 +175,8 @@ def make_case(name, block, layers, base, stem, size, B, head_layers=2, head_bn=F
     save(d, "h.npy", h.detach().numpy())
     save(d, "z.npy", z.detach().numpy())
     save(d, "dz.npy", dz.numpy())
-    grads = [p.grad.reshape(-1).numpy() for k, p in model.named_parameters()]
+    grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).detach().numpy()
+             for k, p in model.named_parameters()]
     save(d, "grads.npy", np.concatenate(grads).astype(np.float32))
     b1 = [v.reshape(-1).numpy().copy() for k, v in model.state_dict().items()
           if k not in params and v.dtype != torch.int64]
@@ -196,6 +207,8 @@ def main():
     make_case("resnet50_base6", Bottleneck, [3, 4, 6, 3], 6, "imagenet", 32, 16)
     make_case("resnet18_cifar_headbn", BasicBlock, [2, 2, 2, 2], 4, "cifar", 8, 6, head_layers=3,
               head_bn=True, out_dim=8)
+    make_case("resnet18_cifar_headbnall", BasicBlock, [2, 2, 2, 2], 4, "cifar", 8, 6, head_layers=2,
+              head_bn="all", out_dim=8)
 
 
 if __name__ == "__main__":

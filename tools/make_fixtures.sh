@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for s in tools/make_core_fixtures.py tools/make_opt_fixtures.py tools/make_data_fixtures.py \
-         tools/make_eval_fixtures.py tools/make_pretrain_fixtures.py tools/make_photo_fixtures.py; do
+         tools/make_eval_fixtures.py tools/make_pretrain_fixtures.py tools/make_photo_fixtures.py \
+         tools/make_finetune_fixtures.py; do
   echo "== $s"
   /usr/bin/python3 "$s"
 done

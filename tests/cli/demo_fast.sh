@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of `make demo`'s pipeline (tools/demo.sh --fast: 4096 images, 1 epoch, evaluation on
-# 5000 train / 1000 test images): every command the demo chains still fits together and the
-# table has its four rows. About 35 s on 2 idle cores.
+# 5000 train / 1000 test images, fine-tuning on 1% = 50 of them): every command the demo chains
+# still fits together and the table has its six rows and the 1% column. About a minute on 2 idle
+# cores.
 source "$(dirname "$0")/lib.sh"
 export OMP_WAIT_POLICY=passive
 R="$TMP/demo"
@@ -9,9 +10,13 @@ expect_ok "demo --fast" env SIMCLR="$SIMCLR" SIMCLR_DEMO_RUN="$R" SIMCLR_THREADS
 check "results.md written" -s "$R/results.md"
 check "curves.png written" -s "$R/curves.png"
 for row in "SimCLR encoder (h)" "same encoder, random init" "PCA of raw pixels" "raw pixels"; do
-  check "row: $row" -n "$(grep -F "| $row" "$R/results.md" | grep -E '\| [0-9]+\.[0-9]+ \| [0-9]+\.[0-9]+ \|$')"
+  check "row: $row" -n "$(grep -F "| $row" "$R/results.md" | grep -E '\| [0-9]+\.[0-9]+ \| [0-9]+\.[0-9]+ \| [0-9]+\.[0-9]+ \|$')"
 done
-check "table printed" -n "$(grep '^| features | linear eval top-1 | kNN top-1 |' "$TMP/out")"
+for row in "fine-tuned on 1% of the labels: from SimCLR" "supervised from scratch on the same 1%"; do
+  check "row: $row" -n "$(grep -F "| $row" "$R/results.md" | grep -E '\| – \| [0-9]+\.[0-9]+ \| – \|$')"
+done
+check "table printed, with the 1% column" -n "$(grep -E '^\| features \| linear eval top-1 \| linear eval, 1% of the labels \([0-9]+ images\) \| kNN top-1 \|$' "$TMP/out")"
+check "the same subset for both fine-tuning runs" "$(md5sum <"$R/ft-simclr/subset.npy")" = "$(md5sum <"$R/ft-scratch/subset.npy")"
 # raw pixels: logistic regression on 5000 Fashion-MNIST images reaches about 80% (sanity bound)
 px=$(sed -n 's/^| raw pixels | \([0-9.]*\) .*/\1/p' "$R/results.md")
 check "raw-pixel linear accuracy plausible ($px)" "${px%.*}" -ge 70

@@ -41,12 +41,31 @@ check "knn-eval top-1 >= 0.9" "$(awk -v v="$(json_num top1 "$TMP/knn.json")" 'BE
 "$SIMCLR" linear-eval $DIG --threads 2 --json "$TMP/t2.json" >/dev/null 2>&1
 check "linear-eval identical on 1 and 2 threads" "$(grep -vE 'seconds|threads|json' "$TMP/t1.json" | md5sum)" = "$(grep -vE 'seconds|threads|json' "$TMP/t2.json" | md5sum)"
 
+# --patience: the warm-started search stops once the held-out accuracy stops improving
+expect_ok "linear-eval --patience 2" "$SIMCLR" linear-eval $DIG --patience 2 --json "$TMP/pat.json"
+check "--patience 2: fewer penalties tried" "$(grep -o '"grid_lambda": \[[^]]*\]' "$TMP/pat.json" | tr ',' '\n' | wc -l)" -lt 10
+check "--patience 2: the full search's penalty on digits" "$(json_num lambda "$TMP/pat.json")" = "$(json_num lambda "$TMP/le.json")"
+# --train-indices: fit on a subset of the train rows (the demo's 1% column)
+/usr/bin/env perl -e 'binmode STDOUT; my @i = map { $_ * 3 } 0..99; my $h = "{\x27descr\x27: \x27<i8\x27, \x27fortran_order\x27: False, \x27shape\x27: (100,), }"; $h .= " " x ((64 - (10 + length($h) + 1) % 64) % 64) . "\n"; print "\x93NUMPY\x01\x00", pack("v", length($h)), $h, pack("q<*", @i);' > "$TMP/idx.npy"
+expect_ok "linear-eval --train-indices" "$SIMCLR" linear-eval $DIG --train-indices "$TMP/idx.npy" --json "$TMP/sub.json"
+check "--train-indices: 100 train rows" "$(json_num n_train "$TMP/sub.json")" = 100
+/usr/bin/env perl -e 'binmode STDOUT; my $h = "{\x27descr\x27: \x27<i8\x27, \x27fortran_order\x27: False, \x27shape\x27: (1,), }"; $h .= " " x ((64 - (10 + length($h) + 1) % 64) % 64) . "\n"; print "\x93NUMPY\x01\x00", pack("v", length($h)), $h, pack("q<", 99999);' > "$TMP/bad.npy"
+expect_fail "--train-indices out of range" "--train-indices .*row 99999 is outside" "$SIMCLR" linear-eval $DIG --train-indices "$TMP/bad.npy"
+
 # ---- PCA baseline on a pixel dataset, against sklearn -----------------------------------------
 read -r SK_TOP1 SK_L2 < "$F/pca_baseline_expected.txt"
 PIX="--dataset npy --data $F/digits_img_train.npy --labels $F/digits_ytr.npy --test-data $F/digits_img_test.npy --test-labels $F/digits_yte.npy"
 expect_ok "pca-baseline on digits pixels" "$SIMCLR" pca-baseline $PIX --components 20 --l2 "$SK_L2" --tol 1e-8 --json "$TMP/pca.json"
 check "pca-baseline top-1 within 0.5 points of sklearn's PCA+LogisticRegression ($SK_TOP1)" \
   "$(awk -v v="$(json_num top1 "$TMP/pca.json")" -v s="$SK_TOP1" 'BEGIN{d=v-s; if (d<0) d=-d; print (d <= 0.005)}')" = 1
+read -r SK_BLOG < "$F/pca_blog_expected.txt"
+expect_ok "pca-baseline --protocol blog on digits pixels" "$SIMCLR" pca-baseline $PIX --protocol blog --components 20 --tol 1e-8 --json "$TMP/pcab.json"
+check "blog protocol: top-1 within 0.5 points of sklearn's StandardScaler+PCA+LogisticRegression(C=1) ($SK_BLOG)" \
+  "$(awk -v v="$(json_num top1 "$TMP/pcab.json")" -v s="$SK_BLOG" 'BEGIN{d=v-s; if (d<0) d=-d; print (d <= 0.005)}')" = 1
+check "blog protocol: C = 1, no search" "$(json_num sklearn_C "$TMP/pcab.json")" = 1
+expect_ok "pca-baseline --protocol blog: 64 components by default" "$SIMCLR" pca-baseline $PIX --protocol blog --json "$TMP/pcab64.json"
+check "blog protocol: 64 components" "$(json_num pca_components "$TMP/pcab64.json")" = 64
+expect_fail "--l2 with --sklearn-c" "give one penalty" "$SIMCLR" pca-baseline $PIX --l2 0.1 --sklearn-c 1
 expect_ok "pca-baseline writes the projections" "$SIMCLR" pca-baseline $PIX --components 20 --train-output "$TMP/ptr.npy" --test-output "$TMP/pte.npy"
 check "projected train .npy (1200 x 20 float32)" "$(stat -c %s "$TMP/ptr.npy")" -eq $((128 + 1200 * 20 * 4))
 expect_ok "knn-eval on the PCA projections" "$SIMCLR" knn-eval --train-features "$TMP/ptr.npy" --train-labels $F/digits_ytr.npy --test-features "$TMP/pte.npy" --test-labels $F/digits_yte.npy

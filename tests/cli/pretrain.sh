@@ -105,6 +105,18 @@ check "--save-init" -s "$TMP/p/init.safetensors"
 expect_ok "recipe + explicit option" "$SIMCLR" pretrain --out "$TMP/p2" --recipe paper --optimizer adam --arch resnet18 --width 0.125 --image-size 16 --limit 256 --batch-size 32 --epochs 1
 check "explicit --optimizer wins" -n "$(grep '"optimizer": "adam"' "$TMP/p2/config.json" | grep '"temperature": 0.5')"
 
+# --help shows the values a run uses (the recipe applied), not the tables' initial values
+"$SIMCLR" pretrain --help >"$TMP/help1" 2>&1
+check "--help: sthalles blur 1" -n "$(grep -E -- '--blur-prob .*\[1( \*)?\]$' "$TMP/help1")"
+"$SIMCLR" pretrain --recipe paper --dataset cifar10 --help >"$TMP/help2" 2>&1
+check "--help: paper at 32 px: lr 1, batch 512, head-bn all, lars" -n "$(grep -E -- '--lr .*\[1( \*)?\]$' "$TMP/help2")" -a \
+  -n "$(grep -E -- '--batch-size .*\[512( \*)?\]$' "$TMP/help2")" -a -n "$(grep -E -- '--head-bn .*\[all( \*)?\]$' "$TMP/help2")" -a \
+  -n "$(grep -E -- '--optimizer .*\[lars( \*)?\]$' "$TMP/help2")"
+"$SIMCLR" pretrain --recipe blog --dataset stl10 --help >"$TMP/help3" 2>&1
+check "--help: blog on STL-10: train+unlabeled, out-dim 64" -n "$(grep -E -- '--split .*\[train\+unlabeled( \*)?\]$' "$TMP/help3")" -a \
+  -n "$(grep -E -- '--out-dim .*\[64( \*)?\]$' "$TMP/help3")"
+check "paper run: google head in the checkpoint" -n "$(grep '"head-bn": "all"' "$TMP/p/config.json")"
+
 # ---- plot ----
 expect_ok "plot" "$SIMCLR" plot "$TMP/a" --output "$TMP/a.png"
 check "plot PNG" -s "$TMP/a.png"
