@@ -1,58 +1,68 @@
 # SimCLR in C. `make` builds ./simclr; `make test` builds and runs every test;
+# `make test-sanitize` does the same under AddressSanitizer + UndefinedBehaviorSanitizer;
 # `make demo` runs the Fashion-MNIST demo; `make bench` compares with PyTorch.
-# Every src/*.c goes into build/libsimclr.a, every cli/*.c into ./simclr,
+# Every src/*.c goes into BUILD/libsimclr.a, every cli/*.c into ./simclr,
 # every tests/test_*.c into its own test binary: adding a file needs no edit here.
+# CFLAGS / LDFLAGS / CPPFLAGS given on the command line replace only the defaults below; the
+# flags the project needs (include paths, C standard, OpenMP) are in SC_CFLAGS / SC_LDFLAGS.
+# BUILD (default build/) holds every object and test binary, BIN is the command's path.
 
 CC      ?= gcc
-ARCH    ?= -march=native
 OPT     ?= -O2
-CFLAGS  += -std=gnu11 $(OPT) $(ARCH) -g -fopenmp -Wall -Wextra -Wno-unused-parameter \
-           -Wshadow -Wno-sign-compare -Wno-missing-field-initializers -Wno-format-truncation -Isrc -Ibuild -D_FILE_OFFSET_BITS=64 -MMD -MP
+ARCH    ?= -march=native
+CFLAGS  ?= $(OPT) $(ARCH) -g
+LDFLAGS ?=
+BUILD   ?= build
+BIN     ?= simclr
 # MPI (Debian's OpenMPI 4.1, libopenmpi-dev): linked normally; MPI starts only under mpirun.
 MPI_CFLAGS ?= $(shell pkg-config --cflags ompi-c 2>/dev/null)
 MPI_LIBS   ?= $(shell pkg-config --libs ompi-c 2>/dev/null || echo -lmpi)
-CFLAGS  += $(MPI_CFLAGS)
+SC_CFLAGS  := -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-sign-compare \
+              -Wno-missing-field-initializers -Wno-format-truncation -Isrc -I$(BUILD) \
+              -D_FILE_OFFSET_BITS=64 -MMD -MP $(MPI_CFLAGS)
+SC_LDFLAGS := -fopenmp
 LDLIBS  += -ldnnl -lopenblas -llapacke -lpng -ljpeg -lcurl -larchive -lcrypto -lz -lm -lpthread $(MPI_LIBS)
-LDFLAGS += -fopenmp
 
 SRC      := $(wildcard src/*.c)
 CLI      := $(wildcard cli/*.c)
 TESTS    := $(wildcard tests/test_*.c)
-LIB_OBJ  := $(SRC:%.c=build/%.o)
-CLI_OBJ  := $(CLI:%.c=build/%.o)
-TEST_BIN := $(TESTS:tests/%.c=build/tests/%)
+LIB_OBJ  := $(SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TESTS:tests/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
-REPLAY_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz-replay/%)
+REPLAY_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz-replay/%)
+COMPILE  = $(CC) $(SC_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 
-all: simclr $(TEST_BIN) $(REPLAY_BIN)
+all: $(BIN) $(TEST_BIN) $(REPLAY_BIN)
 
-build/libsimclr.a: $(LIB_OBJ)
+$(BUILD)/libsimclr.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-build/%.o: %.c
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(COMPILE) -c $< -o $@
 
 # The subcommand table is generated from the SIMCLR_COMMAND(...) lines of cli/*.c.
-build/commands.inc: $(CLI)
-	@mkdir -p build
+$(BUILD)/commands.inc: $(CLI)
+	@mkdir -p $(BUILD)
 	grep -h '^SIMCLR_COMMAND(' $(CLI) | sort > $@.tmp && mv $@.tmp $@
 
-build/cli/main.o: build/commands.inc
+$(BUILD)/cli/main.o: $(BUILD)/commands.inc
 
-simclr: $(CLI_OBJ) build/libsimclr.a
-	$(CC) $(LDFLAGS) $(CLI_OBJ) build/libsimclr.a $(LDLIBS) -o $@
+$(BIN): $(CLI_OBJ) $(BUILD)/libsimclr.a
+	$(CC) $(SC_LDFLAGS) $(CFLAGS) $(LDFLAGS) $(CLI_OBJ) $(BUILD)/libsimclr.a $(LDLIBS) -o $@
 
-build/tests/%: tests/%.c build/libsimclr.a tests/test.h
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libsimclr.a tests/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< build/libsimclr.a $(LDLIBS) $(LDFLAGS) -o $@
+	$(COMPILE) -Itests $< $(BUILD)/libsimclr.a $(SC_LDFLAGS) $(LDFLAGS) $(LDLIBS) -o $@
 
 # The fuzz harnesses built with gcc against fuzz/replay.c: the normal suite replays every seed
 # and every past crash through them (tests/cli/fuzz_replay.sh).
-build/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/replay.c build/libsimclr.a $(wildcard fuzz/*.h)
+$(BUILD)/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/replay.c $(BUILD)/libsimclr.a $(wildcard fuzz/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -Ifuzz fuzz/replay.c $< build/libsimclr.a $(LDLIBS) $(LDFLAGS) -o $@
+	$(CC) $(filter-out -MMD -MP,$(SC_CFLAGS)) $(CPPFLAGS) $(CFLAGS) -Ifuzz fuzz/replay.c $< \
+	    $(BUILD)/libsimclr.a $(SC_LDFLAGS) $(LDFLAGS) $(LDLIBS) -o $@
 
 # ---- fuzzing: libFuzzer harnesses (Debian's clang; `tools/deps.sh --fuzz` installs it) ------
 # `make fuzz` runs every fuzz/fuzz_*.c for FUZZ_SECONDS (FUZZ_TARGETS="npy image" for some)
@@ -87,10 +97,17 @@ deps:
 test: deps all
 	bash tests/run.sh
 
-demo: deps simclr
+# The whole suite against an ASan + UBSan build in build-san/ (its own objects, test binaries
+# and command build-san/simclr). Options and the one suppression are in tests/sanitize.env.
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+test-sanitize: deps
+	$(MAKE) BUILD=build-san BIN=build-san/simclr CFLAGS="$(SAN_FLAGS) $(ARCH)" LDFLAGS="$(SAN_FLAGS)" all
+	bash tests/run.sh --build build-san
+
+demo: deps $(BIN)
 	bash tools/demo.sh
 
-bench: simclr
+bench: $(BIN)
 	bash bench/run_all.sh
 
 fixtures:
@@ -98,7 +115,7 @@ fixtures:
 	bash tools/make_fixtures.sh
 
 clean:
-	rm -rf build simclr
+	rm -rf build build-san simclr
 
-.PHONY: all deps test demo bench fixtures clean fuzz fuzz-build
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)
+.PHONY: all deps test test-sanitize demo bench fixtures clean fuzz fuzz-build
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(FUZZ_LIB_OBJ:.o=.d)

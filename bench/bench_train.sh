@@ -30,9 +30,9 @@ done
 [ -x ./simclr ] || make -j2 simclr >/dev/null
 log=$(mktemp); trap 'rm -f "$log" "$log.ours" "$log.cl" "$log.nchw"' EXIT
 for r in $(seq "$rounds"); do
-  ./simclr bench "${args[@]}" | tee -a "$log.ours" | tail -n 2 | head -n 1 | sed 's/^/ours:          /'
-  /usr/bin/python3 bench/pytorch_train_bench.py "${pyargs[@]}" --channels-last | tee -a "$log.cl" | tail -n 2 | head -n 1 | sed 's/^/pytorch CL:    /'
-  /usr/bin/python3 bench/pytorch_train_bench.py "${pyargs[@]}" | tee -a "$log.nchw" | tail -n 2 | head -n 1 | sed 's/^/pytorch NCHW:  /'
+  ./simclr bench "${args[@]}" | tee -a "$log.ours" | tail -n 2 | sed -n 1p | sed 's/^/ours:          /'
+  /usr/bin/python3 bench/pytorch_train_bench.py "${pyargs[@]}" --channels-last | tee -a "$log.cl" | tail -n 2 | sed -n 1p | sed 's/^/pytorch CL:    /'
+  /usr/bin/python3 bench/pytorch_train_bench.py "${pyargs[@]}" | tee -a "$log.nchw" | tail -n 2 | sed -n 1p | sed 's/^/pytorch NCHW:  /'
 done
 echo "settings: ${args[*]}  ($rounds alternating rounds)"
 /usr/bin/python3 - "$log.ours" "$log.cl" "$log.nchw" <<'PY'

@@ -127,8 +127,8 @@ int cmd_augment_preview(int argc, char **argv) {
         {"image-size", OPT_INT, &size, "S: side of each view (default: as pretrain, the side of "
          "square images of the data, else 96)", .min = 8, .max = 4096},
         {"seed", OPT_INT64, &seed, "random seed (views are those of epoch 0 of a run with this seed)"},
-        {"output", OPT_STR, &output, "PNG grid to write (K rows x 1 + V columns)"},
-        {"npy", OPT_STR, &npy, "also write the views as uint8 (K, V, S, S, 3)"},
+        {"output", OPT_STR, &output, "PNG grid to write (K rows x 1 + V columns)", .output = 1},
+        {"npy", OPT_STR, &npy, "also write the views as uint8 (K, V, S, S, 3)", .output = 1},
         {"bench", OPT_INT64, &bench_views,
          "instead of drawing, time this many views through the loader with --loader-threads compute threads",
          .min = 0, .max = 1e12},

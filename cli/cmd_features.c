@@ -53,13 +53,13 @@ int cmd_features(int argc, char **argv) {
     eval_inputs_init(&in);
     const char *out = NULL, *labels_out = NULL, *files_out = NULL, *classes_out = NULL;
     Opt own[] = {
-        {"output", OPT_STR, &out, "features .npy (N, D) float32 (required)"},
-        {"labels-output", OPT_STR, &labels_out, "labels .npy (N) int64 (-1: unlabeled)"},
+        {"output", OPT_STR, &out, "features .npy (N, D) float32 (required)", .output = 1},
+        {"labels-output", OPT_STR, &labels_out, "labels .npy (N) int64 (-1: unlabeled)", .output = 1},
         {"files-output", OPT_STR, &files_out, "the source of every row, tab-separated: row, label, "
          "class, file; unreadable files skipped at the end (default: OUTPUT.files.tsv, OUTPUT "
-         "without .npy)"},
+         "without .npy)", .output = 1},
         {"classes-output", OPT_STR, &classes_out, "class names, line k = label k (default: "
-         "OUTPUT.classes.txt when the split is labeled)"},
+         "OUTPUT.classes.txt when the split is labeled)", .output = 1},
         {0}};
     /* only the model / dataset / feature tables, plus --threads from the io table */
     Opt threads[] = {{"threads", OPT_INT, &in.threads, "compute threads (0: all cores)", .min = 0, .max = 4096}, {0}};

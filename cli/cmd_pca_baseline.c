@@ -65,8 +65,8 @@ int cmd_pca_baseline(int argc, char **argv) {
         {"pca-method", OPT_CHOICE, &method, "auto | cov (covariance, N >= D) | gram (N x N Gram "
          "matrix, exact) | randomized (Gram + subspace iteration, default above 2048 rows)",
          .choices = "auto|cov|gram|randomized"},
-        {"train-output", OPT_STR, &train_out, "also write the projected train split (N, k) float32 .npy"},
-        {"test-output", OPT_STR, &test_out, "also write the projected test split (M, k) float32 .npy"},
+        {"train-output", OPT_STR, &train_out, "also write the projected train split (N, k) float32 .npy", .output = 1},
+        {"test-output", OPT_STR, &test_out, "also write the projected test split (M, k) float32 .npy", .output = 1},
         {0}};
     Opt *tables[EVAL_MAX_TABLES + 2];
     int nt = eval_inputs_tables(&in, tables, 0);

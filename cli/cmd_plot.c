@@ -46,7 +46,7 @@ static int plot_table(const char *path, const char *out, const char *title) {
 
 int cmd_plot(int argc, char **argv) {
     const char *output = NULL, *title = NULL, *table = NULL;
-    Opt own[] = {{"output", OPT_STR, &output, "PNG file (default: RUN/curves.png)"},
+    Opt own[] = {{"output", OPT_STR, &output, "PNG file (default: RUN/curves.png)", .output = 1},
                  {"title", OPT_STR, &title, "title above the charts (default: the run folder)"},
                  {"table", OPT_STR, &table, "instead of a run: a table 'name<TAB>knn<TAB>linear' "
                   "(tools/ablate.sh) drawn as top-1 per setting (needs --output)"},

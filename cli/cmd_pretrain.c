@@ -49,7 +49,7 @@ static void on_signal(int sig) {
 
 typedef struct {
     int recipe, epochs, batch, threads, checkpoint_every, eval_every, eval_k, shuffle, force;
-    int log_every, precision, eval_dataset, save_init, test_on_train, tensorboard, online_probe;
+    int log_every, precision, eval_dataset, save_init, test_on_train, force_override, tensorboard, online_probe;
     float probe_lr;
     long long max_steps, stop_after, limit, eval_limit, nan_step;
     int seed;
@@ -221,6 +221,39 @@ static void knn_free(KnnEval *e) {
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
+/* Options that --resume may change freely: they do not alter the trajectory of the weights
+ * (speed, logging, checkpoint cadence, the kNN monitor). */
+static const char *const resume_harmless[] = {
+    "threads", "loader-threads", "checkpoint-every", "log-every", "eval-every", "eval-limit",
+    "eval-dataset", "eval-data", "eval-split", "eval-train-split", "test-on-train", "knn-k",
+    "knn-temperature", "tensorboard",
+    NULL};
+
+static int name_in(const char *name, const char *const *list) {
+    for (; *list; list++)
+        if (!strcmp(*list, name)) return 1;
+    return 0;
+}
+
+/* 1 when the command-line value of o differs from its value in the saved configuration (or the
+ * configuration lacks it). o->dst is left as given. */
+static int differs_from_saved(Opt *o, const char *saved_json) {
+    char saved[4096];
+    if (json_get(saved_json, o->name, saved, sizeof saved)) return 1;
+    if (o->type == OPT_STR) {
+        const char *now = *(const char **)o->dst;
+        int saved_null = !strcmp(saved, "null") || !saved[0];
+        return now ? saved_null || strcmp(now, saved) : !saved_null;
+    }
+    unsigned char keep[sizeof(long long) > sizeof(double) ? sizeof(long long) : sizeof(double)];
+    size_t n = o->type == OPT_INT64 ? sizeof(long long) : o->type == OPT_FLOAT ? sizeof(float)
+               : o->type == OPT_DOUBLE ? sizeof(double) : sizeof(int);
+    memcpy(keep, o->dst, n);
+    int differs = opt_assign(o, saved) != 0 || memcmp(keep, o->dst, n) != 0;
+    memcpy(o->dst, keep, n);
+    return differs;
+}
+
 /* ---- the ablation losses on the Trainer ---------------------------------------------------- */
 
 static int contrast_trainer_loss(void *ctx, Trainer *t, const int *labels, float *grad,
@@ -360,6 +393,9 @@ int cmd_pretrain(int argc, char **argv) {
          .max = 1e7},
         {"resume", OPT_STR, &po.resume, "continue the run in this folder from last.safetensors"},
         {"force", OPT_FLAG, &po.force, "overwrite a run already in --out"},
+        {"force-override", OPT_FLAG, &po.force_override, "with --resume: accept options that "
+         "change the run's trajectory (--lr, --epochs, --batch-size, ...); config.json then "
+         "records the new values"},
         {"init", OPT_STR, &po.init, "start from the weights of this checkpoint (encoder, and head "
          "when present; a torchvision state_dict works)"},
         {"limit", OPT_INT64, &po.limit, "use only the first N images (0: all)", .min = 0, .max = 1e12},
@@ -445,21 +481,26 @@ int cmd_pretrain(int argc, char **argv) {
             resume_cfg = c;
         }
         /* run-control options are never restored; the saved values of all others are, unless
-         * given again (then a warning when the change can alter the trajectory) */
-        static const char *const control[] = {"resume", "out", "force", "init",
+         * given again: a value that changes the trajectory is refused without --force-override
+         * (the run would no longer match its record nor an uninterrupted one) */
+        static const char *const control[] = {"resume", "out", "force", "force-override", "init",
                                               "stop-after-steps", "debug-nan-at-step", NULL};
-        static const char *const harmless[] = {"threads", "loader-threads", "checkpoint-every",
-                                               "log-every", "eval-every", "eval-limit",
-                                               "tensorboard", NULL};
+        char changed[512] = "";
         for (int t = 0; t < NT; t++)
             for (Opt *o = tables[t]; o->name; o++) {
-                int skip = 0;
-                for (const char *const *s = control; *s; s++) skip |= !strcmp(*s, o->name);
-                for (const char *const *s = harmless; *s; s++) skip |= !strcmp(*s, o->name);
-                if (o->set && !skip)
-                    sc_warn("--%s given with --resume: overrides the run's saved value (the run "
-                            "will no longer match an uninterrupted one)", o->name);
+                if (!o->set || name_in(o->name, control) || name_in(o->name, resume_harmless))
+                    continue;
+                if (!differs_from_saved(o, resume_cfg)) continue;
+                size_t k = strlen(changed);
+                snprintf(changed + k, sizeof changed - k, "%s--%s", k ? ", " : "", o->name);
             }
+        if (changed[0] && !po.force_override)
+            sc_fatal("--resume %s: %s would change the run's trajectory (its saved values are in "
+                     "%s/config.json); give --force-override to continue with the new values, "
+                     "or start a new run with --out", dir, changed, dir);
+        if (changed[0])
+            sc_warn("--force-override: %s replace the run's saved values; config.json records "
+                    "them (the run no longer matches an uninterrupted one)", changed);
         if (opts_apply_json(tables, NT, resume_cfg, 1, control))
             sc_fatal("--resume: %s: saved configuration: %s", last, sc_error());
         po.resume = dir;
@@ -515,6 +556,9 @@ int cmd_pretrain(int argc, char **argv) {
     if (ac.views < 2) sc_fatal("--views: NT-Xent needs at least 2 views per image, got %d", ac.views);
 
     /* ---- run folder, configuration print and file ---- */
+    /* one process per run folder, from here to exit: a second pretrain, --force or --resume
+     * on it is refused (before anything in the folder is removed or rewritten) */
+    if (r0 && run_dir_lock(dir) < 0) sc_fatal("%s %s", po.resume ? "--resume" : "--out", sc_error());
     if (r0 && !po.resume && run_dir_prepare(dir, po.force)) sc_fatal("%s", sc_error());
     /* The saved configuration describes the run, not this invocation: run-control options are
      * stored at their neutral values, so a resumed run writes the same files as an
@@ -522,6 +566,7 @@ int cmd_pretrain(int argc, char **argv) {
     PretrainOptions saved_po = po;
     po.resume = NULL;
     po.force = 0;
+    po.force_override = 0;
     po.stop_after = 0;
     po.nan_step = -1;
     char *cfg = run_config_json(tables, NT);
@@ -560,7 +605,7 @@ int cmd_pretrain(int argc, char **argv) {
     printf("configuration (%s):\n", po.resume ? "resumed from the run's saved values" : "resolved");
     opts_print(stdout, tables, NT);
     fflush(stdout);
-    if (r0 && !po.resume) {
+    if (r0) { /* also on resume: an accepted override makes config.json describe what is trained */
         char *withnl = NULL;
         size_t n = strlen(cfg);
         withnl = sc_xrealloc(NULL, n + 2);
@@ -731,7 +776,11 @@ int cmd_pretrain(int argc, char **argv) {
         vps_avg = steps_run == 1 ? vps : 0.9 * vps_avg + 0.1 * vps;
         sm = (StepMetrics){step, (int)((step - 1) / bpe), st.loss, st.top1, st.top5, st.lr, vps,
                            probe != NULL, pst.top1};
-        if (r0 && (step % po.log_every == 0 || step == total)) runlog_step(log, &sm);
+        if (r0 && (step % po.log_every == 0 || step == total) && runlog_step(log, &sm)) {
+            error_line(&pg, r0); /* a full disk; the other processes are ended below */
+            rc = 1;
+            break;
+        }
         StepMetrics shown = sm;
         shown.views_per_s = vps_avg;
         if (r0) progress_update(&pg, &shown, epochs_total, total, step == total);
@@ -746,12 +795,20 @@ int cmd_pretrain(int argc, char **argv) {
                     rc = 1;
                     break;
                 }
-                runlog_eval(log, step, (int)(ep - 1), "knn", t1, t5);
+                if (runlog_eval(log, step, (int)(ep - 1), "knn", t1, t5)) {
+                    progress_message(&pg, "simclr: error: %s", sc_error());
+                    rc = 1;
+                    break;
+                }
                 progress_message(&pg, "epoch %ld: kNN top-1 %.2f%%  top-5 %.2f%%  (%zu vs %zu "
                                  "images, %.1fs)", ep, 100 * t1, 100 * t5, ke.nq, ke.nb,
                                  sc_now() - te);
             }
-            runlog_flush(log);
+            if (runlog_flush(log)) {
+                progress_message(&pg, "simclr: error: %s", sc_error());
+                rc = 1;
+                break;
+            }
             int keep = step % bpe == 0 &&
                        ((po.checkpoint_every > 0 && ep % po.checkpoint_every == 0) || step == total);
             if (run_save_checkpoint(dir, t, cfg, keep ? ep : -1)) {
@@ -773,7 +830,11 @@ int cmd_pretrain(int argc, char **argv) {
         if (stop) {
             int interrupted = P > 1 ? comm_any(comm, stop_signal != 0) : stop_signal != 0;
             if (r0) {
-                runlog_flush(log);
+                if (runlog_flush(log)) {
+                    error_line(&pg, r0);
+                    rc = 1;
+                    break;
+                }
                 if (!epoch_end && run_save_checkpoint(dir, t, cfg, -1)) {
                     progress_message(&pg, "simclr: error: %s", sc_error());
                     rc = 1;

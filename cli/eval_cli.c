@@ -57,8 +57,10 @@ void eval_inputs_init(EvalInputs *in) {
         {"folds", OPT_FLAG, &in->folds, "STL-10 protocol: fit on each predefined train fold, report mean and std"},
         {"fold-indices", OPT_STR, &in->fold_indices, "fold file (STL-10 fold_indices.txt: one line of "
          "0-based train indices per fold)"},
-        {"json", OPT_STR, &in->json, "write the results to this JSON file (atomically)"},
+        {"json", OPT_STR, &in->json, "write the results to this JSON file (atomically)", .output = 1},
         {"threads", OPT_INT, &in->threads, "compute threads (0: all cores)", .min = 0, .max = 4096},
+        {"num-classes", OPT_INT, &in->num_classes, "number of classes K, labels 0..K-1 (0: the "
+         "largest train label + 1, at most the number of train rows)", .min = 0, .max = 1 << 20},
         {0}};
     SC_ASSERT(sizeof io <= sizeof in->io);
     memcpy(in->io, io, sizeof io);
@@ -335,13 +337,14 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
             eval_data_free(d);
             return -1;
         }
-        if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "test split", &d->K)) {
+        if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "test split", in->num_classes, &d->K)) {
             /* with folds the train classes are those of all folds together */
             int K = 0;
             for (int f = 0; f < EVAL_MAX_FOLDS; f++)
                 for (size_t i = 0; d->fold_ys[f] && i < d->fold_n[f]; i++)
                     if (d->fold_ys[f][i] + 1 > K) K = d->fold_ys[f][i] + 1;
-            int ok = in->folds && K >= 2;
+            if (in->num_classes > 0 && K <= in->num_classes) K = in->num_classes;
+            int ok = in->folds && K >= 2 && (in->num_classes == 0 || K == in->num_classes);
             for (size_t i = 0; ok && i < d->nte; i++) ok = d->yte[i] < K;
             if (!ok) {
                 eval_data_free(d);
@@ -375,7 +378,8 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
         return sc_error_set("--test-features %s: %d features per row, but --train-features %s "
                             "has %d", in->test_features, Dte, in->train_features, Dtr);
     }
-    if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "--test-labels", &d->K)) {
+    if (eval_num_classes(d->ytr, d->ntr, d->yte, d->nte, "--test-labels", in->num_classes,
+                         &d->K)) {
         eval_data_free(d);
         return -1;
     }

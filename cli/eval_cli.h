@@ -25,6 +25,7 @@ typedef struct {
     int folds;                /* --folds: train on each predefined fold */
     const char *json;
     int threads;
+    int num_classes;          /* --num-classes (0: the largest train label + 1) */
     int pixels;               /* pca-baseline: the inputs are raw pixels (no model) */
     /* checkpoint + dataset input */
     const char *checkpoint;

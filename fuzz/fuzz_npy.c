@@ -1,6 +1,7 @@
 /* fuzz_npy.c - .npy files: the header parser (npy_parse) on the raw input, then, for an accepted
  * file, the loaders that read it from disk (npy_load_f32/_i64, an npy image dataset, the
- * evaluation's feature/label reader with its class count). */
+ * evaluation's feature/label reader with its class count: an integer (N,) array as the labels of
+ * N features, anything else as features). */
 #include "fuzz.h"
 
 #include "dataset.h"
@@ -32,10 +33,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     float *X = NULL;
     int *y = NULL, D = 0, K = 0;
     size_t N = 0;
-    /* the same file as features and as labels: whichever applies is checked */
-    rc = eval_load_npy("--train-features", p, "--train-labels", p, &X, &y, &N, &D);
-    fuzz_check(rc);
-    if (!rc) fuzz_check(eval_num_classes(y, N, y, N, "--test-labels", &K));
+    if (nd == 1 && !rc) { /* integer (N,): the labels of N one-dimensional features */
+        float *zeros = calloc((size_t)shape[0] + 1, sizeof(float));
+        int64_t fs[2] = {shape[0], 1};
+        const char *fp = fuzz_path("features.npy");
+        if (npy_write(fp, NPY_F32, 2, fs, zeros)) abort();
+        free(zeros);
+        fuzz_check(rc = eval_load_npy("--train-features", fp, "--train-labels", p, &X, &y, &N, &D));
+        if (!rc) fuzz_check(eval_num_classes(y, N, y, N, "--test-labels", 0, &K));
+    } else
+        fuzz_check(eval_load_npy("--train-features", p, NULL, NULL, &X, NULL, &N, &D));
     free(X), free(y);
     DatasetConfig dc;
     dataset_config_default(&dc);

@@ -7,6 +7,7 @@
 #include "augment.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -434,12 +435,32 @@ void aug_gaussian_blur_ref(float *out, const float *x, int c, int h, int w, int 
 
 /* ---- the view ----------------------------------------------------------------------------- */
 
+/* Per-thread scratch (resampling tables, a float buffer), freed when its thread exits through a
+ * pthread key destructor: the loader's worker threads come and go with each loader. */
 typedef struct {
     ResampleAxis ay, ax;
     float *tmp;
     size_t tmp_cap;
+    int registered;
 } Scratch;
 static __thread Scratch tls;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_release(void *p) {
+    Scratch *s = p;
+    resample_axis_free(&s->ay);
+    resample_axis_free(&s->ax);
+    sc_free(s->tmp);
+    memset(s, 0, sizeof *s);
+}
+static void scratch_key_init(void) { SC_ASSERT(pthread_key_create(&scratch_key, scratch_release) == 0); }
+static void scratch_register(void) {
+    if (tls.registered) return;
+    pthread_once(&scratch_once, scratch_key_init);
+    pthread_setspecific(scratch_key, &tls);
+    tls.registered = 1;
+}
 
 static float *scratch_tmp(size_t n) {
     if (tls.tmp_cap < n) {
@@ -456,6 +477,7 @@ void augment_apply(const ImageU8 *src, const AugmentConfig *cfg, const AugmentPa
     SC_ASSERT(S >= 1 && (c == 1 || c == 3));
     SC_ASSERT(p->crop_y >= 0 && p->crop_x >= 0 && p->crop_h >= 1 && p->crop_w >= 1 &&
               p->crop_y + p->crop_h <= src->h && p->crop_x + p->crop_w <= src->w);
+    scratch_register();
     resample_axis_init(&tls.ay, p->crop_h, p->crop_y, S, 0);
     resample_axis_init(&tls.ax, p->crop_w, p->crop_x, S, p->flip);
     size_t need = image_resample_tmp_size(&tls.ay, &tls.ax, c);

@@ -3,10 +3,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -71,6 +74,43 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (k < n) snprintf(buf + k, n - k, "]");
 }
 
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* A loaded tensor must hold values a training run can produce: finite floats, variances
+ * (BatchNorm running_var, Adam's second moment optim.*.v) >= 0, counters >= 0. A damaged or
+ * hand-edited file is refused instead of giving finite-looking features from NaN weights. */
+static int check_values(const char *path, const CkTensor *t, size_t numel) {
+    if (t->dtype == ST_I64) {
+        const int64_t *v = t->data;
+        for (size_t i = 0; i < numel; i++)
+            if (v[i] < 0)
+                return sc_error_set("%s: tensor '%s' holds %lld at element %zu; expected a "
+                                    "count >= 0 (damaged checkpoint?)", path, t->name,
+                                    (long long)v[i], i);
+        return 0;
+    }
+    if (t->dtype != ST_F32) return 0;
+    const float *v = t->data;
+    int variance = ends_with(t->name, ".running_var") || ends_with(t->name, ".v");
+    for (size_t i = 0; i < numel; i++) {
+        if (!isfinite(v[i]))
+            return sc_error_set("%s: tensor '%s' holds %s at element %zu; expected finite values "
+                                "(damaged checkpoint, or saved after the training diverged?)",
+                                path, t->name, isnan(v[i]) ? "NaN" : "an infinity", i);
+        if (variance && v[i] < 0)
+            return sc_error_set("%s: tensor '%s' holds the negative variance %g at element %zu "
+                                "(damaged checkpoint?)", path, t->name, v[i], i);
+    }
+    return 0;
+}
+
 int checkpoint_read(const char *path, CkTensor *t, int n, CkMeta *meta, int flags) {
     SafeTensors *st;
     if (safetensors_open(&st, path)) return -1;
@@ -111,13 +151,16 @@ int checkpoint_read(const char *path, CkTensor *t, int n, CkMeta *meta, int flag
             break;
         }
     }
-    /* Encoder tensors of the file that the model does not have: another architecture. */
+    /* Encoder tensors of the file that the model does not have: another architecture. The
+     * requested names are sorted once and searched: a file may hold 100k names. */
+    const char **want = sc_xrealloc(NULL, sizeof(char *) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) want[i] = t[i].name;
+    qsort(want, (size_t)n, sizeof *want, cmp_name);
     if (!rc && !(flags & CK_ALLOW_EXTRA))
         for (int j = 0; j < st->n && !rc; j++) {
             if (!is_encoder_name(st->t[j].name)) continue;
-            int found = 0;
-            for (int i = 0; i < n && !found; i++) found = !strcmp(t[i].name, st->t[j].name);
-            if (!found)
+            const char *key = st->t[j].name;
+            if (!bsearch(&key, want, (size_t)n, sizeof *want, cmp_name))
                 rc = sc_error_set("%s: tensor '%s' does not exist in the current model%s", path,
                                   st->t[j].name,
                                   hint[0] ? hint : " (a checkpoint of another architecture?)");
@@ -127,12 +170,14 @@ int checkpoint_read(const char *path, CkTensor *t, int n, CkMeta *meta, int flag
                 parse_long_meta(st, path, "epoch", &epoch) < 0 ||
                 parse_long_meta(st, path, "batch", &batch) < 0))
         rc = -1;
+    free(want);
     if (!rc) {
         const char *s = safetensors_meta(st, "seed");
         for (int i = 0; i < n && !rc; i++) {
             const StTensor *f = safetensors_find(st, t[i].name);
             if (!f) continue;
             rc = safetensors_read(st, t[i].name, t[i].dtype, t[i].ndim, t[i].shape, t[i].data);
+            if (!rc) rc = check_values(path, &t[i], f->numel);
         }
         if (!rc && meta) {
             meta->step = step;
@@ -194,6 +239,31 @@ int run_dir_clean_temps(const char *dir) {
     }
     closedir(d);
     return n;
+}
+
+int run_dir_lock(const char *dir) {
+    if (sc_mkdir_p(dir)) return -1;
+    const char *path = run_path(dir, ".simclr.lock");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return sc_error_set("%s: cannot create the run lock %s: %s", dir, path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t r = pread(fd, pid, sizeof pid - 1, 0);
+        pid[r > 0 ? r : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return sc_error_set("%s: in use by another simclr process (pid %s); wait for it to "
+                                "end or stop it (Ctrl-C saves, --resume continues)", dir,
+                                pid[0] ? pid : "unknown");
+        return sc_error_set("%s: cannot lock %s: %s", dir, path, strerror(e));
+    }
+    /* the pid is only for the message of a refused process: a full disk does not stop us */
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) (void)0;
+    return fd;
 }
 
 int run_dir_prepare(const char *dir, int force) {

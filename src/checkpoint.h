@@ -66,6 +66,13 @@ void ck_meta_free(CkMeta *meta);
 /* Prepares dir for a new run: creates it; refuses (error) when it holds another run
  * (config.json, metrics.jsonl or a *.safetensors) unless force, which removes those files. */
 int run_dir_prepare(const char *dir, int force);
+/* Takes the run folder's lock: an exclusive flock on dir/.simclr.lock (dir and the file are
+ * created as needed) that records the holder's pid and is held until the process exits (the
+ * kernel releases it on any exit, kill -9 included). While one process holds it, a second
+ * pretrain, a --force or a --resume on the same folder fails with
+ * "dir: in use by another simclr process (pid N) ...". Returns the descriptor (leave it open)
+ * or -1. Take it before anything in the folder is read for writing or removed. */
+int run_dir_lock(const char *dir);
 /* Removes temporaries of interrupted atomic writes ("<run file>.tmp.<pid>", "*.tmp.link") left
  * in dir by a killed run. Returns the number removed. */
 int run_dir_clean_temps(const char *dir);

@@ -185,6 +185,14 @@ void sc_atomic_abort(AtomicFile *af) {
     memset(af, 0, sizeof *af);
 }
 
+int sc_output_check(const char *path) {
+    if (sc_is_dir(path)) return sc_error_set("%s: is a folder, expected a file name", path);
+    AtomicFile af;
+    if (sc_atomic_open(&af, path)) return -1;
+    sc_atomic_abort(&af);
+    return 0;
+}
+
 int sc_write_file_atomic(const char *path, const void *data, size_t n) {
     AtomicFile af;
     if (sc_atomic_open(&af, path)) return -1;
@@ -196,22 +204,52 @@ int sc_write_file_atomic(const char *path, const void *data, size_t n) {
     return sc_atomic_commit(&af);
 }
 
+/* What a non-regular file is, for messages. */
+static const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "a folder" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+           : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+int sc_open_regular(const char *path, size_t *size) {
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return sc_error_set("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return sc_error_set("%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return sc_error_set("%s: expected a regular file, found %s", path, file_kind(st.st_mode));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl != -1) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (size) *size = (size_t)st.st_size;
+    return fd;
+}
+
 int sc_read_file(const char *path, char **data, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sc_error_set("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
+    size_t size;
+    int fd = sc_open_regular(path, &size);
+    if (fd < 0) return -1;
+    size_t cap = size + 1, len = 0;
     char *buf = sc_xrealloc(NULL, cap);
-    size_t r;
-    while ((r = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += r;
-        if (cap - len - 1 == 0) buf = sc_xrealloc(buf, cap *= 2);
+    for (;;) {
+        if (cap - len - 1 == 0) buf = sc_xrealloc(buf, cap *= 2); /* the file grew */
+        ssize_t r = read(fd, buf + len, cap - len - 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            free(buf);
+            return sc_error_set("%s: read error: %s", path, strerror(e));
+        }
+        if (r == 0) break;
+        len += (size_t)r;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return sc_error_set("%s: read error", path);
-    }
+    close(fd);
     buf[len] = 0;
     *data = buf;
     if (n) *n = len;
@@ -251,14 +289,8 @@ int sc_is_dir(const char *path) {
 
 int sc_map_file(MappedFile *m, const char *path) {
     memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return sc_error_set("%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return sc_error_set("%s: not a regular file", path);
-    }
-    m->size = (size_t)st.st_size;
+    int fd = sc_open_regular(path, &m->size);
+    if (fd < 0) return -1;
     if (m->size > 0) {
         void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {

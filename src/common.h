@@ -68,9 +68,15 @@ typedef struct {
 int sc_atomic_open(AtomicFile *af, const char *path);
 int sc_atomic_commit(AtomicFile *af); /* closes; on error the old file is kept */
 void sc_atomic_abort(AtomicFile *af);
+/* Checks, before any work, that path can be written: creates and removes its temporary file.
+ * Fails on a missing or read-only folder and on a path that is a directory. */
+int sc_output_check(const char *path);
 /* Writes a whole buffer atomically. */
 int sc_write_file_atomic(const char *path, const void *data, size_t n);
-/* Reads a whole file into a malloc'ed, NUL-terminated buffer. */
+/* Opens a regular file for reading (never blocks on a FIFO; refuses devices, FIFOs, sockets and
+ * folders with a message naming what was found); returns the descriptor and its size, or -1. */
+int sc_open_regular(const char *path, size_t *size);
+/* Reads a whole regular file into a malloc'ed, NUL-terminated buffer. */
 int sc_read_file(const char *path, char **data, size_t *n);
 int sc_mkdir_p(const char *path);
 int sc_file_exists(const char *path);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "common.h"
@@ -62,6 +64,7 @@ void dataset_config_default(DatasetConfig *c) {
     memset(c, 0, sizeof *c);
     c->kind = DATASET_FASHION_MNIST;
     c->fold = -1;
+    c->max_image_pixels = IMAGE_MAX_PIXELS_DEFAULT;
 }
 
 void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c) {
@@ -81,6 +84,9 @@ void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c) {
          "cifar100: the 100 fine classes or the 20 coarse superclasses", .choices = "fine|coarse"},
         {"strict-images", OPT_FLAG, &c->strict_images,
          "folder: an unreadable image file is an error (default: skip and count)"},
+        {"max-image-pixels", OPT_INT64, &c->max_image_pixels, "folder: PNG/JPEG files declaring "
+         "more pixels (width x height) are refused before decoding, as PIL does against "
+         "decompression bombs", .min = 1, .max = 1e15},
         {0}};
     SC_ASSERT(sizeof t / sizeof t[0] <= DATASET_OPTS_MAX);
     memcpy(tab, t, sizeof t);
@@ -304,71 +310,127 @@ done:
 
 /* ---- IDX ---------------------------------------------------------------------------------- */
 
-/* Reads a whole file through zlib (gzip or raw, zlib handles both). */
-static int read_maybe_gz(const char *path, uint8_t **data, size_t *n) {
-    if (!sc_file_exists(path)) return sc_error_set("%s: file not found", path);
-    gzFile f = gzopen(path, "rb");
-    if (!f) return sc_error_set("%s: cannot open: %s", path, strerror(errno));
-    gzbuffer(f, 1 << 17);
-    size_t cap = 1 << 20, len = 0;
-    uint8_t *buf = sc_xrealloc(NULL, cap);
-    for (;;) {
-        if (cap - len < (1 << 20)) buf = sc_xrealloc(buf, cap *= 2);
-        int r = gzread(f, buf + len, (unsigned)(cap - len));
-        if (r < 0) {
-            int e;
-            const char *msg = gzerror(f, &e);
-            sc_error_set("%s: cannot decompress: %s", path, msg);
-            gzclose(f);
-            free(buf);
-            return -1;
-        }
-        if (r == 0) break;
-        len += (size_t)r;
-    }
-    /* gzread reports a truncated stream only through gzerror at end of input */
-    int e = Z_OK;
-    const char *msg = gzerror(f, &e);
-    if (e != Z_OK && e != Z_STREAM_END) {
-        sc_error_set("%s: cannot decompress: %s", path, msg);
-        gzclose(f);
-        free(buf);
-        return -1;
-    }
-    gzclose(f);
-    *data = buf, *n = len;
-    return 0;
-}
-
 static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
 
-/* Parses an IDX ubyte file: ndim dims into dims[], returns the data offset. */
-static int idx_parse(const char *path, const uint8_t *data, size_t n, int want_ndim_min,
-                     int want_ndim_max, uint32_t *dims, int *ndim, size_t *off) {
-    if (n < 4) return sc_error_set("%s: too short for an IDX header (%zu bytes)", path, n);
-    if (data[0] != 0 || data[1] != 0)
-        return sc_error_set("%s: bad IDX magic %02x %02x %02x %02x (expected 00 00 08 0N)", path,
-                            data[0], data[1], data[2], data[3]);
-    if (data[2] != 0x08)
-        return sc_error_set("%s: IDX element type 0x%02x is not supported (expected 0x08, ubyte)", path, data[2]);
-    int nd = data[3];
-    if (nd < want_ndim_min || nd > want_ndim_max)
-        return sc_error_set("%s: IDX has %d dimensions, expected %d..%d", path, nd, want_ndim_min, want_ndim_max);
-    if (n < 4 + 4 * (size_t)nd) return sc_error_set("%s: truncated IDX header", path);
+/* gzread of exactly n bytes (fewer only at the end of the data); -1 with sc_error on a
+ * decompression error. */
+static long long gz_read_full(gzFile f, const char *path, uint8_t *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        size_t want = n - got < (1u << 30) ? n - got : (1u << 30);
+        int r = gzread(f, buf + got, (unsigned)want);
+        if (r < 0) {
+            int e;
+            return sc_error_set("%s: cannot decompress: %s", path, gzerror(f, &e));
+        }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    /* gzread reports a truncated or corrupt stream only through gzerror */
+    int e = Z_OK;
+    const char *msg = gzerror(f, &e);
+    if (e != Z_OK && e != Z_STREAM_END) return sc_error_set("%s: cannot decompress: %s", path, msg);
+    return (long long)got;
+}
+
+/* Reads an IDX ubyte file, raw or gzip-compressed (zlib reads both), header first: the magic,
+ * the element type and the dimensions are checked before any data is read, the data buffer
+ * grows only as data arrives (a header claiming more than the file holds costs no memory), and
+ * a file holding more data than its header declares is refused as soon as the first extra byte
+ * is seen, without decompressing the rest (a gzip bomb). */
+static int idx_read(const char *path, int want_ndim_min, int want_ndim_max, uint32_t *dims,
+                    int *ndim, uint8_t **data, size_t *count_out) {
+    *data = NULL;
+    if (!sc_file_exists(path)) return sc_error_set("%s: file not found", path);
+    size_t fsize;
+    int fd = sc_open_regular(path, &fsize);
+    if (fd < 0) return -1;
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return sc_error_set("%s: cannot open: out of memory", path);
+    }
+    gzbuffer(f, 1 << 17);
+    uint8_t h[4 + 4 * 4];
+    int rc = -1;
+    uint8_t *buf = NULL;
+    long long r = gz_read_full(f, path, h, 4);
+    if (r < 0) goto done;
+    if (r < 4) {
+        sc_error_set("%s: too short for an IDX header (%lld bytes)", path, r);
+        goto done;
+    }
+    if (h[0] != 0 || h[1] != 0) {
+        sc_error_set("%s: bad IDX magic %02x %02x %02x %02x (expected 00 00 08 0N)", path, h[0],
+                     h[1], h[2], h[3]);
+        goto done;
+    }
+    if (h[2] != 0x08) {
+        sc_error_set("%s: IDX element type 0x%02x is not supported (expected 0x08, ubyte)", path, h[2]);
+        goto done;
+    }
+    int nd = h[3];
+    if (nd < want_ndim_min || nd > want_ndim_max) {
+        sc_error_set("%s: IDX has %d dimensions, expected %d..%d", path, nd, want_ndim_min, want_ndim_max);
+        goto done;
+    }
+    r = gz_read_full(f, path, h + 4, 4 * (size_t)nd);
+    if (r < 0) goto done;
+    if (r < 4 * nd) {
+        sc_error_set("%s: truncated IDX header", path);
+        goto done;
+    }
     size_t count = 1;
     for (int i = 0; i < nd; i++) {
-        dims[i] = be32(data + 4 + 4 * i);
-        if (dims[i] == 0) return sc_error_set("%s: IDX dimension %d is zero", path, i);
+        dims[i] = be32(h + 4 + 4 * i);
+        if (dims[i] == 0) {
+            sc_error_set("%s: IDX dimension %d is zero", path, i);
+            goto done;
+        }
+        if (count > ((size_t)1 << 48) / dims[i]) {
+            sc_error_set("%s: IDX dimensions %u x ... describe more than 2^48 bytes", path, dims[0]);
+            goto done;
+        }
         count *= dims[i];
-        if (count > n) /* also keeps the product from overflowing */
-            return sc_error_set("%s: IDX dimensions need more than the file's %zu bytes (truncated?)", path, n);
     }
-    *off = 4 + 4 * (size_t)nd;
-    if (n - *off != count)
-        return sc_error_set("%s: expected %zu data bytes after the header, found %zu%s", path, count,
-                            n - *off, n - *off < count ? " (truncated)" : "");
+    size_t off = 4 + 4 * (size_t)nd;
+    if (gzdirect(f) && fsize - off != count) { /* raw file: its size is known up front */
+        sc_error_set("%s: expected %zu data bytes after the header, found %zu%s", path, count,
+                     fsize - off, fsize - off < count ? " (truncated)" : "");
+        goto done;
+    }
+    size_t cap = count < ((size_t)1 << 20) ? count : ((size_t)1 << 20), len = 0;
+    buf = sc_xrealloc(NULL, cap);
+    while (len < count) {
+        if (len == cap) buf = sc_xrealloc(buf, cap = cap * 2 < count ? cap * 2 : count);
+        size_t want = cap - len;
+        r = gz_read_full(f, path, buf + len, want);
+        if (r < 0) goto done;
+        len += (size_t)r;
+        if ((size_t)r < want) break; /* end of the data */
+    }
+    if (len < count) {
+        sc_error_set("%s: expected %zu data bytes after the header, found %zu (truncated)", path,
+                     count, len);
+        goto done;
+    }
+    uint8_t extra;
+    r = gz_read_full(f, path, &extra, 1);
+    if (r < 0) goto done;
+    if (r > 0) {
+        sc_error_set("%s: more data than the %zu bytes its IDX header declares (the rest was not "
+                     "read)", path, count);
+        goto done;
+    }
     *ndim = nd;
-    return 0;
+    *data = buf;
+    *count_out = count;
+    buf = NULL;
+    rc = 0;
+done:
+    free(buf);
+    gzclose(f);
+    return rc;
 }
 
 static char *find_idx_file(const char *dir, const char *base) {
@@ -377,7 +439,7 @@ static char *find_idx_file(const char *dir, const char *base) {
     size_t n = strlen(p) + 4;
     p = sc_xrealloc(p, n);
     strcat(p, ".gz");
-    return p; /* may not exist: read_maybe_gz reports it */
+    return p; /* may not exist: idx_read reports it */
 }
 
 static int open_idx(Dataset *d, const DatasetConfig *cfg, const char *split) {
@@ -396,11 +458,14 @@ static int open_idx(Dataset *d, const DatasetConfig *cfg, const char *split) {
         lab_path = cfg->labels ? sc_strdup(cfg->labels) : NULL;
     }
     uint8_t *data = NULL, *ldata = NULL;
-    size_t n, ln, off, loff;
+    size_t n, ln;
     uint32_t dims[4], ldims[4];
     int nd, lnd, rc = -1;
-    if (read_maybe_gz(img_path, &data, &n)) goto done;
-    if (idx_parse(img_path, data, n, 3, 4, dims, &nd, &off)) goto done;
+    if (idx_read(img_path, 3, 4, dims, &nd, &data, &n)) goto done;
+    if (dims[1] > 65535 || dims[2] > 65535) {
+        sc_error_set("%s: IDX images of %ux%u pixels; at most 65535 per side", img_path, dims[1], dims[2]);
+        goto done;
+    }
     if (nd == 4 && dims[3] != 1 && dims[3] != 3) {
         sc_error_set("%s: expected 1 or 3 channels in the last IDX dimension, found %u", img_path, dims[3]);
         goto done;
@@ -408,12 +473,11 @@ static int open_idx(Dataset *d, const DatasetConfig *cfg, const char *split) {
     d->layout = LAYOUT_HWC, d->n = dims[0], d->h = (int)dims[1], d->w = (int)dims[2];
     d->c = nd == 4 ? (int)dims[3] : 1;
     d->record = (size_t)d->h * d->w * d->c;
-    d->chunk[0].owned = data, d->chunk[0].base = data + off, d->chunk[0].count = d->n;
+    d->chunk[0].owned = data, d->chunk[0].base = data, d->chunk[0].count = d->n;
     d->nchunks = 1;
     data = NULL;
     if (lab_path) {
-        if (read_maybe_gz(lab_path, &ldata, &ln)) goto done;
-        if (idx_parse(lab_path, ldata, ln, 1, 1, ldims, &lnd, &loff)) goto done;
+        if (idx_read(lab_path, 1, 1, ldims, &lnd, &ldata, &ln)) goto done;
         if (ldims[0] != d->n) {
             sc_error_set("%s: %u labels for %zu images in %s", lab_path, ldims[0], d->n, img_path);
             goto done;
@@ -421,7 +485,7 @@ static int open_idx(Dataset *d, const DatasetConfig *cfg, const char *split) {
         d->labels = sc_xrealloc(NULL, sizeof(int32_t) * d->n);
         int maxl = 0;
         for (size_t i = 0; i < d->n; i++) {
-            d->labels[i] = ldata[loff + i];
+            d->labels[i] = ldata[i];
             if (d->labels[i] > maxl) maxl = d->labels[i];
         }
         d->num_classes = maxl + 1;
@@ -524,7 +588,11 @@ static void sl_push(StrList *l, char *s) {
 }
 
 /* Files (recursive) with an image extension under dir, sorted; subdirectories in *subdirs when
- * non-NULL (first level only, then files directly in dir are listed in *files). */
+ * non-NULL (first level only, then files directly in dir are listed in *files).
+ * Symbolic links to folders are not followed (a link to an ancestor would loop, a link to a
+ * sibling class would label its images twice): a warning names each. Links to files are kept.
+ * Names with an image extension that are not regular files (FIFOs, devices) are listed anyway,
+ * so that reading them fails with a per-file message (skipped, or fatal with --strict-images). */
 static int list_dir(const char *dir, StrList *files, StrList *subdirs, int recurse) {
     DIR *dp = opendir(dir);
     if (!dp) return sc_error_set("%s: cannot open folder: %s", dir, strerror(errno));
@@ -533,6 +601,12 @@ static int list_dir(const char *dir, StrList *files, StrList *subdirs, int recur
     while ((e = readdir(dp))) {
         if (e->d_name[0] == '.') continue;
         char *p = path_join(dir, e->d_name);
+        struct stat ls;
+        if (lstat(p, &ls) == 0 && S_ISLNK(ls.st_mode) && sc_is_dir(p)) {
+            sc_warn("%s: a symbolic link to a folder; not followed", p);
+            free(p);
+            continue;
+        }
         if (sc_is_dir(p)) {
             if (subdirs) sl_push(subdirs, sc_strdup(e->d_name));
             else if (recurse) sl_push(&local, p), p = NULL;
@@ -635,7 +709,7 @@ static int root_collect(FolderRoot *r) {
     StrList top = {0}, subdirs = {0};
     int rc = list_dir(r->dir, &top, &subdirs, 0);
     if (rc == 0 && subdirs.n == 0) {
-        qsort(top.v, top.n, sizeof(char *), cmp_str);
+        if (top.n) qsort(top.v, top.n, sizeof(char *), cmp_str); /* qsort(NULL, 0) is UB */
         r->files = top;
         free(subdirs.v);
         return 0;
@@ -643,7 +717,7 @@ static int root_collect(FolderRoot *r) {
     if (rc == 0 && top.n) sc_warn("%s: %zu image files beside the class folders are ignored", r->dir, top.n);
     for (size_t i = 0; i < top.n; i++) free(top.v[i]);
     free(top.v);
-    qsort(subdirs.v, subdirs.n, sizeof(char *), cmp_str);
+    if (subdirs.n) qsort(subdirs.v, subdirs.n, sizeof(char *), cmp_str);
     size_t cap = 0;
     for (size_t k = 0; rc == 0 && k < subdirs.n; k++) {
         char *sd = path_join(r->dir, subdirs.v[k]);
@@ -840,6 +914,8 @@ int dataset_open(Dataset **out, const DatasetConfig *cfg) {
     if (cfg->fold >= 0 && cfg->kind != DATASET_STL10)
         return sc_error_set("--fold: only STL-10 has predefined folds");
     Dataset *d = ds_new(cfg->kind, split ? split : "all");
+    image_set_max_pixels(cfg->max_image_pixels > 0 ? (size_t)cfg->max_image_pixels
+                                                   : IMAGE_MAX_PIXELS_DEFAULT);
     int rc;
     switch (cfg->kind) {
     case DATASET_STL10: rc = open_stl(d, cfg, split); break;

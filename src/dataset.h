@@ -54,12 +54,15 @@ typedef struct {
     int fold;            /* --fold: STL-10 predefined training fold 0..9 (split train); -1 none */
     int coarse_labels;   /* --cifar100-labels fine|coarse: 0 the 100 fine classes, 1 the 20 coarse */
     int strict_images;   /* --strict-images: an unreadable folder file is an error */
+    long long max_image_pixels; /* --max-image-pixels: PNG/JPEG files declaring more pixels are
+                            refused before decoding (0: IMAGE_MAX_PIXELS_DEFAULT, PIL's limit) */
 } DatasetConfig;
 
 typedef struct Dataset Dataset;
 
 void dataset_config_default(DatasetConfig *c);
-/* Option fragment: --dataset --data --split --labels --fold --cifar100-labels --strict-images. */
+/* Option fragment: --dataset --data --split --labels --fold --cifar100-labels --strict-images
+ * --max-image-pixels. */
 #define DATASET_OPTS_MAX 10
 void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c);
 

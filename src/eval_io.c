@@ -71,16 +71,26 @@ int eval_load_npy(const char *feat_opt, const char *feat_path, const char *lab_o
 }
 
 int eval_num_classes(const int *ytr, size_t ntr, const int *yte, size_t nte, const char *te_opt,
-                     int *K) {
+                     int num_classes, int *K) {
     int mx = 0;
+    size_t at = 0;
     for (size_t i = 0; i < ntr; i++)
-        if (ytr[i] > mx) mx = ytr[i];
+        if (ytr[i] > mx) mx = ytr[i], at = i;
     if (mx < 1) return sc_error_set("train labels: only one class (0) present; need at least 2");
+    if (num_classes > 0) {
+        if (mx >= num_classes)
+            return sc_error_set("train labels: label %d at row %zu is not below --num-classes %d",
+                                mx, at, num_classes);
+    } else if ((size_t)mx >= ntr || mx == INT_MAX)
+        return sc_error_set("train labels: the largest label is %d (row %zu), but there are only "
+                            "%zu train rows; labels must be class indices 0..K-1 (give "
+                            "--num-classes K for classes without examples)", mx, at, ntr);
+    int k = num_classes > 0 ? num_classes : mx + 1; /* mx < ntr or < num_classes: no overflow */
     for (size_t i = 0; i < nte; i++)
-        if (yte[i] > mx)
-            return sc_error_set("%s: label %d at row %zu is outside the train classes 0..%d",
-                                te_opt, yte[i], i, mx);
-    *K = mx + 1;
+        if (yte[i] >= k)
+            return sc_error_set("%s: label %d at row %zu is outside the train classes 0..%d", te_opt,
+                                yte[i], i, k - 1);
+    *K = k;
     return 0;
 }
 

@@ -17,9 +17,12 @@
  * labels. labels_path may be NULL (then *y = NULL). */
 int eval_load_npy(const char *feat_opt, const char *feat_path, const char *lab_opt,
                   const char *lab_path, float **X, int **y, size_t *N, int *D);
-/* Number of classes K = 1 + the largest train label; every test label must be < K. */
+/* Number of classes K: num_classes when > 0 (every label must be below it), else 1 + the largest
+ * train label, which may not exceed the number of train rows (a larger label leaves classes
+ * without a single example: labels that are not class indices; the message names the largest
+ * label and suggests --num-classes). Every test label must be < K. */
 int eval_num_classes(const int *ytr, size_t ntr, const int *yte, size_t nte, const char *te_opt,
-                     int *K);
+                     int num_classes, int *K);
 /* JSON writer for the result files: eval_json_begin opens the file atomically and writes "{";
  * then key/value helpers; eval_json_end writes "}" and commits (or aborts on error). */
 typedef struct {

@@ -14,6 +14,18 @@
 
 #include "common.h"
 
+static size_t max_pixels = IMAGE_MAX_PIXELS_DEFAULT;
+void image_set_max_pixels(size_t n) { max_pixels = n ? n : IMAGE_MAX_PIXELS_DEFAULT; }
+size_t image_max_pixels(void) { return max_pixels; }
+
+/* The message for an image over the limit, into buf. */
+static int too_many_pixels(char *buf, size_t n, unsigned long w, unsigned long h) {
+    if ((unsigned long long)w * h <= max_pixels) return 0;
+    snprintf(buf, n, "%lux%lu = %llu pixels, more than --max-image-pixels %zu (a decompression "
+             "bomb?)", w, h, (unsigned long long)w * h, max_pixels);
+    return 1;
+}
+
 void image_free(ImageU8 *im) {
     free(im->buf);
     memset(im, 0, sizeof *im);
@@ -70,6 +82,7 @@ static int decode_png(const uint8_t *data, size_t n, const char *name, ImageU8 *
     png_uint_32 w = png_get_image_width(p, info), h = png_get_image_height(p, info);
     int ct = png_get_color_type(p, info), bd = png_get_bit_depth(p, info);
     if (w == 0 || h == 0 || w > 65535 || h > 65535) png_error(p, "image size out of range");
+    if (too_many_pixels(src.msg, sizeof src.msg, w, h)) png_error(p, src.msg);
     if (bd == 16) png_set_strip_16(p);
     if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(p);
     if (ct == PNG_COLOR_TYPE_GRAY && bd < 8) png_set_expand_gray_1_2_4_to_8(p);
@@ -125,6 +138,10 @@ static int decode_jpeg(const uint8_t *data, size_t n, const char *name, ImageU8 
     jpeg_create_decompress(&ci);
     jpeg_mem_src(&ci, data, (unsigned long)n);
     jpeg_read_header(&ci, TRUE);
+    if (too_many_pixels(err.msg, sizeof err.msg, ci.image_width, ci.image_height)) {
+        jpeg_destroy_decompress(&ci);
+        return sc_error_set("%s: cannot decode JPEG: %s", name, err.msg);
+    }
     if (ci.num_components == 1) ci.out_color_space = JCS_GRAYSCALE;
     else if (ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK) {
         jpeg_destroy_decompress(&ci);

@@ -37,6 +37,14 @@ void image_free(ImageU8 *im);
 /* Makes im->buf at least n bytes and points im->px at it. */
 uint8_t *image_reserve(ImageU8 *im, size_t n);
 
+/* Decoding refuses images declaring more than this many pixels (width x height) before any
+ * pixel memory is allocated: a 4 MB PNG or a 700-byte JPEG can declare 40000 x 40000. The
+ * default is PIL's Image.MAX_IMAGE_PIXELS (89478485, about 0.25 GiB of RGB). Process-wide: set
+ * it before decoding starts (dataset_open does, from --max-image-pixels). */
+#define IMAGE_MAX_PIXELS_DEFAULT 89478485
+void image_set_max_pixels(size_t n);
+size_t image_max_pixels(void);
+
 /* Decodes a PNG or JPEG file (detected by content, not by name) into im (im->buf). */
 int image_read(const char *path, ImageU8 *im);
 /* Decodes from memory; `name` is only used in error messages. */

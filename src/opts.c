@@ -302,6 +302,10 @@ int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt 
 #undef FAIL
     if (help) help_and_exit(cmd, summary, tables, ntables);
     if (npos_inout) *npos_inout = npos;
+    for (int t = 0; t < ntables; t++)
+        for (Opt *o = tables[t]; o->name; o++)
+            if (o->output && o->set && o->type == OPT_STR && sc_output_check(*(const char **)o->dst))
+                return sc_error_prefix("--%s", o->name);
     return 0;
 }
 

@@ -44,6 +44,8 @@ typedef struct {
     const char *choices; /* OPT_CHOICE: "a|b|c" */
     double min, max;     /* inclusive range for numbers, checked when min < max */
     int set;             /* output: 1 when given on the command line */
+    int output;          /* OPT_STR naming a file the command writes: opts_parse checks that it
+                            can be created (sc_output_check) before any work is done */
     int owned;           /* OPT_STR: *dst is a copy made by opt_assign (recipe.h), freed when the
                             option is assigned again; what is left at exit is the caller's */
     const char *alias;   /* another accepted name (an older or shorter spelling), or NULL */
@@ -51,7 +53,8 @@ typedef struct {
 
 /* Parses argv[1..argc) (argv[0] is the subcommand name). Positional arguments are returned in
  * *pos (pointers into argv, up to max_pos of them; an extra one is an error); pass NULL, NULL to
- * accept none. Returns 0, or -1 with sc_error() set. Prints help and exits 0 on --help. */
+ * accept none. Returns 0, or -1 with sc_error() set. Prints help and exits 0 on --help.
+ * Options marked .output = 1 that were given are checked with sc_output_check. */
 int opts_parse(const char *cmd, const char *summary, int argc, char **argv, Opt **tables,
                int ntables, const char **pos, int *npos_inout);
 /* Registers a function that opts_parse calls on --help after reading the whole command line,

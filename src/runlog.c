@@ -1,6 +1,7 @@
 /* runlog.c - see runlog.h. */
 #include "runlog.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -78,7 +79,7 @@ int runlog_step(RunLog *l, const StepMetrics *m) {
         json_num(l->f, m->probe_top1);
     }
     fputs("}\n", l->f);
-    if (ferror(l->f)) return sc_error_set("%s: write failed", l->path);
+    if (ferror(l->f)) return sc_error_set("%s: write failed: %s", l->path, strerror(errno));
     if (l->tb) { /* the same values (views/s rounded as in the file) */
         const char *tags[5] = {"train/loss", "train/contrastive_top1", "train/contrastive_top5",
                                "train/lr", "train/views_per_s"};
@@ -98,7 +99,7 @@ int runlog_eval(RunLog *l, long step, int epoch, const char *name, double top1, 
     json_num(l->f, top5);
     fputs("}\n", l->f);
     fflush(l->f);
-    if (ferror(l->f)) return sc_error_set("%s: write failed", l->path);
+    if (ferror(l->f)) return sc_error_set("%s: write failed: %s", l->path, strerror(errno));
     if (l->tb) {
         char tag[96];
         snprintf(tag, sizeof tag, "eval/%s_top1", name);
@@ -115,7 +116,8 @@ void runlog_set_tensorboard(RunLog *l, TbWriter *tb) {
 }
 
 int runlog_flush(RunLog *l) {
-    if (fflush(l->f) != 0) return sc_error_set("%s: write failed", l->path);
+    if (fflush(l->f) != 0 || ferror(l->f))
+        return sc_error_set("%s: write failed: %s", l->path, strerror(errno));
     if (l->tb && tb_flush(l->tb)) return -1;
     return 0;
 }

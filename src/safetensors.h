@@ -81,6 +81,7 @@ typedef struct SafeTensors {
     MappedFile map;       /* when opened from a file */
     int n;                /* tensors, in header order */
     StTensor *t;
+    int *by_name;         /* indices of t sorted by name (safetensors_find's binary search) */
     int nmeta;
     char **meta_key, **meta_val;
 } SafeTensors;

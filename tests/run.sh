@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
 # Runs every test binary (build/tests/test_*) and every CLI test script (tests/cli/*.sh) and
 # prints the total as the last line: "N passed, M failed". Exits 1 when anything failed.
-#   tests/run.sh            everything
-#   tests/run.sh PATTERN    only the binaries/scripts whose name contains PATTERN
-#   tests/run.sh determinism  only the thread-determinism reruns under each OpenBLAS core type
+#   tests/run.sh                    everything
+#   tests/run.sh PATTERN            only the binaries/scripts whose name contains PATTERN
+#   tests/run.sh determinism        only the thread-determinism reruns under each OpenBLAS core type
+#   tests/run.sh --build DIR ...    the test binaries of DIR/tests and the command DIR/simclr
+#                                   (make test-sanitize: --build build-san); default build/
+#                                   and ./simclr
+#   SIMCLR=PATH tests/run.sh        the CLI tests against another command binary
 set -u
 cd "$(dirname "$0")/.."
+build=build
+if [ "${1:-}" = "--build" ]; then build="${2:?--build needs a folder}"; shift 2; fi
 pat="${1:-}"
 total_pass=0; total_fail=0; broken=()
-export SIMCLR="$PWD/simclr"
+if [ -z "${SIMCLR:-}" ]; then
+  if [ -x "$build/simclr" ]; then SIMCLR="$PWD/$build/simclr"; else SIMCLR="$PWD/simclr"; fi
+fi
+export SIMCLR SIMCLR_BUILD="$PWD/$build"
 export OMP_WAIT_POLICY=passive
+# Sanitizer settings (read only by a sanitized build; see tests/sanitize.supp for the reasons).
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitize.supp:print_suppressions=0}"
+echo "tests: binaries $build/tests, command $SIMCLR"
 run_one() {  # name, command...
   local name="$1"; shift
   local log; log=$(mktemp)
@@ -24,7 +38,7 @@ run_one() {  # name, command...
   if [ "$f" -ne 0 ]; then broken+=("$name"); sed 's/^/    | /' "$log" | grep -v '^    | ok ' | tail -n 60; fi
   rm -f "$log"
 }
-for t in build/tests/test_*; do
+for t in "$build"/tests/test_*; do
   [ -x "$t" ] || continue
   case "$(basename "$t")" in *"$pat"*) ;; *) continue ;; esac
   run_one "$(basename "$t")" "$t"
@@ -53,9 +67,9 @@ if [ -z "$pat" ] || [ "$pat" = determinism ]; then
   for core in Haswell Zen SkylakeX; do
     for entry in "${determinism[@]}"; do
       read -r bin tests <<<"$entry"
-      [ -x "build/tests/$bin" ] || continue
+      [ -x "$build/tests/$bin" ] || continue
       # shellcheck disable=SC2086
-      run_one "$bin@$core" env OPENBLAS_CORETYPE=$core "build/tests/$bin" $tests
+      run_one "$bin@$core" env OPENBLAS_CORETYPE=$core "$build/tests/$bin" $tests
     done
   done
 fi

@@ -127,6 +127,34 @@ static inline int *fixture_labels(const char *rel, size_t *n) {
     return y;
 }
 
+/* Scratch files: test_tmp("a/b.npy") is a path in this binary's own folder
+ * /tmp/simclr_test_XXXXXX (made on first use); test_tmp("") is the folder itself.
+ * test_tmp_remove() deletes it (the binaries' last TEST, "cleanup"). */
+static inline const char *test_tmp(const char *name) {
+    static char dir[256], bufs[8][512];
+    static int k;
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/simclr_test_XXXXXX");
+        if (!mkdtemp(dir)) abort();
+    }
+    if (!*name) return dir;
+    char *b = bufs[k++ & 7];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+    return b;
+}
+static inline int test_tmp_remove(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", test_tmp(""));
+    return system(cmd);
+}
+/* Writes a whole file (atomically), aborting the binary when it cannot. */
+static inline void test_write_bytes(const char *path, const void *data, size_t n) {
+    if (sc_write_file_atomic(path, data, n)) {
+        fprintf(stderr, "cannot write %s: %s\n", path, sc_error());
+        abort();
+    }
+}
+
 int main(int argc, char **argv) {
     int passed = 0, failed = 0;
     for (int i = 0; i < test_count; i++) {

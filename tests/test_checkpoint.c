@@ -8,19 +8,7 @@
 #include "safetensors.h"
 #include "test.h"
 
-static char tmpdir[256];
-
-static const char *tmp(const char *name) {
-    static char b[8][512];
-    static int k;
-    if (!tmpdir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/simclr_ck_XXXXXX");
-        if (!mkdtemp(tmpdir)) abort();
-    }
-    char *p = b[k++ & 7];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
+#define tmp test_tmp
 
 /* A tiny "model": conv weight, bn stats and counter, a head weight, an optimizer moment. */
 typedef struct {
@@ -162,7 +150,7 @@ TEST(failed_write_keeps_old_file) {
     ck_meta_free(&r);
     /* no temporary left behind */
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", tmpdir);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", test_tmp(""));
     CHECK(system(cmd) != 0, "no temporary files left");
 }
 
@@ -348,8 +336,4 @@ TEST(other_architecture_refused) {
     model_free(wide);
 }
 
-TEST(cleanup) {
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    CHECK(system(cmd) == 0, "cleanup");
-}
+TEST(cleanup) { CHECK(test_tmp_remove() == 0, "cleanup"); }

@@ -13,22 +13,8 @@
 #include "rng.h"
 #include "test.h"
 
-static char tmpdir[256];
-static const char *tmp(const char *name) {
-    static char bufs[8][512];
-    static int k;
-    if (!tmpdir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/simclr_test_dataset_XXXXXX");
-        SC_ASSERT(mkdtemp(tmpdir));
-    }
-    char *b = bufs[k++ & 7];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    SC_ASSERT(sc_write_file_atomic(path, data, n) == 0);
-}
+#define tmp test_tmp
+#define write_bytes test_write_bytes
 
 static void copy_file(const char *from, const char *to) {
     char *d;
@@ -333,7 +319,7 @@ static void write_gz(const char *path, const uint8_t *d, size_t n) {
 
 TEST(idx_raw_gz_and_errors) {
     sc_mkdir_p(tmp("idx"));
-    uint8_t img[4 + 12 + 3 * 4 * 5], lab[4 + 4 + 3];
+    uint8_t img[4 + 12 + 3 * 4 * 5], lab[4 + 4 + 4] /* room for the 4-label file below */;
     uint32_t d3[3] = {3, 4, 5}, d1[1] = {3};
     size_t ni = idx_bytes(img, 3, d3, 8), nl = idx_bytes(lab, 1, d1, 8);
     lab[8] = 2, lab[9] = 0, lab[10] = 1;
@@ -629,8 +615,4 @@ TEST(channel_stats) {
     dataset_close(ds);
 }
 
-TEST(cleanup) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (tmpdir[0]) CHECK(system(cmd) == 0, "cleanup");
-}
+TEST(cleanup) { CHECK(test_tmp_remove() == 0, "cleanup"); }

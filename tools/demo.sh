@@ -103,7 +103,9 @@ idx_to_npy "$FM/t10k-labels-idx1-ubyte" "$NPY/test_y.npy" "$NTEST"
 # ---- 3. evaluation ---------------------------------------------------------------------------
 EV="$RUN/eval"
 mkdir -p "$EV"
-top1() { sed -n 's/.*"top1": *\([0-9.eE+-]*\).*/\1/p' "$1" | head -n 1 | awk '{ printf "%.2f", 100 * $1 }'; }
+# (no `| head` / `| grep -q` under pipefail: a reader that stops early kills the writer with
+# SIGPIPE and fails the pipeline at random; awk and a captured string read everything)
+top1() { sed -n 's/.*"top1": *\([0-9.eE+-]*\).*/\1/p' "$1" | awk 'NR == 1 { printf "%.2f", 100 * $1 }'; }
 ROWS=()
 # 1% of the training labels (class-balanced, seed 0): the subset simclr finetune draws, saved by
 # the first fine-tuning run as subset.npy and used by every "1%" column

@@ -6,14 +6,6 @@ export OMP_WAIT_POLICY=passive
 DIG="--train-features $F/digits_Xtr.npy --train-labels $F/digits_ytr.npy --test-features $F/digits_Xte.npy --test-labels $F/digits_yte.npy"
 json_num() { sed -n "s/.*\"$1\": \([-0-9.e+]*\).*/\1/p" "$2" | head -n 1; }
 
-# npy writer for crafted bad inputs: npy PATH DESCR SHAPE 'printf-escaped bytes'
-npy() {
-  local hdr="{'descr': '$2', 'fortran_order': False, 'shape': $3, }"
-  local total=$((10 + ${#hdr} + 1)); local pad=$(( (64 - total % 64) % 64 ))
-  hdr="$hdr$(printf '%*s' $pad '')"; local len=$(( ${#hdr} + 1 ))
-  { printf '\x93NUMPY\x01\x00'; printf "\\x$(printf %02x $((len & 255)))\\x$(printf %02x $((len >> 8)))"
-    printf '%s\n' "$hdr"; printf "$4"; } > "$1"
-}
 ONE='\x00\x00\x80\x3f'; TWO='\x00\x00\x00\x40'; NAN='\x00\x00\xc0\x7f'
 L0='\x00\x00\x00\x00\x00\x00\x00\x00'; L1='\x01\x00\x00\x00\x00\x00\x00\x00'
 L5='\x05\x00\x00\x00\x00\x00\x00\x00'; LM='\xff\xff\xff\xff\xff\xff\xff\xff'

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 for src in "$ROOT"/fuzz/fuzz_*.c; do
   n=$(basename "$src" .c); n=${n#fuzz_}
-  bin="$ROOT/build/fuzz-replay/fuzz_$n"
+  bin="$BUILD_DIR/fuzz-replay/fuzz_$n"
   dirs=("$ROOT/fuzz/corpus/$n"); [ -d "$ROOT/fuzz/regress/$n" ] && dirs+=("$ROOT/fuzz/regress/$n")
   expect_ok "fuzz_$n replays its seeds and past crashes ($(find "${dirs[@]}" -type f | wc -l) inputs)" \
     env TMPDIR="$TMP" "$bin" "${dirs[@]}"
