@@ -21,9 +21,9 @@ check "fine labels by default" -z "$(same_data "$TMP/l.npy" "$ROOT/tests/fixture
 expect_ok "features, coarse labels" "$SIMCLR" features "${CK[@]}" "${D[@]}" --split test --cifar100-labels coarse \
   --output "$TMP/f2.npy" --labels-output "$TMP/l2.npy"
 check "coarse labels" -z "$(same_data "$TMP/l2.npy" "$ROOT/tests/fixtures/data/cifar100_test_coarse.npy" || echo differ)"
-expect_ok "knn-eval" "$SIMCLR" knn-eval "${CK[@]}" "${D[@]}" --cifar100-labels coarse --k 3
-expect_ok "linear-eval" "$SIMCLR" linear-eval "${CK[@]}" "${D[@]}" --cifar100-labels coarse
-expect_ok "pca-baseline" "$SIMCLR" pca-baseline "${D[@]}" --components 4 --image-size 16
+expect_ok "knn-eval" "$SIMCLR" knn-eval "${CK[@]}" "${D[@]}" --cifar100-labels coarse --k 3 --num-classes 20
+expect_ok "linear-eval" "$SIMCLR" linear-eval "${CK[@]}" "${D[@]}" --cifar100-labels coarse --num-classes 20
+expect_ok "pca-baseline" "$SIMCLR" pca-baseline "${D[@]}" --components 4 --image-size 16 --num-classes 100
 expect_fail "bad split" "--split: CIFAR-100 has train and test; got 'valid'" "$SIMCLR" augment-preview "${D[@]}" \
   --split valid --output "$TMP/x.png"
 expect_fail "bad label set" "--cifar100-labels" "$SIMCLR" augment-preview "${D[@]}" --cifar100-labels medium \
