@@ -10,23 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=2
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) rounds="$2"; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
-[ ${#args[@]} -eq 0 ] && args=(--arch resnet18 --image-size 96 --batch-size 64 --steps 10 --warmup 2 --threads 2)
-# options the PyTorch twin understands
-pyargs=()
-i=0
-while [ $i -lt ${#args[@]} ]; do
-  case "${args[$i]}" in
-    --arch|--image-size|--batch-size|--steps|--warmup|--threads|--stem|--out-dim) pyargs+=("${args[$i]}" "${args[$((i+1))]}"); i=$((i+2)) ;;
-    *) i=$((i+1)) ;;
-  esac
-done
+source bench/train_args.sh
 [ -x ./simclr ] || make -j2 simclr >/dev/null
 log=$(mktemp); trap 'rm -f "$log" "$log.ours" "$log.cl" "$log.nchw"' EXIT
 for r in $(seq "$rounds"); do

@@ -16,6 +16,7 @@
 #include "comm.h"
 #include "common.h"
 #include "model.h"
+#include "peak.h"
 #include "rng.h"
 #include "train.h"
 
@@ -70,7 +71,7 @@ SIMCLR_COMMAND(cmd_bench, "bench", "time full training steps (forward, NT-Xent, 
 int cmd_bench(int argc, char **argv) {
     ModelConfig mc;
     model_config_default(&mc);
-    int batch = 64, steps = 10, warmup = 2, threads = 2, precision = 0, views = 2, profile = 0;
+    int batch = 64, steps = 10, warmup = 2, threads = 2, views = 2, profile = 0, peak_only = 0;
     int network = 0;
     long long seed = 0;
     float tau = 0.5f, lr = 3e-4f;
@@ -82,11 +83,14 @@ int cmd_bench(int argc, char **argv) {
         {"steps", OPT_INT, &steps, "timed training steps", .min = 1, .max = 1000000},
         {"warmup", OPT_INT, &warmup, "untimed steps first", .min = 0, .max = 1000000},
         {"threads", OPT_INT, &threads, "compute threads", .min = 1, .max = 1024},
-        {"precision", OPT_CHOICE, &precision, "arithmetic (bf16 comes later)", .choices = "fp32"},
+        {"precision", OPT_CHOICE, &mc.precision,
+         "convolution arithmetic: fp32, or bf16 with fp32 accumulation (needs AVX512-BF16)",
+         .choices = PRECISION_CHOICES},
         {"seed", OPT_INT64, &seed, "seed of the init and the random inputs"},
         {"temperature", OPT_FLOAT, &tau, "NT-Xent temperature", .min = 1e-4, .max = 1e4},
         {"lr", OPT_FLOAT, &lr, "Adam learning rate", .min = 0, .max = 1e3},
         {"profile", OPT_FLAG, &profile, "print the time per phase (conv, batch norm, ...)"},
+        {"peak", OPT_FLAG, &peak_only, "only measure this CPU's fp32 FMA and bf16 dot-product peak on --threads"},
         {"network", OPT_FLAG, &network, "under mpirun: measure the link between processes 0 and 1 "
          "(latency, bandwidth) and the gradient all-reduce of the model instead of training"},
         {0}};
@@ -113,6 +117,20 @@ int cmd_bench(int argc, char **argv) {
         comm_free(comm);
         return rc;
     }
+    /* the peak first, on the same threads: every result is also a percentage of it */
+    Peak pk;
+    peak_measure(&pk, threads, peak_only ? 1.5 : 0.6);
+    printf("peak, %d threads: fp32 FMA %.1f GFLOP/s (%s), bf16 dot product %.1f GFLOP/s (%s)\n",
+           threads, pk.fp32_gflops, pk.has_avx512 ? "avx512" : pk.has_fma ? "avx2" : "none",
+           pk.bf16_gflops, pk.has_bf16 ? "avx512_bf16" : "not supported by this CPU");
+    if (peak_only) {
+        printf("{\"impl\": \"peak\", \"threads\": %d, \"fp32_gflops\": %.1f, \"bf16_gflops\": %.1f, "
+               "\"avx512\": %s, \"avx512_bf16\": %s}\n", threads, pk.fp32_gflops, pk.bf16_gflops,
+               pk.has_avx512 ? "true" : "false", pk.has_bf16 ? "true" : "false");
+        comm_free(comm);
+        return 0;
+    }
+    double peak_gflops = mc.precision == PRECISION_BF16 ? pk.bf16_gflops : pk.fp32_gflops;
     int B = batch / P * views; /* this process's rows */
     TrainerConfig tc;
     trainer_config_default(&tc);
@@ -136,9 +154,13 @@ int cmd_bench(int argc, char **argv) {
     for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(&r);
 
     const ResNetSpec *sp = model_spec(m);
-    printf("simclr bench: %s, %s stem, width %g, %dx%d, batch %d (%d views), %d threads, fp32, "
+    const char *prec = mc.precision == PRECISION_BF16 ? "bf16" : "fp32";
+    double bpv = (double)model_activation_bytes(m) / B;
+    printf("simclr bench: %s, %s stem, width %g, %dx%d, batch %d (%d views), %d threads, %s, "
            "conv %s\n", resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width,
-           mc.image_size, mc.image_size, batch, batch * views, threads, model_conv_impl(m));
+           mc.image_size, mc.image_size, batch, batch * views, threads, prec, model_conv_impl(m));
+    printf("activation and gradient memory: %.2f MB per view (%.0f MB for %d views)\n", bpv / 1e6,
+           bpv * B / 1e6, B);
     if (P > 1)
         printf("processes: %d (%s), %d images x %d views each, %d threads each\n", P,
                comm_backend(comm), batch / P, views, threads);
@@ -175,30 +197,36 @@ int cmd_bench(int argc, char **argv) {
                cs.bytes / steps / 1e6, (double)cs.calls / steps, cs.seconds / steps * 1e3,
                100 * cs.seconds / steps / dt);
     if (profile) {
+        /* SIMCLR_PROFILE_CPU=1: the phases are CPU times (see model.h), shares of the CPU time */
+        const char *pc = getenv("SIMCLR_PROFILE_CPU");
+        double ref = pc && !strcmp(pc, "1") ? cpu : dt;
         double tot = 0;
         for (int k = 0; k < MODEL_PROF_N; k++) {
             double sec;
             const char *name = model_profile_get(k, &sec);
             tot += sec;
-            printf("  %-24s %8.1f ms/step  %5.1f%%\n", name, sec / steps * 1e3, 100 * sec / steps / dt);
+            printf("  %-24s %8.1f ms/step  %5.1f%%\n", name, sec / steps * 1e3, 100 * sec / steps / ref);
         }
-        printf("  %-24s %8.1f ms/step  %5.1f%%\n", "other (loss, optimizer)", dt * 1e3 - tot / steps * 1e3,
-               100 - 100 * tot / steps / dt);
+        printf("  %-24s %8.1f ms/step  %5.1f%%\n", "other (loss, optimizer)", ref * 1e3 - tot / steps * 1e3,
+               100 - 100 * tot / steps / ref);
         model_profile(0);
     }
     double vps = (double)batch * views / dt, gflops = 3 * model_forward_flops(m, B) * P / dt / 1e9;
     double rss = sc_peak_rss() / (1024.0 * 1024.0);
-    printf("%.1f views/s, %.1f ms/step (forward %.1f, loss+backward+update %.1f), %.1f GFLOP/s, "
-           "peak RSS %.0f MB, loss %.4f, CPU %.1f ms/step (%.2f cores busy)\n", vps, dt * 1e3,
-           tf / steps * 1e3, tb / steps * 1e3, gflops, rss, st.loss, cpu * 1e3, cpu / dt);
+    double pct = peak_gflops > 0 ? 100 * gflops / peak_gflops : 0;
+    printf("%.1f views/s, %.1f ms/step (forward %.1f, loss+backward+update %.1f), %.1f GFLOP/s "
+           "= %.1f%% of the measured peak, peak RSS %.0f MB, loss %.4f, CPU %.1f ms/step (%.2f cores "
+           "busy)\n", vps, dt * 1e3, tf / steps * 1e3, tb / steps * 1e3, gflops, pct, rss, st.loss,
+           cpu * 1e3, cpu / dt);
     printf("{\"impl\": \"simclr\", \"arch\": \"%s\", \"stem\": \"%s\", \"width\": %g, "
            "\"image_size\": %d, \"batch_size\": %d, \"views\": %d, \"threads\": %d, "
-           "\"precision\": \"fp32\", \"views_per_s\": %.2f, \"ms_per_step\": %.2f, "
-           "\"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f, "
+           "\"precision\": \"%s\", \"views_per_s\": %.2f, \"ms_per_step\": %.2f, "
+           "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"pct_of_peak\": %.1f, \"peak_rss_mb\": %.1f, "
+           "\"bytes_per_view\": %.0f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f, "
            "\"processes\": %d, \"comm_mb_per_step\": %.4f, \"comm_ms_per_step\": %.2f}\n",
            resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width, mc.image_size, batch,
-           views, threads, vps, dt * 1e3, gflops, rss, st.loss, cpu * 1e3, P, cs.bytes / steps / 1e6,
-           cs.seconds / steps * 1e3);
+           views, threads, prec, vps, dt * 1e3, gflops, peak_gflops, pct, rss, bpv, st.loss, cpu * 1e3,
+           P, cs.bytes / steps / 1e6, cs.seconds / steps * 1e3);
     trainer_free(t);
     sc_free(x);
     comm_free(comm);

@@ -49,7 +49,7 @@ static void on_signal(int sig) {
 
 typedef struct {
     int recipe, epochs, batch, threads, checkpoint_every, eval_every, eval_k, shuffle, force;
-    int log_every, precision, eval_dataset, save_init, test_on_train, force_override, tensorboard, online_probe;
+    int log_every, eval_dataset, save_init, test_on_train, force_override, tensorboard, online_probe;
     float probe_lr;
     long long max_steps, stop_after, limit, eval_limit, nan_step;
     int seed;
@@ -424,7 +424,8 @@ int cmd_pretrain(int argc, char **argv) {
          "Adam learning rate of the online probe", .min = 1e-9, .max = 10},
         {"tensorboard", OPT_FLAG, &po.tensorboard, "also write the metrics (and the augmentation "
          "preview, at the start) as a TensorBoard log in OUT/tensorboard/"},
-        {"precision", OPT_CHOICE, &po.precision, "arithmetic", "fp32"},
+        {"precision", OPT_CHOICE, &mc.precision, "convolution arithmetic: fp32, or bf16 with fp32 "
+         "accumulation (AVX512-BF16 CPUs; weights, optimizer, BN, loss stay fp32)", PRECISION_CHOICES},
         {"stop-after-steps", OPT_INT64, &po.stop_after, "debugging: save last.safetensors and stop "
          "after this step (the schedule is unchanged; --resume continues)", .min = 0, .max = 1e15},
         {"debug-nan-at-step", OPT_INT64, &po.nan_step, "debugging: make the loss NaN at this step",

@@ -40,6 +40,9 @@ void eval_inputs_init(EvalInputs *in) {
         {"test-on-train", OPT_FLAG, &in->test_on_train, "allow testing on the training images "
          "(refused by default: it measures memorisation, not generalisation)"},
         {"batch-size", OPT_INT, &in->batch, "images per forward pass", .min = 1, .max = 65536},
+        {"precision", OPT_CHOICE, &in->mc.precision, "encoder arithmetic (checkpoint input): fp32, "
+         "or bf16 convolutions (AVX512-BF16); independent of the precision it was trained in",
+         .choices = PRECISION_CHOICES},
         {"normalize", OPT_CHOICE, &in->ac.normalize, "input normalisation, as in training "
          "(default: the checkpoint's, else none)", .choices = "none|imagenet|dataset"},
         {"normalize-stats", OPT_STR, &in->ac.normalize_stats, "--normalize dataset: mean and std "

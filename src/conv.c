@@ -9,12 +9,13 @@
 
 #include <stdlib.h>
 
+#include "bf16.h"
 #include "common.h"
 
 int conv_shape_init(ConvShape *s, int B, int H, int W, int C, int K, int R, int S, int stride,
                     int pad) {
     s->B = B, s->H = H, s->W = W, s->C = C, s->K = K, s->R = R, s->S = S;
-    s->stride = stride, s->pad = pad;
+    s->stride = stride, s->pad = pad, s->dt = DT_F32;
     if (B < 1 || H < 1 || W < 1 || C < 1 || K < 1 || R < 1 || S < 1 || stride < 1 || pad < 0)
         return sc_error_set("convolution: invalid shape B%d H%d W%d C%d K%d R%d S%d stride %d pad %d",
                             B, H, W, C, K, R, S, stride, pad);
@@ -126,6 +127,17 @@ static void dnnl_init_once(void) {
 
 #define DNNL_RUN(call) SC_ASSERT((call) == dnnl_success)
 
+#define GEMM_CHUNKS 8 /* fixed split of the GEMMs over threads: the bits never depend on it */
+
+typedef struct {
+    int nkind, kind_rows[2], blk_kind[GEMM_CHUNKS];
+    dnnl_primitive_desc_t pd[2];
+    dnnl_primitive_t p[2];
+    dnnl_stream_t stream[GEMM_CHUNKS];
+    dnnl_memory_t a[GEMM_CHUNKS], b[GEMM_CHUNKS], c[GEMM_CHUNKS], scr[GEMM_CHUNKS];
+    size_t scr_bytes; /* per block, rounded to 64 */
+} MmBlocks;
+
 struct Conv {
     ConvShape s;
     dnnl_primitive_desc_t pd_fwd, pd_bwd_d, pd_bwd_w;
@@ -147,7 +159,11 @@ struct Conv {
     size_t ch_scr_bytes, ch_dw_bytes; /* per chunk, rounded to 64 */
     /* small output maps: forward and backward weights as im2col + GEMM (see conv.h) */
     int gemm;
-    float *w_krsc; /* (K, R, S, C) */
+    float *w_krsc; /* (K, R, S, C); bf16: uint16 */
+    /* bf16 GEMMs: one single-threaded oneDNN matmul per fixed block (forward: rows of the
+     * output, backward weights: output channels), at most 2 block sizes each */
+    MmBlocks mm_fwd, mm_wgt;
+    size_t mm_col_bytes, mm_dyt_bytes; /* scratch layout: col, d_out transposed, per block */
 };
 
 /* Output maps with at most this many pixels use the GEMM path (override: SIMCLR_CONV_GEMM_PIXELS,
@@ -157,25 +173,26 @@ static int gemm_max_pixels(void) {
     return e ? atoi(e) : 16;
 }
 
-#define GEMM_CHUNKS 8 /* fixed split of the GEMMs over threads: the bits never depend on it */
 
 /* col (B*OH*OW, R*S*C) from in (B,H,W,C): row (b,oh,ow) holds the receptive field, zero padded */
-static void im2col_nhwc(float *col, const float *in, const ConvShape *s) {
-    size_t rsc = (size_t)s->R * s->S * s->C;
+static void im2col_nhwc(void *col_, const void *in_, const ConvShape *s) {
+    size_t rsc = (size_t)s->R * s->S * s->C, es = dt_size(s->dt);
+    char *col = col_;
+    const char *in = in_;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < s->B; b++)
         for (int oh = 0; oh < s->OH; oh++)
             for (int ow = 0; ow < s->OW; ow++) {
-                float *row = col + (((size_t)b * s->OH + oh) * s->OW + ow) * rsc;
+                char *row = col + (((size_t)b * s->OH + oh) * s->OW + ow) * rsc * es;
                 for (int r = 0; r < s->R; r++)
                     for (int q = 0; q < s->S; q++) {
                         int ih = oh * s->stride - s->pad + r, iw = ow * s->stride - s->pad + q;
-                        float *dst = row + ((size_t)r * s->S + q) * s->C;
+                        char *dst = row + ((size_t)r * s->S + q) * s->C * es;
                         if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W)
-                            memset(dst, 0, sizeof(float) * s->C);
+                            memset(dst, 0, es * s->C);
                         else
-                            memcpy(dst, in + (((size_t)b * s->H + ih) * s->W + iw) * s->C,
-                                   sizeof(float) * s->C);
+                            memcpy(dst, in + (((size_t)b * s->H + ih) * s->W + iw) * s->C * es,
+                                   es * s->C);
                     }
             }
 }
@@ -184,6 +201,9 @@ static size_t pd_scratch(const_dnnl_primitive_desc_t pd) {
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     return md ? dnnl_memory_desc_get_size(md) : 0;
 }
+
+/* oneDNN type of the activations (src, dst, diff_dst) and of the weights the kernels read */
+static dnnl_data_type_t act_type(const ConvShape *s) { return s->dt == DT_BF16 ? dnnl_bf16 : dnnl_f32; }
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
@@ -219,14 +239,18 @@ static int wgrad_chunks_create(Conv *c, dnnl_primitive_attr_t attr, const dnnl_m
                              (s->OW - 1) * s->stride + s->S - s->W - s->pad};
         dnnl_convolution_desc_t d, df;
         dnnl_primitive_desc_t hint = NULL;
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, dnnl_f32, dnnl_nhwc));
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, dnnl_f32, dnnl_nhwc));
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
+        dnnl_data_type_t adt = act_type(s), wdt_any;
+        dnnl_memory_desc_t md_dw_any;
+        wdt_any = adt;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, adt, dnnl_nhwc));
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, adt, dnnl_nhwc));
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, wdt_any, dnnl_format_tag_any));
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dw_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
         DNNL_TRY(dnnl_convolution_forward_desc_init(&df, dnnl_forward_training, dnnl_convolution_direct,
                                                     &md_src, &md_w_any, NULL, &md_dst, strides, pad_l, pad_r));
         DNNL_TRY(dnnl_primitive_desc_create(&hint, &df, attr, g_engine, NULL));
         DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &md_src,
-                                                             &md_w_any, NULL, &md_dst, strides,
+                                                             &md_dw_any, NULL, &md_dst, strides,
                                                              pad_l, pad_r));
         dnnl_status_t st = dnnl_primitive_desc_create(&c->pd_wc[kind], &d, attr, g_engine, hint);
         dnnl_primitive_desc_destroy(hint);
@@ -259,13 +283,100 @@ fail:
     return rc;
 }
 
+/* GEMM_CHUNKS fixed blocks of `total` rows of C (rows, N) = A (rows, Kd) . B (Kd, N), A and C
+ * row-major, B row-major (b_tag ab) or transposed (ba); one single-threaded matmul primitive per
+ * block size (planned with 1 thread, run side by side by our parallel loop). */
+static int mm_blocks_create(MmBlocks *mb, long total, long Kd, long N, dnnl_format_tag_t b_tag,
+                            dnnl_data_type_t ct) {
+    int saved = omp_get_max_threads(), rc = -1;
+    omp_set_num_threads(1);
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success ||
+        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
+        goto out;
+    for (int k = 0; k < GEMM_CHUNKS; k++) {
+        long rows = total * (k + 1) / GEMM_CHUNKS - total * k / GEMM_CHUNKS;
+        int kind = -1;
+        for (int j = 0; j < mb->nkind; j++)
+            if (mb->kind_rows[j] == rows) kind = j;
+        dnnl_memory_desc_t ma, mbd, mc;
+        dnnl_dims_t da = {rows, Kd}, db = {Kd, N}, dc = {rows, N};
+        if (dnnl_memory_desc_init_by_tag(&ma, 2, da, dnnl_bf16, dnnl_ab) ||
+            dnnl_memory_desc_init_by_tag(&mbd, 2, db, dnnl_bf16, b_tag) ||
+            dnnl_memory_desc_init_by_tag(&mc, 2, dc, ct, dnnl_ab))
+            goto out;
+        if (kind < 0) {
+            SC_ASSERT(mb->nkind < 2);
+            kind = mb->nkind++;
+            mb->kind_rows[kind] = (int)rows;
+            dnnl_matmul_desc_t md;
+            if (dnnl_matmul_desc_init(&md, &ma, &mbd, NULL, &mc) ||
+                dnnl_primitive_desc_create(&mb->pd[kind], &md, attr, g_engine, NULL) ||
+                dnnl_primitive_create(&mb->p[kind], mb->pd[kind]))
+                goto out;
+            if (round64(pd_scratch(mb->pd[kind])) > mb->scr_bytes) mb->scr_bytes = round64(pd_scratch(mb->pd[kind]));
+        }
+        mb->blk_kind[k] = kind;
+        if (dnnl_stream_create(&mb->stream[k], g_engine, dnnl_stream_default_flags) ||
+            dnnl_memory_create(&mb->a[k], &ma, g_engine, DNNL_MEMORY_NONE) ||
+            dnnl_memory_create(&mb->b[k], &mbd, g_engine, DNNL_MEMORY_NONE) ||
+            dnnl_memory_create(&mb->c[k], &mc, g_engine, DNNL_MEMORY_NONE))
+            goto out;
+    }
+    for (int k = 0; k < GEMM_CHUNKS; k++) {
+        dnnl_memory_desc_t md_scr;
+        dnnl_dims_t sd = {(dnnl_dim_t)(mb->scr_bytes ? mb->scr_bytes : 1)};
+        if (dnnl_memory_desc_init_by_tag(&md_scr, 1, sd, dnnl_u8, dnnl_a) ||
+            dnnl_memory_create(&mb->scr[k], &md_scr, g_engine, DNNL_MEMORY_NONE))
+            goto out;
+    }
+    rc = 0;
+out:
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    omp_set_num_threads(saved);
+    return rc;
+}
+
+static void mm_blocks_free(MmBlocks *mb) {
+    for (int k = 0; k < GEMM_CHUNKS; k++) {
+        dnnl_memory_t m[] = {mb->a[k], mb->b[k], mb->c[k], mb->scr[k]};
+        for (int i = 0; i < 4; i++)
+            if (m[i]) dnnl_memory_destroy(m[i]);
+        if (mb->stream[k]) dnnl_stream_destroy(mb->stream[k]);
+    }
+    for (int j = 0; j < mb->nkind; j++) {
+        if (mb->p[j]) dnnl_primitive_destroy(mb->p[j]);
+        if (mb->pd[j]) dnnl_primitive_desc_destroy(mb->pd[j]);
+    }
+}
+
+/* Runs the blocks: block k reads A at a + row0 * lda_bytes, B at b, writes C at c + row0 *
+ * ldc_bytes, scratch at scr + k * scr_bytes. */
+static void mm_blocks_run(MmBlocks *mb, long total, const char *a, size_t lda_bytes, const void *b,
+                          char *c, size_t ldc_bytes, char *scr) {
+#pragma omp parallel for schedule(static, 1)
+    for (int k = 0; k < GEMM_CHUNKS; k++) {
+        long r0 = total * k / GEMM_CHUNKS;
+        if (total * (k + 1) / GEMM_CHUNKS == r0) continue;
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->a[k], (void *)(a + r0 * lda_bytes)));
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->b[k], (void *)b));
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->c[k], c + r0 * ldc_bytes));
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->scr[k], scr + k * mb->scr_bytes));
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, mb->a[k]}, {DNNL_ARG_WEIGHTS, mb->b[k]},
+                                  {DNNL_ARG_DST, mb->c[k]}, {DNNL_ARG_SCRATCHPAD, mb->scr[k]}};
+        DNNL_RUN(dnnl_primitive_execute(mb->p[mb->blk_kind[k]], mb->stream[k], 4, args));
+        DNNL_RUN(dnnl_stream_wait(mb->stream[k]));
+    }
+}
+
 int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     pthread_once(&g_once, dnnl_init_once);
     if (!g_dnnl_ok) return sc_error_set("oneDNN: cannot create the CPU engine");
     Conv *c = sc_alloc(sizeof *c);
     c->s = *s;
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_memory_desc_t md_src, md_dst, md_w_any, md_w_user;
+    dnnl_memory_desc_t md_src, md_dst, md_w_any, md_w_user, md_dsrc, md_dw_any;
+    dnnl_data_type_t adt = act_type(s);
     dnnl_dims_t src_dims = {s->B, s->C, s->H, s->W}, dst_dims = {s->B, s->K, s->OH, s->OW};
     dnnl_dims_t w_dims = {s->K, s->C, s->R, s->S};
     dnnl_dims_t strides = {s->stride, s->stride}, pad_l = {s->pad, s->pad};
@@ -274,9 +385,11 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
                          (s->OW - 1) * s->stride + s->S - s->W - s->pad};
     DNNL_TRY(dnnl_primitive_attr_create(&attr));
     DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, dnnl_f32, dnnl_nhwc));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, dnnl_f32, dnnl_nhwc));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, adt, dnnl_nhwc));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dsrc, 4, src_dims, dnnl_f32, dnnl_nhwc));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, adt, dnnl_nhwc));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, adt, dnnl_format_tag_any));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dw_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_user, 4, w_dims, dnnl_f32, dnnl_oihw));
 
     dnnl_convolution_desc_t d;
@@ -286,25 +399,39 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     DNNL_TRY(dnnl_primitive_desc_create(&c->pd_fwd, &d, attr, g_engine, NULL));
     DNNL_TRY(dnnl_primitive_create(&c->fwd, c->pd_fwd));
     if (need_bwd_data) {
-        DNNL_TRY(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &md_src,
+        DNNL_TRY(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &md_dsrc,
                                                           &md_w_any, &md_dst, strides, pad_l,
                                                           pad_r));
         DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_d, &d, attr, g_engine, c->pd_fwd));
         DNNL_TRY(dnnl_primitive_create(&c->bwd_d, c->pd_bwd_d));
     }
     DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &md_src,
-                                                         &md_w_any, NULL, &md_dst, strides, pad_l,
+                                                         &md_dw_any, NULL, &md_dst, strides, pad_l,
                                                          pad_r));
     DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_w, &d, attr, g_engine, c->pd_fwd));
     DNNL_TRY(dnnl_primitive_create(&c->bwd_w, c->pd_bwd_w));
+    /* the GEMM path: dnnl_sgemm in fp32; in bf16 oneDNN matmul primitives (Debian's oneDNN 2.6
+     * has no bf16 GEMM function in its C API) */
     c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
-    if (c->gemm) c->w_krsc = sc_alloc(sizeof(float) * s->K * s->C * s->R * s->S);
-    else if (wgrad_chunks_create(c, attr, &md_w_user)) goto fail;
+    if (c->gemm) {
+        c->w_krsc = sc_alloc(dt_size(s->dt) * s->K * s->C * s->R * s->S);
+        if (s->dt == DT_BF16) {
+            long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
+            if (mm_blocks_create(&c->mm_fwd, M, Kd, s->K, dnnl_ba, dnnl_bf16) ||
+                mm_blocks_create(&c->mm_wgt, s->K, M, Kd, dnnl_ab, dnnl_f32)) {
+                sc_error_set("oneDNN: bf16 matmul for a conv B%d %dx%dx%d -> %d", s->B, s->H, s->W, s->C, s->K);
+                goto fail;
+            }
+            c->mm_col_bytes = round64(2 * (size_t)M * Kd);
+            c->mm_dyt_bytes = round64(2 * (size_t)M * s->K);
+        }
+    } else if (wgrad_chunks_create(c, attr, &md_w_user))
+        goto fail;
 
     /* memories: activations get their handles at every call */
     DNNL_TRY(dnnl_memory_create(&c->m_src, &md_src, g_engine, DNNL_MEMORY_NONE));
     DNNL_TRY(dnnl_memory_create(&c->m_dst, &md_dst, g_engine, DNNL_MEMORY_NONE));
-    DNNL_TRY(dnnl_memory_create(&c->m_dsrc, &md_src, g_engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&c->m_dsrc, &md_dsrc, g_engine, DNNL_MEMORY_NONE));
     DNNL_TRY(dnnl_memory_create(&c->m_ddst, &md_dst, g_engine, DNNL_MEMORY_NONE));
     DNNL_TRY(dnnl_memory_create(&c->m_w_user, &md_w_user, g_engine, DNNL_MEMORY_NONE));
     DNNL_TRY(dnnl_memory_create(&c->m_dw_user, &md_w_user, g_engine, DNNL_MEMORY_NONE));
@@ -345,7 +472,10 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     }
     c->wtmp_floats = (size_t)(c->gemm ? 1 : c->nch) * s->K * s->C * s->R * s->S;
     if (c->gemm) {
-        size_t col = sizeof(float) * s->B * s->OH * s->OW * s->R * s->S * s->C;
+        size_t col = s->dt == DT_BF16
+                         ? c->mm_col_bytes + c->mm_dyt_bytes +
+                               GEMM_CHUNKS * (c->mm_fwd.scr_bytes > c->mm_wgt.scr_bytes ? c->mm_fwd.scr_bytes : c->mm_wgt.scr_bytes)
+                         : sizeof(float) * s->B * s->OH * s->OW * s->R * s->S * s->C;
         if (col > c->scratch_bytes) c->scratch_bytes = col;
     }
     {
@@ -386,6 +516,8 @@ void conv_free(Conv *c) {
                             c->m_dw_user, c->m_scratch, c->m_dsrc, c->m_ddst};
     for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
+    mm_blocks_free(&c->mm_fwd);
+    mm_blocks_free(&c->mm_wgt);
     if (c->w_bwd && c->w_bwd != c->w_fwd) sc_free(c->w_bwd);
     sc_free(c->w_fwd);
     sc_free(c->dw);
@@ -399,7 +531,7 @@ size_t conv_wtmp_floats(const Conv *c) { return c->wtmp_floats; }
 const char *conv_impl_name(const Conv *c, int which) {
     const_dnnl_primitive_desc_t pd = which == 0 ? c->pd_fwd : which == 1 ? c->pd_bwd_d : c->pd_bwd_w;
     const char *name = "none";
-    if (c->gemm && which != 1) return "im2col+dnnl_sgemm";
+    if (c->gemm && which != 1) return c->s.dt == DT_BF16 ? "im2col+matmul_bf16" : "im2col+dnnl_sgemm";
     if (pd) dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
     return name;
 }
@@ -421,7 +553,7 @@ void conv_set_weights(Conv *c, const float *w) {
         for (int k = 0; k < s->K; k++)
             for (int ch = 0; ch < s->C; ch++)
                 for (size_t p = 0; p < rs; p++)
-                    c->w_krsc[((size_t)k * rs + p) * s->C + ch] = w[((size_t)k * s->C + ch) * rs + p];
+                    dt_store(c->w_krsc, ((size_t)k * rs + p) * s->C + ch, s->dt, w[((size_t)k * s->C + ch) * rs + p]);
     }
     set(c->m_w_user, w);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_fwd}};
@@ -434,12 +566,23 @@ void conv_set_weights(Conv *c, const float *w) {
 
 /* C (M, N) = A (M, Kd) . B^T  with A row-major lda, B (N, Kd) ldb: M split into GEMM_CHUNKS fixed
  * row blocks, each one single-threaded dnnl_sgemm inside our parallel loop. */
-void conv_forward(Conv *c, float *out, const float *in, void *scratch) {
+void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
+    if (c->gemm && c->s.dt == DT_BF16) {
+        /* out (M, K) bf16 = col (M, Kd) . w_krsc^T, blocks of output rows */
+        const ConvShape *s = &c->s;
+        long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
+        char *col = scratch;
+        im2col_nhwc(col, in_, s);
+        mm_blocks_run(&c->mm_fwd, M, col, 2 * Kd, c->w_krsc, out_, 2 * (size_t)s->K,
+                      col + c->mm_col_bytes + c->mm_dyt_bytes);
+        return;
+    }
     if (c->gemm) {
         const ConvShape *s = &c->s;
+        float *out = out_;
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
         float *col = scratch;
-        im2col_nhwc(col, in, s);
+        im2col_nhwc(col, in_, s);
 #pragma omp parallel for schedule(static, 1)
         for (int k = 0; k < GEMM_CHUNKS; k++) {
             long m0 = M * k / GEMM_CHUNKS, m1 = M * (k + 1) / GEMM_CHUNKS;
@@ -449,15 +592,15 @@ void conv_forward(Conv *c, float *out, const float *in, void *scratch) {
         }
         return;
     }
-    set(c->m_src, in);
-    set(c->m_dst, out);
+    set(c->m_src, in_);
+    set(c->m_dst, out_);
     set(c->m_scratch, scratch);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->m_src}, {DNNL_ARG_WEIGHTS, c->m_w_fwd},
                            {DNNL_ARG_DST, c->m_dst}, {DNNL_ARG_SCRATCHPAD, c->m_scratch}};
     exec(c->fwd, 4, a);
 }
 
-void conv_backward_data(Conv *c, float *d_in, const float *d_out, void *scratch) {
+void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) {
     SC_ASSERT(c->bwd_d);
     set(c->m_dsrc, d_in);
     set(c->m_ddst, d_out);
@@ -467,22 +610,36 @@ void conv_backward_data(Conv *c, float *d_in, const float *d_out, void *scratch)
     exec(c->bwd_d, 4, a);
 }
 
-void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float *in,
+void conv_backward_weights(Conv *c, float *d_w, const void *d_out_, const void *in_,
                            float *wtmp, void *scratch) {
+    const char *d_out = d_out_, *in = in_; /* byte pointers: element size dt_size(s->dt) */
     const ConvShape *s = &c->s;
     size_t wn = (size_t)s->K * s->C * s->R * s->S;
     if (c->gemm) {
         /* dW_krsc (K, RSC) = d_out^T (K, M) . col (M, RSC); split over output channels, so every
          * element is one full reduction in a fixed order */
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
-        float *col = scratch;
-        im2col_nhwc(col, in, s);
+        if (s->dt == DT_BF16) {
+            char *col = scratch, *dyt = col + c->mm_col_bytes;
+            im2col_nhwc(col, in, s);
+            /* d_out (M, K) -> (K, M): the matmul's A rows are output channels */
+            const uint16_t *dy = (const uint16_t *)d_out;
+            uint16_t *t = (uint16_t *)dyt;
+#pragma omp parallel for schedule(static)
+            for (long k = 0; k < N; k++)
+                for (long mi = 0; mi < M; mi++) t[k * M + mi] = dy[mi * N + k];
+            mm_blocks_run(&c->mm_wgt, N, dyt, 2 * (size_t)M, col, (char *)wtmp, 4 * (size_t)Kd,
+                          dyt + c->mm_dyt_bytes);
+        } else {
+            float *col = scratch;
+            im2col_nhwc(col, in, s);
 #pragma omp parallel for schedule(static, 1)
-        for (int k = 0; k < GEMM_CHUNKS; k++) {
-            long n0 = N * k / GEMM_CHUNKS, n1 = N * (k + 1) / GEMM_CHUNKS;
-            if (n1 > n0)
-                DNNL_RUN(dnnl_sgemm('T', 'N', n1 - n0, Kd, M, 1.0f, d_out + n0, N, col, Kd, 0.0f,
-                                    wtmp + n0 * Kd, Kd));
+            for (int k = 0; k < GEMM_CHUNKS; k++) {
+                long n0 = N * k / GEMM_CHUNKS, n1 = N * (k + 1) / GEMM_CHUNKS;
+                if (n1 > n0)
+                    DNNL_RUN(dnnl_sgemm('T', 'N', n1 - n0, Kd, M, 1.0f, (const float *)d_out + n0, N,
+                                        col, Kd, 0.0f, wtmp + n0 * Kd, Kd));
+            }
         }
         size_t rs = (size_t)s->R * s->S;
 #pragma omp parallel for schedule(static)
@@ -492,7 +649,8 @@ void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float 
                     d_w[((size_t)k * s->C + ch) * rs + p] += wtmp[((size_t)k * rs + p) * s->C + ch];
         return;
     }
-    size_t in_row = (size_t)s->H * s->W * s->C, out_row = (size_t)s->OH * s->OW * s->K;
+    size_t in_row = (size_t)s->H * s->W * s->C * dt_size(s->dt),
+           out_row = (size_t)s->OH * s->OW * s->K * dt_size(s->dt); /* bytes */
     /* chunk k: single-threaded primitive on rows [row0, row0 + rows), its own stream, memories,
      * scratchpad and partial sum wtmp[k] (OIHW) */
 #pragma omp parallel for schedule(static, 1)
@@ -522,7 +680,7 @@ void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float 
 
 /* oneDNN's own multi-threaded backward weights (its reduction split follows the thread count);
  * kept for the speed comparison in the tests. */
-void conv_backward_weights_threaded(Conv *c, float *d_w, const float *d_out, const float *in,
+void conv_backward_weights_threaded(Conv *c, float *d_w, const void *d_out, const void *in,
                                     float *wtmp, void *scratch) {
     set(c->m_src, in);
     set(c->m_ddst, d_out);

@@ -35,6 +35,11 @@
 typedef struct {
     int B, H, W, C, K, R, S, stride, pad;
     int OH, OW; /* filled by conv_shape_init */
+    /* precision (DT_F32 by conv_shape_init; set DT_BF16 before conv_create): with DT_BF16 the
+     * input `in`, the output `out` and the incoming gradient `d_out` are bf16 buffers, the
+     * weights are converted to bf16 in conv_set_weights, and the products are accumulated in
+     * float32; the gradients d_in and d_w stay float32. */
+    int dt;
 } ConvShape;
 
 /* Fills OH/OW; returns 0, or -1 when the output would be empty (sc_error set). */
@@ -68,16 +73,18 @@ size_t conv_scratch_bytes(const Conv *c);
 const char *conv_impl_name(const Conv *c, int which /* 0 fwd, 1 bwd data, 2 bwd weights */);
 /* Copies weights w (K,C,R,S) into the primitives' private layout. Call after every change of w. */
 void conv_set_weights(Conv *c, const float *w);
-/* out (B,OH,OW,K) = conv(in (B,H,W,C)); overwrites. */
-void conv_forward(Conv *c, float *out, const float *in, void *scratch);
-/* d_in (B,H,W,C) = gradient wrt the input; OVERWRITES d_in (not accumulated). */
-void conv_backward_data(Conv *c, float *d_in, const float *d_out, void *scratch);
-/* d_w (K,C,R,S) += gradient wrt the weights. wtmp: scratch of at least conv_wtmp_floats floats. */
-void conv_backward_weights(Conv *c, float *d_w, const float *d_out, const float *in,
+/* out (B,OH,OW,K) = conv(in (B,H,W,C)); overwrites. out, in: of type s->dt. */
+void conv_forward(Conv *c, void *out, const void *in, void *scratch);
+/* d_in (B,H,W,C) float32 = gradient wrt the input; OVERWRITES d_in (not accumulated).
+ * d_out: of type s->dt. */
+void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch);
+/* d_w (K,C,R,S) += gradient wrt the weights. wtmp: scratch of at least conv_wtmp_floats floats.
+ * d_out, in: of type s->dt. */
+void conv_backward_weights(Conv *c, float *d_w, const void *d_out, const void *in,
                            float *wtmp, void *scratch);
 size_t conv_wtmp_floats(const Conv *c);
 /* oneDNN's multi-threaded backward weights (result depends on the thread count); comparison only. */
-void conv_backward_weights_threaded(Conv *c, float *d_w, const float *d_out, const float *in,
+void conv_backward_weights_threaded(Conv *c, float *d_w, const void *d_out, const void *in,
                                     float *wtmp, void *scratch);
 
 #endif

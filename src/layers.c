@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 
+#include "bf16.h"
 #include "common.h"
 
 /* Rows per reduction chunk: a constant, so the chunking (and the bits) never depend on the
@@ -20,13 +21,33 @@ static size_t nchunks(size_t N) { return (N + BN_CHUNK - 1) / BN_CHUNK; }
 
 size_t batchnorm_partials(size_t N, int C) { return 2 * nchunks(N) * (size_t)C + 2 * (size_t)C; }
 
+/* Rows of an (N, C) activation buffer of type dt, as floats: a float32 row is used in place, a
+ * bf16 row is converted into the caller's tmp (C floats). row_put stores a computed row. */
+static inline const float *row_get(const void *p, int dt, size_t r, int C, float *tmp) {
+    if (dt == DT_F32) return (const float *)p + r * C;
+    const uint16_t *h = (const uint16_t *)p + r * C;
+#pragma omp simd
+    for (int c = 0; c < C; c++) tmp[c] = bf16_to_f32(h[c]);
+    return tmp;
+}
+/* where to compute row r of an output of type dt: in place (f32) or in tmp, then row_put */
+static inline float *row_dst(void *p, int dt, size_t r, int C, float *tmp) {
+    return dt == DT_F32 ? (float *)p + r * C : tmp;
+}
+static inline void row_put(void *p, int dt, size_t r, int C, const float *tmp) {
+    if (dt == DT_F32) return;
+    uint16_t *h = (uint16_t *)p + r * C;
+#pragma omp simd
+    for (int c = 0; c < C; c++) h[c] = bf16_from_f32(tmp[c]);
+}
+
 /* acc[c] = sum over chunk rows of x[r,c] (sq == 0) or (x[r,c]-mean[c])^2 (sq == 1). */
-static void chunk_sum(double *acc, const float *x, const float *mean, size_t r0, size_t r1, int C,
-                      int sq) {
-    float s[C];
+static void chunk_sum(double *acc, const void *x, int dt, const float *mean, size_t r0, size_t r1,
+                      int C, int sq) {
+    float s[C], tmp[dt == DT_F32 ? 1 : C];
     for (int c = 0; c < C; c++) s[c] = 0;
     for (size_t r = r0; r < r1; r++) {
-        const float *xr = x + r * C;
+        const float *xr = row_get(x, dt, r, C, tmp);
         if (sq) {
 #pragma omp simd
             for (int c = 0; c < C; c++) {
@@ -51,17 +72,18 @@ static void bn_fold(float *scale, float *shift, const float *mean, const float *
     }
 }
 
-void batchnorm_apply(float *out, const float *x, const float *mean, const float *rstd,
-                     const float *gamma, const float *beta, const float *residual, int relu,
-                     size_t N, int C, double *partials) {
+void batchnorm_apply(void *out, const void *x, const float *mean, const float *rstd,
+                     const float *gamma, const float *beta, const void *residual, int relu,
+                     size_t N, int C, double *partials, int dt) {
     float *scale = (float *)(partials + 2 * nchunks(N) * C), *shift = scale + C;
     bn_fold(scale, shift, mean, rstd, gamma, beta, C);
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < N; r++) {
-        const float *xr = x + r * C;
-        float *o = out + r * C;
+        float tx[dt == DT_F32 ? 1 : C], tr[dt == DT_F32 || !residual ? 1 : C], to[dt == DT_F32 ? 1 : C];
+        const float *xr = row_get(x, dt, r, C, tx);
+        float *o = row_dst(out, dt, r, C, to);
         if (residual) {
-            const float *res = residual + r * C;
+            const float *res = row_get(residual, dt, r, C, tr);
             if (relu) {
 #pragma omp simd
                 for (int c = 0; c < C; c++) {
@@ -82,15 +104,16 @@ void batchnorm_apply(float *out, const float *x, const float *mean, const float 
 #pragma omp simd
             for (int c = 0; c < C; c++) o[c] = xr[c] * scale[c] + shift[c];
         }
+        row_put(out, dt, r, C, o);
     }
 }
 
-void batchnorm_forward(float *out, float *mean, float *rstd, const float *x, const float *gamma,
+void batchnorm_forward(void *out, float *mean, float *rstd, const void *x, const float *gamma,
                        const float *beta, float *run_mean, float *run_var, int64_t *nbt,
-                       const float *residual, int relu, int training, size_t N, int C,
-                       double *partials) {
+                       const void *residual, int relu, int training, size_t N, int C,
+                       double *partials, int dt) {
     batchnorm_forward_sync(out, mean, rstd, x, gamma, beta, run_mean, run_var, nbt, residual, relu,
-                           training, N, C, partials, NULL);
+                           training, N, C, partials, dt, NULL);
 }
 
 /* Per-channel totals of the chunk sums, in chunk order, into partials[0..C) (the slot of chunk
@@ -104,23 +127,24 @@ static void chunk_totals(double *partials, size_t nch, int C, size_t stride, con
     if (sync && sync->world > 1) SC_ASSERT(sync->allreduce(sync->ctx, partials, (size_t)C) == 0);
 }
 
-void batchnorm_forward_sync(float *out, float *mean, float *rstd, const float *x,
+void batchnorm_forward_sync(void *out, float *mean, float *rstd, const void *x,
                             const float *gamma, const float *beta, float *run_mean,
-                            float *run_var, int64_t *nbt, const float *residual, int relu,
-                            int training, size_t N, int C, double *partials, const BnSync *sync) {
+                            float *run_var, int64_t *nbt, const void *residual, int relu,
+                            int training, size_t N, int C, double *partials, int dt,
+                            const BnSync *sync) {
     size_t nch = nchunks(N);
     if (training) {
         /* the statistics are over the global batch: Ng rows on all processes together */
         size_t Ng = sync && sync->world > 1 ? N * (size_t)sync->world : N;
 #pragma omp parallel for schedule(static)
         for (size_t k = 0; k < nch; k++)
-            chunk_sum(partials + k * C, x, NULL, k * BN_CHUNK,
+            chunk_sum(partials + k * C, x, dt, NULL, k * BN_CHUNK,
                       k * BN_CHUNK + BN_CHUNK < N ? k * BN_CHUNK + BN_CHUNK : N, C, 0);
         chunk_totals(partials, nch, C, (size_t)C, sync);
         for (int c = 0; c < C; c++) mean[c] = (float)(partials[c] / Ng);
 #pragma omp parallel for schedule(static)
         for (size_t k = 0; k < nch; k++)
-            chunk_sum(partials + k * C, x, mean, k * BN_CHUNK,
+            chunk_sum(partials + k * C, x, dt, mean, k * BN_CHUNK,
                       k * BN_CHUNK + BN_CHUNK < N ? k * BN_CHUNK + BN_CHUNK : N, C, 1);
         chunk_totals(partials, nch, C, (size_t)C, sync);
         for (int c = 0; c < C; c++) {
@@ -140,44 +164,48 @@ void batchnorm_forward_sync(float *out, float *mean, float *rstd, const float *x
             rstd[c] = (float)(1.0 / sqrt((double)run_var[c] + BN_EPS));
         }
     }
-    batchnorm_apply(out, x, mean, rstd, gamma, beta, residual, relu, N, C, partials);
+    batchnorm_apply(out, x, mean, rstd, gamma, beta, residual, relu, N, C, partials, dt);
 }
 
-void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, const float *relu_out,
-                        const float *x, const float *mean, const float *rstd, const float *gamma,
-                        int training, size_t N, int C, double *partials) {
+void batchnorm_backward(void *dx, float *dgamma, float *dbeta, void *dout, const void *relu_out,
+                        const void *x, const float *mean, const float *rstd, const float *gamma,
+                        int training, size_t N, int C, double *partials, int dt, int dt_dout,
+                        int dt_dx) {
     batchnorm_backward_sync(dx, dgamma, dbeta, dout, relu_out, x, mean, rstd, gamma, training, N,
-                            C, partials, NULL);
+                            C, partials, dt, dt_dout, dt_dx, NULL);
 }
 
-void batchnorm_backward_sync(float *dx, float *dgamma, float *dbeta, float *dout,
-                             const float *relu_out, const float *x, const float *mean,
+void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
+                             const void *relu_out, const void *x, const float *mean,
                              const float *rstd, const float *gamma, int training, size_t N, int C,
-                             double *partials, const BnSync *sync) {
+                             double *partials, int dt, int dt_dout, int dt_dx, const BnSync *sync) {
     size_t nch = nchunks(N);
     /* pass 1: per chunk sum(dy) and sum(dy * (x - mean)), masking dy in place */
 #pragma omp parallel for schedule(static)
     for (size_t k = 0; k < nch; k++) {
         size_t r0 = k * BN_CHUNK, r1 = r0 + BN_CHUNK < N ? r0 + BN_CHUNK : N;
-        float sdy[C], sdx[C];
+        float sdy[C], sdx[C], tx[dt == DT_F32 ? 1 : C], to[dt == DT_F32 ? 1 : C],
+            tg[dt_dout == DT_F32 ? 1 : C];
         for (int c = 0; c < C; c++) sdy[c] = sdx[c] = 0;
         for (size_t r = r0; r < r1; r++) {
-            float *dy = dout + r * C;
-            const float *xr = x + r * C;
+            const float *dyr = row_get(dout, dt_dout, r, C, tg);
+            const float *xr = row_get(x, dt, r, C, tx);
             if (relu_out) {
-                const float *o = relu_out + r * C;
+                const float *o = row_get(relu_out, dt, r, C, to);
+                float *dy = row_dst(dout, dt_dout, r, C, tg); /* == dyr */
 #pragma omp simd
                 for (int c = 0; c < C; c++) {
-                    float g = o[c] > 0 ? dy[c] : 0;
+                    float g = o[c] > 0 ? dyr[c] : 0;
                     dy[c] = g;
                     sdy[c] += g;
                     sdx[c] += g * (xr[c] - mean[c]);
                 }
+                row_put(dout, dt_dout, r, C, dy);
             } else {
 #pragma omp simd
                 for (int c = 0; c < C; c++) {
-                    sdy[c] += dy[c];
-                    sdx[c] += dy[c] * (xr[c] - mean[c]);
+                    sdy[c] += dyr[c];
+                    sdx[c] += dyr[c] * (xr[c] - mean[c]);
                 }
             }
         }
@@ -215,27 +243,32 @@ void batchnorm_backward_sync(float *dx, float *dgamma, float *dbeta, float *dout
     }
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < N; r++) {
-        const float *dy = dout + r * C, *xr = x + r * C;
-        float *d = dx + r * C;
+        float tx[dt == DT_F32 ? 1 : C], tg[dt_dout == DT_F32 ? 1 : C], td[dt_dx == DT_F32 ? 1 : C];
+        const float *dy = row_get(dout, dt_dout, r, C, tg), *xr = row_get(x, dt, r, C, tx);
+        float *d = row_dst(dx, dt_dx, r, C, td);
 #pragma omp simd
         for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+        row_put(dx, dt_dx, r, C, d);
     }
 }
 
-void batchnorm_relu_mask_recompute(float *dout, const float *x, const float *mean,
+void batchnorm_relu_mask_recompute(void *dout, const void *x, const float *mean,
                                    const float *rstd, const float *gamma, const float *beta,
-                                   size_t N, int C, double *partials) {
+                                   size_t N, int C, double *partials, int dt, int dt_dout) {
     float *scale = (float *)(partials + 2 * nchunks(N) * C), *shift = scale + C;
     bn_fold(scale, shift, mean, rstd, gamma, beta, C);
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < N; r++) {
-        const float *xr = x + r * C;
-        float *d = dout + r * C;
+        float tx[dt == DT_F32 ? 1 : C], tg[dt_dout == DT_F32 ? 1 : C];
+        const float *xr = row_get(x, dt, r, C, tx);
+        const float *dr = row_get(dout, dt_dout, r, C, tg);
+        float *d = row_dst(dout, dt_dout, r, C, tg);
 #pragma omp simd
         for (int c = 0; c < C; c++) {
             float v = xr[c] * scale[c] + shift[c]; /* the forward's expression, bit for bit */
-            d[c] = v > 0 ? d[c] : 0;
+            d[c] = v > 0 ? dr[c] : 0;
         }
+        row_put(dout, dt_dout, r, C, d);
     }
 }
 
@@ -263,15 +296,17 @@ int pool_out_size(int in, int k, int stride, int pad) {
     return span < 0 ? 0 : span / stride + 1;
 }
 
-void maxpool_forward(float *out, uint8_t *argmax, const float *in, int B, int H, int W, int C,
-                     int k, int stride, int pad) {
+void maxpool_forward(void *out, uint8_t *argmax, const void *in, int B, int H, int W, int C,
+                     int k, int stride, int pad, int dt) {
     int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
-                float *o = out + (((size_t)b * OH + oh) * OW + ow) * C;
-                uint8_t *am = argmax + (((size_t)b * OH + oh) * OW + ow) * C;
+                float tx[dt == DT_F32 ? 1 : C], to[dt == DT_F32 ? 1 : C];
+                size_t orow = ((size_t)b * OH + oh) * OW + ow;
+                float *o = row_dst(out, dt, orow, C, to);
+                uint8_t *am = argmax + orow * C;
                 for (int c = 0; c < C; c++) o[c] = -INFINITY, am[c] = 0;
                 for (int r = 0; r < k; r++) {
                     int ih = oh * stride - pad + r;
@@ -279,7 +314,7 @@ void maxpool_forward(float *out, uint8_t *argmax, const float *in, int B, int H,
                     for (int q = 0; q < k; q++) {
                         int iw = ow * stride - pad + q;
                         if (iw < 0 || iw >= W) continue;
-                        const float *x = in + (((size_t)b * H + ih) * W + iw) * C;
+                        const float *x = row_get(in, dt, ((size_t)b * H + ih) * W + iw, C, tx);
                         uint8_t pos = (uint8_t)(r * k + q);
 #pragma omp simd
                         for (int c = 0; c < C; c++) {
@@ -289,38 +324,52 @@ void maxpool_forward(float *out, uint8_t *argmax, const float *in, int B, int H,
                         }
                     }
                 }
+                row_put(out, dt, orow, C, o);
             }
 }
 
-void maxpool_backward(float *d_in, const float *d_out, const uint8_t *argmax, int B, int H, int W,
-                      int C, int k, int stride, int pad) {
+/* A gather: every input pixel sums the gradients of the windows whose maximum it was, in the
+ * order (oh, ow) ascending, i.e. the order in which a scatter over the outputs would add them;
+ * one rounding per element when d_in is bf16. */
+void maxpool_backward(void *d_in, const float *d_out, const uint8_t *argmax, int B, int H, int W,
+                      int C, int k, int stride, int pad, int dt) {
     int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
-    /* one thread per image: the scatter-adds of an image happen in a fixed order */
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        float *di = d_in + (size_t)b * H * W * C;
-        memset(di, 0, sizeof(float) * H * W * C);
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++) {
-                size_t o = (((size_t)b * OH + oh) * OW + ow) * C;
-                for (int c = 0; c < C; c++) {
-                    int pos = argmax[o + c], ih = oh * stride - pad + pos / k,
-                        iw = ow * stride - pad + pos % k;
-                    di[((size_t)ih * W + iw) * C + c] += d_out[o + c];
-                }
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int ih = 0; ih < H; ih++)
+            for (int iw = 0; iw < W; iw++) {
+                float td[dt == DT_F32 ? 1 : C];
+                size_t irow = ((size_t)b * H + ih) * W + iw;
+                float *d = row_dst(d_in, dt, irow, C, td);
+                for (int c = 0; c < C; c++) d[c] = 0;
+                /* windows oh with oh*stride - pad <= ih < oh*stride - pad + k */
+                int oh0 = ih + pad - k + 1 > 0 ? (ih + pad - k + 1 + stride - 1) / stride : 0;
+                int oh1 = (ih + pad) / stride, ow0 = iw + pad - k + 1 > 0 ? (iw + pad - k + 1 + stride - 1) / stride : 0;
+                int ow1 = (iw + pad) / stride;
+                if (oh1 >= OH) oh1 = OH - 1;
+                if (ow1 >= OW) ow1 = OW - 1;
+                for (int oh = oh0; oh <= oh1; oh++)
+                    for (int ow = ow0; ow <= ow1; ow++) {
+                        size_t o = (((size_t)b * OH + oh) * OW + ow) * C;
+                        uint8_t pos = (uint8_t)((ih - (oh * stride - pad)) * k + (iw - (ow * stride - pad)));
+                        const uint8_t *am = argmax + o;
+                        const float *g = d_out + o;
+#pragma omp simd
+                        for (int c = 0; c < C; c++) d[c] += am[c] == pos ? g[c] : 0.0f;
+                    }
+                row_put(d_in, dt, irow, C, d);
             }
-    }
 }
 
 /* ---- global average pool ------------------------------------------------------------------- */
 
-void avgpool_forward(float *out, const float *in, int B, int HW, int C) {
+void avgpool_forward(float *out, const void *in, int B, int HW, int C, int dt) {
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
-        float *o = out + (size_t)b * C;
+        float *o = out + (size_t)b * C, tx[dt == DT_F32 ? 1 : C];
         for (int c = 0; c < C; c++) o[c] = 0;
         for (int p = 0; p < HW; p++) {
-            const float *x = in + ((size_t)b * HW + p) * C;
+            const float *x = row_get(in, dt, (size_t)b * HW + p, C, tx);
 #pragma omp simd
             for (int c = 0; c < C; c++) o[c] += x[c];
         }

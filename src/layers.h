@@ -23,7 +23,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- batch norm (2-D over (B,H,W,C) or 1-D over (B,C)), with fused residual add and ReLU ---- */
+#include "bf16.h"
+
+/* Precision (`dt`, DT_F32 or DT_BF16, see bf16.h): the activation buffers of a call (x, out,
+ * residual, relu_out) are all of type dt; batch norm's backward takes the types of its incoming
+ * (dt_dout) and outgoing (dt_dx) gradients separately. Statistics, parameters, their gradients
+ * and all arithmetic are float32; bf16 values are converted on load and rounded on store.
+ *
+ * ---- batch norm (2-D over (B,H,W,C) or 1-D over (B,C)), with fused residual add and ReLU ---- */
 #define BN_MOMENTUM 0.1f
 #define BN_EPS 1e-5f
 /* Size in doubles of the `partials` scratch the batch-norm kernels need for N rows, C channels. */
@@ -35,17 +42,18 @@ size_t batchnorm_partials(size_t N, int C);
  * training == 0: the running statistics normalise x.
  * out (N,C) = [relu]( gamma * (x - mean) * rstd + beta [+ residual] ); mean, rstd (C) are saved
  * for the backward pass. residual may be NULL. out may alias residual, not x. */
-void batchnorm_forward(float *out, float *mean, float *rstd, const float *x, const float *gamma,
+void batchnorm_forward(void *out, float *mean, float *rstd, const void *x, const float *gamma,
                        const float *beta, float *run_mean, float *run_var, int64_t *nbt,
-                       const float *residual, int relu, int training, size_t N, int C,
-                       double *partials);
+                       const void *residual, int relu, int training, size_t N, int C,
+                       double *partials, int dt);
 /* dout (N,C): the gradient wrt out. With relu_out (= the forward's out) non-NULL the ReLU mask
  * is applied and the MASKED gradient is written back into dout (the residual branch reads it).
  * dx (N,C) is overwritten and may alias dout. dgamma, dbeta (C) are added to.
  * training must match the forward (eval: mean/rstd are constants). */
-void batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *dout, const float *relu_out,
-                        const float *x, const float *mean, const float *rstd, const float *gamma,
-                        int training, size_t N, int C, double *partials);
+void batchnorm_backward(void *dx, float *dgamma, float *dbeta, void *dout, const void *relu_out,
+                        const void *x, const float *mean, const float *rstd, const float *gamma,
+                        int training, size_t N, int C, double *partials, int dt, int dt_dout,
+                        int dt_dx);
 /* Synchronized batch norm (multi-process training): the same functions over a global batch
  * of world x N rows spread over `world` processes, each holding N. allreduce(ctx, buf, n) sums
  * n doubles over the processes in place (the same bits everywhere; it must not fail: the
@@ -58,27 +66,28 @@ typedef struct {
     void *ctx;
     int world;
 } BnSync;
-void batchnorm_forward_sync(float *out, float *mean, float *rstd, const float *x,
+void batchnorm_forward_sync(void *out, float *mean, float *rstd, const void *x,
                             const float *gamma, const float *beta, float *run_mean,
-                            float *run_var, int64_t *nbt, const float *residual, int relu,
-                            int training, size_t N, int C, double *partials, const BnSync *sync);
-void batchnorm_backward_sync(float *dx, float *dgamma, float *dbeta, float *dout,
-                             const float *relu_out, const float *x, const float *mean,
+                            float *run_var, int64_t *nbt, const void *residual, int relu,
+                            int training, size_t N, int C, double *partials, int dt,
+                            const BnSync *sync);
+void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
+                             const void *relu_out, const void *x, const float *mean,
                              const float *rstd, const float *gamma, int training, size_t N, int C,
-                             double *partials, const BnSync *sync);
+                             double *partials, int dt, int dt_dout, int dt_dx, const BnSync *sync);
 /* The elementwise half of batchnorm_forward with given mean/rstd: out = [relu](gamma * (x - mean)
  * * rstd + beta [+ residual]), bit-identical to what batchnorm_forward wrote (recomputation of an
  * activation in the backward pass instead of storing it). */
-void batchnorm_apply(float *out, const float *x, const float *mean, const float *rstd,
-                     const float *gamma, const float *beta, const float *residual, int relu,
-                     size_t N, int C, double *partials);
+void batchnorm_apply(void *out, const void *x, const float *mean, const float *rstd,
+                     const float *gamma, const float *beta, const void *residual, int relu,
+                     size_t N, int C, double *partials, int dt);
 /* Applies the ReLU mask of a BN+ReLU forward (same x, mean, rstd, gamma, beta) to dout in place,
  * recomputing the pre-activation instead of reading the forward's output: lets the caller reuse
  * the output buffer for the gradient (the stem's max-pool backward does). Then call
  * batchnorm_backward with relu_out = NULL. */
-void batchnorm_relu_mask_recompute(float *dout, const float *x, const float *mean,
+void batchnorm_relu_mask_recompute(void *dout, const void *x, const float *mean,
                                    const float *rstd, const float *gamma, const float *beta,
-                                   size_t N, int C, double *partials);
+                                   size_t N, int C, double *partials, int dt, int dt_dout);
 /* References: the same contract without fusion-specific tricks, double accumulation, serial. */
 void batchnorm_forward_ref(float *out, float *mean, float *rstd, const float *x,
                            const float *gamma, const float *beta, float *run_mean, float *run_var,
@@ -95,17 +104,18 @@ void add_inplace(float *y, const float *x, size_t n);                           
 
 /* ---- max pool (k x k, stride, pad; PyTorch floor mode; first maximum wins on ties) -------- */
 int pool_out_size(int in, int k, int stride, int pad);
-/* out (B,OH,OW,C), argmax (B,OH,OW,C): window position r*k+q of the maximum (k*k <= 255). */
-void maxpool_forward(float *out, uint8_t *argmax, const float *in, int B, int H, int W, int C,
-                     int k, int stride, int pad);
-/* d_in (B,H,W,C) overwritten. */
-void maxpool_backward(float *d_in, const float *d_out, const uint8_t *argmax, int B, int H, int W,
-                      int C, int k, int stride, int pad);
+/* out (B,OH,OW,C), argmax (B,OH,OW,C): window position r*k+q of the maximum (k*k <= 255).
+ * in, out of type dt. */
+void maxpool_forward(void *out, uint8_t *argmax, const void *in, int B, int H, int W, int C,
+                     int k, int stride, int pad, int dt);
+/* d_in (B,H,W,C) of type dt, overwritten; d_out float32. */
+void maxpool_backward(void *d_in, const float *d_out, const uint8_t *argmax, int B, int H, int W,
+                      int C, int k, int stride, int pad, int dt);
 void maxpool_forward_ref(float *out, const float *in, int B, int H, int W, int C, int k,
                          int stride, int pad);
 
 /* ---- global average pool: (B, HW, C) -> (B, C) -------------------------------------------- */
-void avgpool_forward(float *out, const float *in, int B, int HW, int C);
+void avgpool_forward(float *out, const void *in, int B, int HW, int C, int dt); /* in: dt */
 void avgpool_backward(float *d_in, const float *d_out, int B, int HW, int C); /* overwrites */
 
 /* ---- linear: out (B,O) = in (B,I) w (O,I)^T + bias (O) ------------------------------------ */

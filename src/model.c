@@ -8,13 +8,17 @@
  */
 #include "model.h"
 
+#include <dnnl.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include <stdlib.h>
 
+#include "bf16.h"
 #include "common.h"
 #include "conv.h"
+#include "peak.h"
 #include "layers.h"
 #include "rng.h"
 
@@ -30,7 +34,7 @@ typedef struct {
     int conv_B[NCACHE], nconv, next_evict;
     int t_w, t_bn;   /* tensor index of the conv weight, of the BN weight (bias +1, mean +2,
                         var +3, num_batches_tracked +4) */
-    float *c, *a;    /* conv output, BN(+ReLU) output (NULL when written elsewhere) */
+    void *c, *a;     /* conv output, BN(+ReLU) output (NULL when written elsewhere); of type dt */
     float *mean, *rstd;
 } Unit;
 
@@ -47,6 +51,8 @@ struct Model {
     ResNetSpec spec;
     int max_batch, B; /* B of the last forward */
     int training;     /* of the last forward */
+    int dt;           /* activations: DT_F32, or DT_BF16 (cfg.precision bf16) */
+    size_t act_bytes; /* bytes of activation and gradient buffers (memory per view x max_batch) */
     ModelTensor tensors[MAX_TENSORS];
     unsigned char init[MAX_TENSORS];
     float init_arg[MAX_TENSORS];
@@ -55,16 +61,17 @@ struct Model {
     float *params, *grads, *buffers;
     int64_t *counters;
     Unit units[RESNET_MAX_UNITS];
-    float *block_out[RESNET_MAX_BLOCKS];
-    float *xin;                  /* (B,S,S,3) */
-    float *pool_out;             /* (B,PH,PW,C) */
+    void *block_out[RESNET_MAX_BLOCKS]; /* activations (void *): of type dt */
+    void *xin;                   /* (B,S,S,3) */
+    void *pool_out;              /* (B,PH,PW,C) */
     uint8_t *argmax;
     float *h, *dh;               /* (B,D) */
     HeadLayer head[MAX_HEAD];
     int nhead;
     float *hs[2];                /* head gradient scratch (B, max width) */
     float *g[3];                 /* encoder gradient / scratch buffers (B * max activation) */
-    float *ascratch;             /* BN+ReLU outputs inside blocks: written in the forward, read by
+    void *gb;                    /* bf16 only: the gradient going into a conv (B * max act.) */
+    void *ascratch;             /* BN+ReLU outputs inside blocks: written in the forward, read by
                                     the next conv, recomputed from the conv output in backward */
     size_t act_max;              /* floats per row of the largest activation */
     void *scratch;               /* oneDNN scratchpad */
@@ -82,12 +89,24 @@ static int g_prof_on;
 static const char *const g_prof_names[MODEL_PROF_N] = {
     "conv forward", "conv backward data", "conv backward weights", "batch norm forward",
     "batch norm backward", "pool/input/add", "head"};
-#define PROF_BEGIN double prof_t0_ = g_prof_on ? sc_now() : 0
+/* wall time, or with SIMCLR_PROFILE_CPU=1 the CPU time of the process (all threads; run with
+ * OMP_WAIT_POLICY=passive so that waiting threads do not count): on a machine shared with other
+ * jobs, the work each phase does rather than how long it waited for a core */
+static int g_prof_cpu;
+static double prof_now(void) {
+    if (!g_prof_cpu) return sc_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+#define PROF_BEGIN double prof_t0_ = g_prof_on ? prof_now() : 0
 #define PROF_END(k) \
-    if (g_prof_on) g_prof[k] += sc_now() - prof_t0_
+    if (g_prof_on) g_prof[k] += prof_now() - prof_t0_
 
 void model_profile(int on) {
     g_prof_on = on;
+    const char *e = getenv("SIMCLR_PROFILE_CPU");
+    g_prof_cpu = e && !strcmp(e, "1");
     memset(g_prof, 0, sizeof g_prof);
 }
 const char *model_profile_get(int k, double *seconds) {
@@ -139,7 +158,25 @@ int model_config_check(const ModelConfig *c) {
     if (c->head_hidden < 0 || c->head_hidden > 1 << 20)
         return sc_error_set("--head-hidden: expected 0 (feature dim) or a positive size, got %d",
                             c->head_hidden);
+    if (c->precision != PRECISION_FP32 && c->precision != PRECISION_BF16)
+        return sc_error_set("--precision: expected fp32 or bf16, got %d", c->precision);
+    if (c->precision == PRECISION_BF16 && !model_bf16_native()) {
+        /* oneDNN would run emulated bf16 kernels (avx512_core) or reference loops: measured
+         * slower than fp32 (doc/core.md), so refuse; SIMCLR_BF16_FALLBACK=1 allows it (tests,
+         * measurements) */
+        const char *e = getenv("SIMCLR_BF16_FALLBACK");
+        if (!e || strcmp(e, "1"))
+            return sc_error_set("--precision: bf16 needs a CPU with AVX512-BF16 instructions (and "
+                                "oneDNN allowed to use them), this one has %s; oneDNN's fallback is "
+                                "slower than fp32 here: use --precision fp32",
+                                peak_cpu_has_bf16() ? "them but oneDNN is limited (ONEDNN_MAX_CPU_ISA)" : "none");
+    }
     return 0;
+}
+
+int model_bf16_native(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return peak_cpu_has_bf16() && (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
 
 /* ---- tensor table -------------------------------------------------------------------------- */
@@ -206,6 +243,7 @@ static Conv *unit_conv(Model *m, Unit *u, int B, int first) {
         if (u->conv_B[i] == B) return u->conv[i];
     ConvShape s = u->shape;
     s.B = B;
+    s.dt = m->dt;
     Conv *c;
     if (conv_create(&c, &s, !first)) return NULL;
     int slot;
@@ -244,6 +282,8 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
     resnet_spec(&m->spec, cfg->arch, cfg->stem, cfg->width, cfg->image_size);
     const ResNetSpec *sp = &m->spec;
     size_t B = (size_t)max_batch;
+    m->dt = cfg->precision == PRECISION_BF16 ? DT_BF16 : DT_F32;
+    size_t es = dt_size(m->dt); /* bytes per activation element */
 
     /* tensors in state_dict order */
     for (int i = 0; i < sp->nunits; i++) {
@@ -296,7 +336,9 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
 
     /* activations */
     size_t S = (size_t)cfg->image_size, act = 0, part = 0;
-    m->xin = sc_alloc(B * S * S * 3 * sizeof(float));
+    m->act_bytes = 0;
+#define ACT_ALLOC(n) (m->act_bytes += (n), sc_alloc(n))
+    m->xin = ACT_ALLOC(B * S * S * 3 * es);
     for (int i = 0; i < sp->nunits; i++) {
         const ResUnit *ru = &sp->units[i];
         Unit *u = &m->units[i];
@@ -304,38 +346,40 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
         /* the gradient buffers hold block activations; the stem's (larger, before the pool)
          * gradient goes into the stem's own output buffer, see encoder_backward */
         if (i > 0 || !sp->pool) act = maxz(act, n);
-        u->c = sc_alloc(B * n * sizeof(float));
-        if (ru->relu && i == 0) u->a = sc_alloc(B * n * sizeof(float)); /* blocks: m->ascratch */
+        u->c = ACT_ALLOC(B * n * es);
+        if (ru->relu && i == 0) u->a = ACT_ALLOC(B * n * es); /* blocks: m->ascratch */
         u->mean = sc_alloc(ru->K * sizeof(float));
         u->rstd = sc_alloc(ru->K * sizeof(float));
         part = maxz(part, batchnorm_partials(B * ru->OH * ru->OW, ru->K));
     }
     if (sp->pool) {
         size_t n = (size_t)sp->pool_H * sp->pool_W * sp->units[0].K;
-        m->pool_out = sc_alloc(B * n * sizeof(float));
-        m->argmax = sc_alloc(B * n);
+        m->pool_out = ACT_ALLOC(B * n * es);
+        m->argmax = ACT_ALLOC(B * n);
         act = maxz(act, n);
     }
     for (int b = 0; b < sp->nblocks; b++) {
         const ResBlock *blk = &sp->blocks[b];
-        m->block_out[b] = sc_alloc(B * blk->OH * blk->OW * blk->K * sizeof(float));
+        m->block_out[b] = ACT_ALLOC(B * blk->OH * blk->OW * blk->K * es);
     }
     m->act_max = act;
-    for (int k = 0; k < 3; k++) m->g[k] = sc_alloc(B * act * sizeof(float));
-    m->ascratch = sc_alloc(B * act * sizeof(float));
-    m->h = sc_alloc(B * D * sizeof(float));
-    m->dh = sc_alloc(B * D * sizeof(float));
+    for (int k = 0; k < 3; k++) m->g[k] = ACT_ALLOC(B * act * sizeof(float));
+    if (m->dt == DT_BF16) m->gb = ACT_ALLOC(B * act * es);
+    m->ascratch = ACT_ALLOC(B * act * es);
+    m->h = ACT_ALLOC(B * D * sizeof(float));
+    m->dh = ACT_ALLOC(B * D * sizeof(float));
     for (int l = 0; l < m->nhead; l++) {
         HeadLayer *hl = &m->head[l];
-        hl->u = sc_alloc(B * hl->O * sizeof(float));
-        if (hl->relu || hl->bn) hl->r = sc_alloc(B * hl->O * sizeof(float));
+        hl->u = ACT_ALLOC(B * hl->O * sizeof(float));
+        if (hl->relu || hl->bn) hl->r = ACT_ALLOC(B * hl->O * sizeof(float));
         if (hl->bn) {
             hl->mean = sc_alloc(hl->O * sizeof(float));
             hl->rstd = sc_alloc(hl->O * sizeof(float));
             part = maxz(part, batchnorm_partials(B, hl->O));
         }
     }
-    for (int k = 0; k < 2; k++) m->hs[k] = sc_alloc(B * widest * sizeof(float));
+    for (int k = 0; k < 2; k++) m->hs[k] = ACT_ALLOC(B * widest * sizeof(float));
+#undef ACT_ALLOC
     m->partials = sc_alloc(part * sizeof(double));
 
     /* conv primitives for max_batch */
@@ -362,6 +406,7 @@ void model_free(Model *m) {
         sc_free(hl->u), sc_free(hl->r), sc_free(hl->mean), sc_free(hl->rstd);
     }
     for (int k = 0; k < 3; k++) sc_free(m->g[k]);
+    sc_free(m->gb);
     sc_free(m->ascratch);
     for (int k = 0; k < 2; k++) sc_free(m->hs[k]);
     sc_free(m->params), sc_free(m->grads), sc_free(m->buffers), sc_free(m->counters);
@@ -372,17 +417,17 @@ void model_free(Model *m) {
 
 /* ---- forward ------------------------------------------------------------------------------- */
 
-/* x (B,3,S,S) -> xin (B,S,S,3) */
-static void nchw_to_nhwc(float *out, const float *x, int B, int C, int HW) {
+/* x (B,3,S,S) -> xin (B,S,S,3) of type dt */
+static void nchw_to_nhwc(void *out, const float *x, int B, int C, int HW, int dt) {
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++)
         for (int p = 0; p < HW; p++)
             for (int c = 0; c < C; c++)
-                out[((size_t)b * HW + p) * C + c] = x[((size_t)b * C + c) * HW + p];
+                dt_store(out, ((size_t)b * HW + p) * C + c, dt, x[((size_t)b * C + c) * HW + p]);
 }
 
 /* conv + BN of one unit: out = [relu](bn(conv(in)) [+ residual]) */
-static int unit_forward(Model *m, int i, float *out, const float *in, const float *residual,
+static int unit_forward(Model *m, int i, void *out, const void *in, const void *residual,
                         int relu, int B) {
     Unit *u = &m->units[i];
     Conv *c = unit_conv(m, u, B, i == 0);
@@ -393,10 +438,10 @@ static int unit_forward(Model *m, int i, float *out, const float *in, const floa
     PROF_END(0);
     const ResUnit *ru = &m->spec.units[i];
     int t = u->t_bn;
-    prof_t0_ = g_prof_on ? sc_now() : 0;
+    prof_t0_ = g_prof_on ? prof_now() : 0;
     batchnorm_forward_sync(out, u->mean, u->rstd, u->c, tp(m, t), tp(m, t + 1), tb(m, t + 2),
                            tb(m, t + 3), tc(m, t + 4), residual, relu, m->training,
-                           (size_t)B * ru->OH * ru->OW, ru->K, m->partials, m->bn_sync);
+                           (size_t)B * ru->OH * ru->OW, ru->K, m->partials, m->dt, m->bn_sync);
     PROF_END(3);
     return 0;
 }
@@ -404,24 +449,24 @@ static int unit_forward(Model *m, int i, float *out, const float *in, const floa
 static int encoder_forward(Model *m, const float *x, int B) {
     const ResNetSpec *sp = &m->spec;
     int S = sp->image_size;
-    nchw_to_nhwc(m->xin, x, B, 3, S * S);
+    nchw_to_nhwc(m->xin, x, B, 3, S * S, m->dt);
     Unit *u0 = &m->units[0];
     if (unit_forward(m, 0, u0->a, m->xin, NULL, 1, B)) return -1;
-    const float *cur = u0->a;
+    const void *cur = u0->a;
     if (sp->pool) {
         const ResUnit *r0 = &sp->units[0];
-        maxpool_forward(m->pool_out, m->argmax, u0->a, B, r0->OH, r0->OW, r0->K, 3, 2, 1);
+        maxpool_forward(m->pool_out, m->argmax, u0->a, B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->dt);
         cur = m->pool_out;
     }
     for (int b = 0; b < sp->nblocks; b++) {
         const ResBlock *blk = &sp->blocks[b];
-        const float *res = cur;
+        const void *res = cur;
         if (blk->down >= 0) {
             /* shortcut BN output goes to scratch g[0] (unused until the backward pass) */
             if (unit_forward(m, blk->down, m->g[0], cur, NULL, 0, B)) return -1;
             res = m->g[0];
         }
-        const float *xin = cur;
+        const void *xin = cur;
         for (int j = 0; j < blk->nconv; j++) {
             int last = j == blk->nconv - 1;
             /* a BN+ReLU output inside the block lives in ascratch until the next conv has read it
@@ -433,7 +478,7 @@ static int encoder_forward(Model *m, const float *x, int B) {
         }
         cur = m->block_out[b];
     }
-    avgpool_forward(m->h, cur, B, sp->final_H * sp->final_W, sp->feat_dim);
+    avgpool_forward(m->h, cur, B, sp->final_H * sp->final_W, sp->feat_dim, m->dt);
     return 0;
 }
 
@@ -446,7 +491,7 @@ static void head_forward(Model *m, int B) {
             int t = hl->t_bn;
             batchnorm_forward_sync(hl->r, hl->mean, hl->rstd, hl->u, tp(m, t), tp(m, t + 1),
                                    tb(m, t + 2), tb(m, t + 3), tc(m, t + 4), NULL, hl->relu, m->training,
-                                   B, hl->O, m->partials, m->bn_sync);
+                                   B, hl->O, m->partials, DT_F32, m->bn_sync);
         } else if (hl->relu) {
             relu_forward(hl->r, hl->u, (size_t)B * hl->O);
         }
@@ -475,14 +520,16 @@ const float *model_z(const Model *m) {
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
-static void unit_bn_backward(Model *m, int i, float *dx, float *dout, const float *relu_out, int B) {
+/* dx (type dt_dx) from dout (type dt_dout, masked in place by the ReLU of relu_out) */
+static void unit_bn_backward(Model *m, int i, void *dx, void *dout, const void *relu_out, int B,
+                             int dt_dout, int dt_dx) {
     Unit *u = &m->units[i];
     const ResUnit *ru = &m->spec.units[i];
     int t = u->t_bn;
     PROF_BEGIN;
     batchnorm_backward_sync(dx, tg(m, t), tg(m, t + 1), dout, relu_out, u->c, u->mean, u->rstd,
                             tp(m, t), m->training, (size_t)B * ru->OH * ru->OW, ru->K,
-                            m->partials, m->bn_sync);
+                            m->partials, m->dt, dt_dout, dt_dx, m->bn_sync);
     PROF_END(4);
 }
 
@@ -494,20 +541,25 @@ static Conv *cur_conv(Model *m, int i) {
     return NULL;
 }
 
+/* The gradients between layers are float32 (g, p, q: wrt block outputs, conv inputs); the
+ * gradient INTO a conv (wrt its output, after its BN's backward) is of the activation type: in
+ * float32 it is computed in place in p/q/g, in bf16 into the bf16 buffer gb (consumed by the conv's
+ * two backward passes before the next BN backward writes it again). */
 static void encoder_backward(Model *m, const float *dh) {
     const ResNetSpec *sp = &m->spec;
-    int B = m->B;
+    int B = m->B, dt = m->dt, bf = dt == DT_BF16;
     float *g = m->g[0], *p = m->g[1], *q = m->g[2], *t;
     avgpool_backward(g, dh, B, sp->final_H * sp->final_W, sp->feat_dim);
     for (int b = sp->nblocks - 1; b >= 0; b--) {
         const ResBlock *blk = &sp->blocks[b];
-        const float *block_in = b > 0 ? m->block_out[b - 1] : sp->pool ? m->pool_out : m->units[0].a;
+        const void *block_in = b > 0 ? m->block_out[b - 1] : sp->pool ? m->pool_out : m->units[0].a;
         int last = blk->unit[blk->nconv - 1];
         /* g: grad wrt the block output; masked by its ReLU in place -> grad of the sum */
-        unit_bn_backward(m, last, p, g, m->block_out[b], B);
+        void *dc = bf ? m->gb : (void *)p; /* grad wrt the current conv's output */
+        unit_bn_backward(m, last, dc, g, m->block_out[b], B, DT_F32, dt);
         for (int j = blk->nconv - 1; j >= 0; j--) {
             int ui = blk->unit[j];
-            const float *x_in = block_in;
+            const void *x_in = block_in;
             if (j > 0) {
                 /* recompute the previous unit's BN+ReLU output (bit-identical to the forward's):
                  * the input of this conv and the ReLU mask of that unit's BN backward */
@@ -516,32 +568,34 @@ static void encoder_backward(Model *m, const float *dh) {
                 PROF_BEGIN;
                 batchnorm_apply(m->ascratch, m->units[pi].c, m->units[pi].mean, m->units[pi].rstd,
                                 tp(m, tbn), tp(m, tbn + 1), NULL, 1, (size_t)B * pr->OH * pr->OW, pr->K,
-                                m->partials);
+                                m->partials, dt);
                 PROF_END(4);
                 x_in = m->ascratch;
             }
             Conv *c = cur_conv(m, ui);
             PROF_BEGIN;
-            conv_backward_weights(c, tg(m, m->units[ui].t_w), p, x_in, m->wtmp, m->scratch);
+            conv_backward_weights(c, tg(m, m->units[ui].t_w), dc, x_in, m->wtmp, m->scratch);
             PROF_END(2);
-            prof_t0_ = g_prof_on ? sc_now() : 0;
-            conv_backward_data(c, q, p, m->scratch);
+            prof_t0_ = g_prof_on ? prof_now() : 0;
+            conv_backward_data(c, q, dc, m->scratch);
             PROF_END(1);
             if (j > 0) {
                 int prev = blk->unit[j - 1];
-                unit_bn_backward(m, prev, q, q, m->ascratch, B);
+                dc = bf ? m->gb : (void *)q;
+                unit_bn_backward(m, prev, dc, q, m->ascratch, B, DT_F32, dt);
             }
             t = p, p = q, q = t;
         }
         /* p: grad wrt the block input through the main branch */
         if (blk->down >= 0) {
-            unit_bn_backward(m, blk->down, g, g, NULL, B);
+            void *dd = bf ? m->gb : (void *)g;
+            unit_bn_backward(m, blk->down, dd, g, NULL, B, DT_F32, dt);
             Conv *c = cur_conv(m, blk->down);
             PROF_BEGIN;
-            conv_backward_weights(c, tg(m, m->units[blk->down].t_w), g, block_in, m->wtmp, m->scratch);
+            conv_backward_weights(c, tg(m, m->units[blk->down].t_w), dd, block_in, m->wtmp, m->scratch);
             PROF_END(2);
-            prof_t0_ = g_prof_on ? sc_now() : 0;
-            conv_backward_data(c, q, g, m->scratch);
+            prof_t0_ = g_prof_on ? prof_now() : 0;
+            conv_backward_data(c, q, dd, m->scratch);
             PROF_END(1);
             const ResUnit *ru = &sp->units[blk->down];
             add_inplace(p, q, (size_t)B * ru->H * ru->W * ru->C);
@@ -553,23 +607,26 @@ static void encoder_backward(Model *m, const float *dh) {
     /* g: grad wrt the pool output (or the stem output) */
     const ResUnit *r0 = &sp->units[0];
     Unit *u0 = &m->units[0];
+    void *d0; /* grad wrt the stem conv's output, of type dt */
     if (sp->pool) {
         /* the stem output a0 is not needed any more except for its ReLU mask, which is recomputed
-         * from the conv output: its buffer takes the stem gradient (saves 3 stem-sized buffers) */
+         * from the conv output: its buffer takes the stem gradient (saves 3 stem-sized buffers);
+         * in bf16 that gradient is bf16 too */
         PROF_BEGIN;
-        maxpool_backward(u0->a, g, m->argmax, B, r0->OH, r0->OW, r0->K, 3, 2, 1);
+        maxpool_backward(u0->a, g, m->argmax, B, r0->OH, r0->OW, r0->K, 3, 2, 1, dt);
         PROF_END(5);
-        g = u0->a;
+        d0 = u0->a;
         int t0 = u0->t_bn;
         size_t N = (size_t)B * r0->OH * r0->OW;
-        batchnorm_relu_mask_recompute(g, u0->c, u0->mean, u0->rstd, tp(m, t0), tp(m, t0 + 1), N,
-                                      r0->K, m->partials);
-        unit_bn_backward(m, 0, g, g, NULL, B);
+        batchnorm_relu_mask_recompute(d0, u0->c, u0->mean, u0->rstd, tp(m, t0), tp(m, t0 + 1), N,
+                                      r0->K, m->partials, dt, dt);
+        unit_bn_backward(m, 0, d0, d0, NULL, B, dt, dt);
     } else {
-        unit_bn_backward(m, 0, g, g, u0->a, B);
+        d0 = bf ? m->gb : (void *)g;
+        unit_bn_backward(m, 0, d0, g, u0->a, B, DT_F32, dt);
     }
     PROF_BEGIN;
-    conv_backward_weights(cur_conv(m, 0), tg(m, m->units[0].t_w), g, m->xin, m->wtmp, m->scratch);
+    conv_backward_weights(cur_conv(m, 0), tg(m, m->units[0].t_w), d0, m->xin, m->wtmp, m->scratch);
     PROF_END(2);
 }
 
@@ -583,7 +640,8 @@ static void head_backward(Model *m, const float *dz) {
             int t = hl->t_bn;
             memcpy(m->hs[k], g, sizeof(float) * B * hl->O);
             batchnorm_backward(m->hs[k], tg(m, t), tg(m, t + 1), m->hs[k], NULL, hl->u, hl->mean,
-                               hl->rstd, tp(m, t), m->training, B, hl->O, m->partials);
+                               hl->rstd, tp(m, t), m->training, B, hl->O, m->partials, DT_F32, DT_F32,
+                               DT_F32);
             if (hl->fixed_shift) memset(tg(m, t + 1), 0, sizeof(float) * hl->O);
             g = m->hs[k];
             k ^= 1;
@@ -598,7 +656,7 @@ static void head_backward(Model *m, const float *dz) {
                 int t = pl->t_bn;
                 batchnorm_backward_sync(d_in, tg(m, t), tg(m, t + 1), d_in, pl->r, pl->u,
                                         pl->mean, pl->rstd, tp(m, t), m->training, B, pl->O,
-                                        m->partials, m->bn_sync);
+                                        m->partials, DT_F32, DT_F32, DT_F32, m->bn_sync);
             } else {
                 relu_backward(d_in, d_in, pl->r, (size_t)B * pl->O);
             }
@@ -659,10 +717,13 @@ double model_forward_flops(const Model *m, int B) {
     return 2 * macs;
 }
 
-const float *model_block_output(const Model *m, int i) {
+const void *model_block_output(const Model *m, int i) {
     if (i < 0) return m->spec.pool ? m->pool_out : m->units[0].a;
     return i < m->spec.nblocks ? m->block_out[i] : NULL;
 }
+
+int model_act_dtype(const Model *m) { return m->dt; }
+size_t model_activation_bytes(const Model *m) { return m->act_bytes; }
 
 const char *model_conv_impl(const Model *m) {
     return m->spec.nunits > 1 ? conv_impl_name(m->units[1].conv[0], 0) : "none";

@@ -63,8 +63,20 @@ typedef struct {
     int head_hidden;     /* hidden width, 0 = feature dim */
     int out_dim;         /* 128 */
     int zero_init_residual;
+    int precision;       /* PRECISION_FP32 | PRECISION_BF16 (convolutions in bf16, see below) */
 } ModelConfig;
 
+/* --precision (the option lives with the commands that train or run the model):
+ * fp32: everything float32.
+ * bf16: the convolutions take bf16 inputs and weights and accumulate in float32 (oneDNN's
+ *   avx512_core_bf16 kernels); the activations stored for the backward pass are bf16, and so is
+ *   the gradient that enters each convolution. Master weights, their gradients, the optimizer,
+ *   batch-norm statistics and arithmetic, the global pool, the head, NT-Xent: float32. The
+ *   parameters are the same tensors in both precisions (checkpoints are interchangeable).
+ *   Refused (model_config_check) where the CPU or oneDNN lacks AVX512-BF16: oneDNN's fallback
+ *   is slower than float32 (doc/core.md). */
+enum { PRECISION_FP32 = 0, PRECISION_BF16 = 1 };
+#define PRECISION_CHOICES "fp32|bf16"
 enum { HEAD_BN_OFF = 0, HEAD_BN_ON = 1, HEAD_BN_ALL = 2 };
 #define HEAD_BN_CHOICES "off|on|all"
 
@@ -89,8 +101,11 @@ void model_config_default(ModelConfig *cfg);
  * --head-hidden --head-bn --out-dim --zero-init-residual) writing into cfg, plus a {0}
  * terminator; out must hold MODEL_OPTS_MAX entries. Returns the number of options. */
 int model_opts(Opt *out, ModelConfig *cfg);
-/* 0, or -1 with a message naming the option (unknown arch, sizes <= 0, image too small, ...). */
+/* 0, or -1 with a message naming the option (unknown arch, sizes <= 0, image too small, bf16 on a
+ * CPU without AVX512-BF16, ...). */
 int model_config_check(const ModelConfig *cfg);
+/* 1 when bf16 runs on native AVX512-BF16 kernels here (cpuid and oneDNN's effective ISA). */
+int model_bf16_native(void);
 
 int model_create(Model **m, const ModelConfig *cfg, int max_batch, uint64_t seed);
 void model_free(Model *m);
@@ -127,7 +142,12 @@ double model_forward_flops(const Model *m, int B);
 /* Activation block index boundaries for tests: the output (B, OH, OW, K) channels-last of
  * block i (0..nblocks-1), or of the stem (i = -1, after the max pool when there is one). Valid
  * after model_forward; model_backward reuses some of these buffers (the stem's) as scratch. */
-const float *model_block_output(const Model *m, int i);
+const void *model_block_output(const Model *m, int i);
+/* Type of the activation buffers (DT_F32 or DT_BF16, bf16.h), e.g. of model_block_output. */
+int model_act_dtype(const Model *m);
+/* Bytes of every activation and gradient buffer allocated for max_batch rows (the memory that
+ * grows with the batch; divide by max_batch for the bytes per view). */
+size_t model_activation_bytes(const Model *m);
 /* Phase timers for `simclr bench --profile`: model_profile(1) resets and starts accumulating
  * wall time per phase k in [0, MODEL_PROF_N) (conv forward / backward data / backward weights,
  * BN forward / backward, pool+input+add, head); model_profile_get returns the phase name. */

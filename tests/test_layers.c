@@ -6,6 +6,7 @@
  * passes limit the accuracy to about 1e-3 relative: tolerance rtol 2e-2, atol 2e-3. */
 #include <stdlib.h>
 
+#include "bf16.h"
 #include "common.h"
 #include "conv.h"
 #include "layers.h"
@@ -138,6 +139,83 @@ TEST(conv_onednn_matches_reference) {
     }
 }
 
+/* Relative error of got against want over a whole tensor: ||got - want|| / ||want||. */
+static double rel_l2(const float *got, const float *want, size_t n) {
+    double d = 0, w = 0;
+    for (size_t i = 0; i < n; i++) d += ((double)got[i] - want[i]) * ((double)got[i] - want[i]), w += (double)want[i] * want[i];
+    return sqrt(d / (w > 0 ? w : 1));
+}
+
+/* bf16 convolutions (DT_BF16: bf16 inputs, weights and incoming gradients, float32 accumulation,
+ * bf16 forward output, float32 gradients out). Two checks per pass:
+ *  - exactness: against the double reference on the bf16-ROUNDED operands, the forward output
+ *    within one bf16 rounding (rtol 2^-8) and the float32 gradients within rtol 1e-4 (float32
+ *    accumulation only): the kernel computes exactly the rounded problem;
+ *  - the documented bf16 tolerance against the float32 problem: relative L2 error of each tensor
+ *    at most 1e-2 (bf16 keeps 8 significant bits: about 2^-9 relative per operand; the sums of
+ *    random-signed products here measure 2e-3 to 5e-3). */
+TEST(conv_bf16_matches_reference) {
+    static const int cases[][8] = {
+        {2, 16, 16, 3, 8, 7, 2, 3}, {2, 8, 8, 8, 8, 3, 1, 1},   {3, 9, 9, 8, 16, 3, 2, 1},
+        {2, 8, 8, 8, 16, 1, 2, 0},  {2, 5, 7, 32, 16, 3, 1, 1}, {4, 4, 4, 64, 64, 3, 1, 1},
+        {5, 3, 3, 40, 24, 3, 1, 1}, {3, 6, 6, 24, 40, 1, 2, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const int *q = cases[k];
+        ConvShape s;
+        SC_ASSERT(!conv_shape_init(&s, q[0], q[1], q[2], q[3], q[4], q[5], q[5], q[6], q[7]));
+        s.dt = DT_BF16;
+        size_t ni = (size_t)q[0] * q[1] * q[2] * q[3], nw = (size_t)q[4] * q[3] * q[5] * q[5];
+        size_t no = (size_t)s.B * s.OH * s.OW * s.K;
+        float *in = randv(ni, 10 + k, -1, 1), *w = randv(nw, 20 + k, -1, 1), *dout = randv(no, 30 + k, -1, 1);
+        float *in_r = malloc(ni * 4), *w_r = malloc(nw * 4), *dout_r = malloc(no * 4);
+        bf16_round_array(in_r, in, ni), bf16_round_array(w_r, w, nw), bf16_round_array(dout_r, dout, no);
+        uint16_t *in_b = malloc(ni * 2), *out_b = malloc(no * 2), *dout_b = malloc(no * 2);
+        bf16_from_f32_array(in_b, in, ni), bf16_from_f32_array(dout_b, dout, no);
+        float *out = malloc(no * 4), *ref = malloc(no * 4), *ref32 = malloc(no * 4);
+        float *din = malloc(ni * 4), *din_ref = calloc(ni, 4), *din32 = calloc(ni, 4);
+        float *dw = calloc(nw, 4), *dw_ref = calloc(nw, 4), *dw32 = calloc(nw, 4), *wtmp;
+        Conv *c;
+        if (conv_create(&c, &s, 1)) {
+            CHECK(0, "conv_create: %s", sc_error());
+            continue;
+        }
+        void *scratch = sc_alloc(conv_scratch_bytes(c) + 64);
+        wtmp = malloc(conv_wtmp_floats(c) * 4);
+        conv_set_weights(c, w);
+        conv_forward(c, out_b, in_b, scratch);
+        bf16_to_f32_array(out, out_b, no);
+        conv_backward_data(c, din, dout_b, scratch);
+        for (size_t i = 0; i < nw; i++) dw[i] = 0.5f; /* backward weights must add */
+        conv_backward_weights(c, dw, dout_b, in_b, wtmp, scratch);
+        for (size_t i = 0; i < nw; i++) dw[i] -= 0.5f;
+        conv2d_forward_ref(ref, in_r, w_r, &s);
+        conv2d_backward_ref(din_ref, dw_ref, dout_r, in_r, w_r, &s);
+        conv2d_forward_ref(ref32, in, w, &s);
+        conv2d_backward_ref(din32, dw32, dout, in, w, &s);
+        double at = 1e-5 * sqrt((double)q[3] * q[5] * q[5] + s.OH * s.OW * s.B);
+        char what[128];
+        snprintf(what, sizeof what, "bf16 case %zu (%s) forward", k, conv_impl_name(c, 0));
+        CHECK_ARRAY_CLOSE(what, out, ref, no, 1.0 / 256, at);
+        CHECK(rel_l2(out, ref32, no) < 1e-2, "%s: relative L2 error vs fp32 %.3g", what, rel_l2(out, ref32, no));
+        snprintf(what, sizeof what, "bf16 case %zu (%s) backward data", k, conv_impl_name(c, 1));
+        CHECK_ARRAY_CLOSE(what, din, din_ref, ni, 1e-4, at);
+        CHECK(rel_l2(din, din32, ni) < 1e-2, "%s: relative L2 error vs fp32 %.3g", what, rel_l2(din, din32, ni));
+        snprintf(what, sizeof what, "bf16 case %zu (%s) backward weights", k, conv_impl_name(c, 2));
+        CHECK_ARRAY_CLOSE(what, dw, dw_ref, nw, 1e-4, at);
+        CHECK(rel_l2(dw, dw32, nw) < 1e-2, "%s: relative L2 error vs fp32 %.3g", what, rel_l2(dw, dw32, nw));
+        if (getenv("SIMCLR_TEST_VERBOSE"))
+            printf("  %s / %s / %s: rel L2 vs fp32 %.2e %.2e %.2e\n", conv_impl_name(c, 0),
+                   conv_impl_name(c, 1), conv_impl_name(c, 2), rel_l2(out, ref32, no),
+                   rel_l2(din, din32, ni), rel_l2(dw, dw32, nw));
+        conv_free(c);
+        sc_free(scratch);
+        free(in), free(w), free(dout), free(in_r), free(w_r), free(dout_r), free(in_b), free(out_b),
+            free(dout_b), free(out), free(ref), free(ref32), free(din), free(din_ref), free(din32),
+            free(dw), free(dw_ref), free(dw32), free(wtmp);
+    }
+}
+
 TEST(conv_shape_errors) {
     ConvShape s;
     CHECK(conv_shape_init(&s, 1, 2, 2, 3, 4, 7, 7, 2, 0) == -1 && strstr(sc_error(), "too small"),
@@ -160,7 +238,7 @@ static double bn_loss(void *p) {
     if (b->fast)
         batchnorm_forward(b->out, b->mean, b->rstd, b->x, b->gamma, b->beta,
                           b->training ? NULL : b->rm, b->training ? NULL : b->rv, NULL,
-                          b->res, b->relu, b->training, b->N, b->C, b->partials);
+                          b->res, b->relu, b->training, b->N, b->C, b->partials, DT_F32);
     else
         batchnorm_forward_ref(b->out, b->mean, b->rstd, b->x, b->gamma, b->beta, b->rm, b->rv,
                               NULL, b->res, b->relu, b->training, b->N, b->C);
@@ -188,7 +266,7 @@ TEST(batchnorm_gradcheck) {
         memcpy(dout, b.R, n * 4);
         if (b.fast)
             batchnorm_backward(dx, dg, db, dout, b.relu ? b.out : NULL, b.x, b.mean, b.rstd,
-                               b.gamma, b.training, b.N, b.C, b.partials);
+                               b.gamma, b.training, b.N, b.C, b.partials, DT_F32, DT_F32, DT_F32);
         else
             batchnorm_backward_ref(dx, dg, db, dout, b.relu ? b.out : NULL, b.x, b.mean, b.rstd,
                                    b.gamma, b.training, b.N, b.C);
@@ -226,7 +304,7 @@ TEST(batchnorm_fast_matches_reference) {
         int64_t nb1 = 3, nb2 = 3;
         for (int c = 0; c < C; c++) rm1[c] = rm2[c] = 0.1f * c, rv1[c] = rv2[c] = 1 + 0.05f * c;
         double *part = malloc(batchnorm_partials(N, C) * sizeof(double));
-        batchnorm_forward(o1, m1, r1, x, g, b, rm1, rv1, &nb1, res, relu, training, N, C, part);
+        batchnorm_forward(o1, m1, r1, x, g, b, rm1, rv1, &nb1, res, relu, training, N, C, part, DT_F32);
         batchnorm_forward_ref(o2, m2, r2, x, g, b, rm2, rv2, &nb2, res, relu, training, N, C);
         CHECK_ARRAY_CLOSE("bn out", o1, o2, n, 1e-5, 1e-5);
         CHECK_ARRAY_CLOSE("bn running mean", rm1, rm2, C, 1e-5, 1e-6);
@@ -246,7 +324,7 @@ TEST(batchnorm_fast_matches_reference) {
         float *d1 = malloc(n * 4), *d2 = malloc(n * 4), *dx1 = malloc(n * 4), *dx2 = malloc(n * 4);
         float dg1[19] = {0}, db1[19] = {0}, dg2[19] = {0}, db2[19] = {0};
         memcpy(d1, R, n * 4), memcpy(d2, R, n * 4);
-        batchnorm_backward(dx1, dg1, db1, d1, relu ? o1 : NULL, x, m1, r1, g, training, N, C, part);
+        batchnorm_backward(dx1, dg1, db1, d1, relu ? o1 : NULL, x, m1, r1, g, training, N, C, part, DT_F32, DT_F32, DT_F32);
         batchnorm_backward_ref(dx2, dg2, db2, d2, relu ? o2 : NULL, x, m2, r2, g, training, N, C);
         CHECK_ARRAY_CLOSE("bn dx", dx1, dx2, n, 1e-4, 1e-5);
         CHECK_ARRAY_CLOSE("bn dgamma", dg1, dg2, C, 1e-4, 1e-4);
@@ -254,7 +332,7 @@ TEST(batchnorm_fast_matches_reference) {
         /* in place (dx aliasing dout) gives the same */
         memcpy(d1, R, n * 4);
         memset(dg1, 0, sizeof dg1), memset(db1, 0, sizeof db1);
-        batchnorm_backward(d1, dg1, db1, d1, relu ? o1 : NULL, x, m1, r1, g, training, N, C, part);
+        batchnorm_backward(d1, dg1, db1, d1, relu ? o1 : NULL, x, m1, r1, g, training, N, C, part, DT_F32, DT_F32, DT_F32);
         CHECK(!memcmp(d1, dx1, n * 4), "in-place backward identical");
         free(x), free(g), free(b), free(res), free(R), free(o1), free(o2), free(part), free(d1),
             free(d2), free(dx1), free(dx2);
@@ -272,9 +350,9 @@ TEST(batchnorm_thread_independent) {
         float mean[24], rstd[24];
         o[t] = malloc(N * C * 4), dx[t] = malloc(N * C * 4);
         memset(dg[t], 0, sizeof dg[t]), memset(db[t], 0, sizeof db[t]);
-        batchnorm_forward(o[t], mean, rstd, x, g, b, NULL, NULL, NULL, NULL, 1, 1, N, C, part);
+        batchnorm_forward(o[t], mean, rstd, x, g, b, NULL, NULL, NULL, NULL, 1, 1, N, C, part, DT_F32);
         memcpy(dx[t], R, N * C * 4);
-        batchnorm_backward(dx[t], dg[t], db[t], dx[t], o[t], x, mean, rstd, g, 1, N, C, part);
+        batchnorm_backward(dx[t], dg[t], db[t], dx[t], o[t], x, mean, rstd, g, 1, N, C, part, DT_F32, DT_F32, DT_F32);
     }
     sc_set_threads(saved);
     for (int t = 1; t < 3; t++) {
@@ -300,12 +378,75 @@ static double misc_loss(void *p) {
     size_t n = 0;
     if (m->kind == 0) n = (size_t)m->B * m->C, relu_forward(m->out, m->in, n);
     if (m->kind == 1) {
-        maxpool_forward(m->out, m->am, m->in, m->B, m->H, m->W, m->C, 3, 2, 1);
+        maxpool_forward(m->out, m->am, m->in, m->B, m->H, m->W, m->C, 3, 2, 1, DT_F32);
         n = (size_t)m->B * pool_out_size(m->H, 3, 2, 1) * pool_out_size(m->W, 3, 2, 1) * m->C;
     }
-    if (m->kind == 2) n = (size_t)m->B * m->C, avgpool_forward(m->out, m->in, m->B, m->H * m->W, m->C);
+    if (m->kind == 2) n = (size_t)m->B * m->C, avgpool_forward(m->out, m->in, m->B, m->H * m->W, m->C, DT_F32);
     if (m->kind == 3) n = (size_t)m->B * m->O, linear_forward(m->out, m->in, m->w, m->bias, m->B, m->I, m->O);
     return dotd(m->out, m->R, n);
+}
+
+/* The bf16 variants of batch norm and the pools compute in float32 exactly what the float32
+ * kernels compute on the bf16-rounded inputs, and round once on store: bit-identical to rounding
+ * the float32 kernel's output (forward, backward with each gradient type, the stem's in-place
+ * form, max pool forward/backward, global average pool). */
+TEST(layers_bf16_equal_rounded_fp32) {
+    int N = 600, C = 24; /* 3 chunks of BN_CHUNK rows, one partial */
+    size_t n = (size_t)N * C;
+    float *x = randv(n, 201, -2, 2), *res = randv(n, 202, -1, 1), *dy = randv(n, 203, -1, 1);
+    float *g = randv(C, 204, 0.5, 1.5), *b = randv(C, 205, -0.5, 0.5);
+    bf16_round_array(x, x, n), bf16_round_array(res, res, n);
+    uint16_t *xb = malloc(n * 2), *rb = malloc(n * 2), *ob = malloc(n * 2), *db = malloc(n * 2), *dyb = malloc(n * 2);
+    bf16_from_f32_array(xb, x, n), bf16_from_f32_array(rb, res, n);
+    float *o = malloc(n * 4), *o2 = malloc(n * 4), *dx = malloc(n * 4), *dx2 = malloc(n * 4), *dyc = malloc(n * 4);
+    float m1[24], r1[24], m2[24], r2[24], dg1[24] = {0}, db1[24] = {0}, dg2[24] = {0}, db2[24] = {0};
+    double *part = malloc(batchnorm_partials(N, C) * sizeof(double));
+    for (int relu = 0; relu < 2; relu++) {
+        batchnorm_forward(o, m1, r1, x, g, b, NULL, NULL, NULL, res, relu, 1, N, C, part, DT_F32);
+        batchnorm_forward(ob, m2, r2, xb, g, b, NULL, NULL, NULL, rb, relu, 1, N, C, part, DT_BF16);
+        bf16_round_array(o, o, n);
+        bf16_to_f32_array(o2, ob, n);
+        CHECK(!memcmp(o, o2, n * 4) && !memcmp(m1, m2, sizeof m1) && !memcmp(r1, r2, sizeof r1),
+              "BN forward bf16 (relu %d) = rounded fp32", relu);
+        /* backward: dout float32 (masked in place), dx bf16; relu_out is the bf16 output */
+        memcpy(dx, dy, n * 4), memcpy(dyc, dy, n * 4);
+        batchnorm_backward(dx, dg1, db1, dx, relu ? o2 : NULL, x, m1, r1, g, 1, N, C, part, DT_F32, DT_F32, DT_F32);
+        batchnorm_backward(db, dg2, db2, dyc, relu ? (const void *)ob : NULL, xb, m2, r2, g, 1, N, C, part,
+                           DT_BF16, DT_F32, DT_BF16);
+        bf16_round_array(dx, dx, n);
+        bf16_to_f32_array(dx2, db, n);
+        CHECK(!memcmp(dx, dx2, n * 4) && !memcmp(dg1, dg2, sizeof dg1) && !memcmp(db1, db2, sizeof db1),
+              "BN backward f32 -> bf16 (relu %d) = rounded fp32", relu);
+    }
+    /* the stem's form: bf16 gradient in, bf16 out, in place, after the recomputed ReLU mask */
+    bf16_from_f32_array(dyb, dy, n);
+    bf16_round_array(dyc, dy, n);
+    batchnorm_forward(o, m1, r1, x, g, b, NULL, NULL, NULL, NULL, 1, 1, N, C, part, DT_F32);
+    batchnorm_relu_mask_recompute(dyc, x, m1, r1, g, b, N, C, part, DT_F32, DT_F32);
+    batchnorm_backward(dyc, dg1, db1, dyc, NULL, x, m1, r1, g, 1, N, C, part, DT_F32, DT_F32, DT_F32);
+    batchnorm_relu_mask_recompute(dyb, xb, m1, r1, g, b, N, C, part, DT_BF16, DT_BF16);
+    batchnorm_backward(dyb, dg2, db2, dyb, NULL, xb, m1, r1, g, 1, N, C, part, DT_BF16, DT_BF16, DT_BF16);
+    bf16_round_array(dyc, dyc, n);
+    bf16_to_f32_array(dx2, dyb, n);
+    CHECK(!memcmp(dyc, dx2, n * 4) && !memcmp(dg1, dg2, sizeof dg1), "BN stem backward bf16 -> bf16 = rounded fp32");
+    /* pools on a (2, 10, 15, 24) map (600 rows) */
+    int B = 2, H = 10, W = 15, OH = pool_out_size(H, 3, 2, 1), OW = pool_out_size(W, 3, 2, 1);
+    size_t no = (size_t)B * OH * OW * C;
+    uint8_t *a1 = malloc(no), *a2 = malloc(no);
+    maxpool_forward(o, a1, x, B, H, W, C, 3, 2, 1, DT_F32);
+    maxpool_forward(ob, a2, xb, B, H, W, C, 3, 2, 1, DT_BF16);
+    bf16_to_f32_array(o2, ob, no);
+    CHECK(!memcmp(o, o2, no * 4) && !memcmp(a1, a2, no), "max pool forward bf16 = fp32 on bf16 values");
+    maxpool_backward(dx, dy, a1, B, H, W, C, 3, 2, 1, DT_F32);
+    maxpool_backward(db, dy, a1, B, H, W, C, 3, 2, 1, DT_BF16);
+    bf16_round_array(dx, dx, n);
+    bf16_to_f32_array(dx2, db, n);
+    CHECK(!memcmp(dx, dx2, n * 4), "max pool backward into bf16 = rounded fp32");
+    avgpool_forward(o, x, B, H * W, C, DT_F32);
+    avgpool_forward(o2, xb, B, H * W, C, DT_BF16);
+    CHECK(!memcmp(o, o2, (size_t)B * C * 4), "average pool of bf16 = of the same values in fp32");
+    free(x), free(res), free(dy), free(g), free(b), free(xb), free(rb), free(ob), free(db), free(dyb),
+        free(o), free(o2), free(dx), free(dx2), free(dyc), free(part), free(a1), free(a2);
 }
 
 TEST(relu_gradcheck) {
@@ -333,15 +474,15 @@ TEST(maxpool_matches_reference_and_gradcheck) {
         misc_loss(&m);
         maxpool_forward_ref(ref, m.in, m.B, m.H, m.W, m.C, 3, 2, 1);
         CHECK(!memcmp(ref, m.out, no * 4), "maxpool case %d equals reference", k);
-        maxpool_backward(d, m.R, m.am, m.B, m.H, m.W, m.C, 3, 2, 1);
+        maxpool_backward(d, m.R, m.am, m.B, m.H, m.W, m.C, 3, 2, 1, DT_F32);
         fd_check("maxpool d_in", m.in, d, ni, misc_loss, &m, 1e-3f);
         free(m.in), free(m.out), free(m.R), free(m.am), free(ref), free(d);
     }
     /* ties: the first maximum in scan order gets the gradient (PyTorch) */
     float in[4] = {1, 1, 1, 1}, out[1], dout[1] = {1}, din[4];
     uint8_t am[1];
-    maxpool_forward(out, am, in, 1, 2, 2, 1, 3, 2, 1);
-    maxpool_backward(din, dout, am, 1, 2, 2, 1, 3, 2, 1);
+    maxpool_forward(out, am, in, 1, 2, 2, 1, 3, 2, 1, DT_F32);
+    maxpool_backward(din, dout, am, 1, 2, 2, 1, 3, 2, 1, DT_F32);
     CHECK(out[0] == 1 && din[0] == 1 && din[1] == 0 && din[2] == 0 && din[3] == 0, "tie rule");
     CHECK(pool_out_size(96 / 2, 3, 2, 1) == 24 && pool_out_size(1, 3, 2, 1) == 1, "pool sizes");
 }

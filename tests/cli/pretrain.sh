@@ -105,6 +105,27 @@ check "--save-init" -s "$TMP/p/init.safetensors"
 expect_ok "recipe + explicit option" "$SIMCLR" pretrain --out "$TMP/p2" --recipe paper --optimizer adam --arch resnet18 --width 0.125 --image-size 16 --limit 256 --batch-size 32 --epochs 1
 check "explicit --optimizer wins" -n "$(grep '"optimizer": "adam"' "$TMP/p2/config.json" | grep '"temperature": 0.5')"
 
+# ---- precision ----
+expect_fail "--precision fp16 refused" "--precision: expected one of" "$SIMCLR" pretrain --out "$TMP/x16" "${T[@]}" --precision fp16
+if "$SIMCLR" bench --peak --threads 1 | tail -n 1 | grep -q '"avx512_bf16": true'; then
+  B16=(--arch resnet18 --width 0.125 --stem cifar --image-size 16 --limit 128 --batch-size 32
+       --epochs 2 --seed 7 --threads 2 --loader-threads 1 --precision bf16)
+  expect_ok "bf16 run" "$SIMCLR" pretrain --out "$TMP/b" "${B16[@]}"
+  check "bf16 in the saved configuration" -n "$(grep '"precision": "bf16"' "$TMP/b/config.json")"
+  expect_ok "bf16 run stopped after 3 steps" "$SIMCLR" pretrain --out "$TMP/bs" "${B16[@]}" --stop-after-steps 3
+  expect_ok "bf16 resume (1 thread; precision from the saved run)" "$SIMCLR" pretrain --resume "$TMP/bs" --threads 1
+  check "bf16 resumed run = uninterrupted run, step for step" "$(strip "$TMP/b/metrics.jsonl" | md5sum)" = "$(strip "$TMP/bs/metrics.jsonl" | md5sum)"
+  expect_ok "features of the bf16-trained encoder in fp32" "$SIMCLR" features --checkpoint "$TMP/b/last.safetensors" \
+    --dataset fashion-mnist --split test --output "$TMP/b32.npy" --precision fp32
+  expect_ok "and in bf16" "$SIMCLR" features --checkpoint "$TMP/b/last.safetensors" \
+    --dataset fashion-mnist --split test --output "$TMP/b16.npy" --precision bf16
+  check "fp32 and bf16 features agree to bf16 accuracy" "$(/usr/bin/python3 -c '
+import array, struct, sys
+def load(p):
+    b = open(p, "rb").read(); n = struct.unpack("<H", b[8:10])[0]; a = array.array("f"); a.frombytes(b[10 + n:]); return a
+a, b = load(sys.argv[1]), load(sys.argv[2])
+print(len(a) == len(b) > 0 and sum((x - y) ** 2 for x, y in zip(a, b)) < 0.05 ** 2 * sum(x * x for x in a))' "$TMP/b32.npy" "$TMP/b16.npy")" = True
+fi
 # --help shows the values a run uses (the recipe applied), not the tables' initial values
 "$SIMCLR" pretrain --help >"$TMP/help1" 2>&1
 check "--help: sthalles blur 1" -n "$(grep -E -- '--blur-prob .*\[1( \*)?\]$' "$TMP/help1")"
