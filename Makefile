@@ -21,7 +21,7 @@ SC_CFLAGS  := -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wshadow -
               -Wno-missing-field-initializers -Wno-format-truncation -Isrc -I$(BUILD) \
               -D_FILE_OFFSET_BITS=64 -MMD -MP $(MPI_CFLAGS)
 SC_LDFLAGS := -fopenmp
-LDLIBS  += -ldnnl -lopenblas -llapacke -lpng -ljpeg -lz -lm -lpthread $(MPI_LIBS)
+LDLIBS  += -ldnnl -lopenblas -llapacke -lpng -ljpeg -lcurl -larchive -lcrypto -lz -lm -lpthread $(MPI_LIBS)
 
 SRC      := $(wildcard src/*.c)
 CLI      := $(wildcard cli/*.c)

@@ -13,26 +13,13 @@
 #include "loader.h"
 #include "model.h"
 #include "npy.h"
+#include "preview.h"
 #include "recipe.h"
 #include "rng.h"
 #include "run_defaults.h"
 #include "safetensors.h"
 
 SIMCLR_COMMAND(cmd_augment_preview, "augment-preview", "draw a grid of augmented views (PNG, optional .npy)")
-
-static uint8_t to_u8(float v) {
-    v = v * 255.0f;
-    return v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)nearbyintf(v);
-}
-
-/* one (3, S, S) float tile into the HWC grid at (row r, column c) */
-static void put_tile(uint8_t *grid, int gw, const float *t, int S, int r, int c, int gap) {
-    int y0 = gap + r * (S + gap), x0 = gap + c * (S + gap);
-    for (int y = 0; y < S; y++)
-        for (int x = 0; x < S; x++)
-            for (int ch = 0; ch < 3; ch++)
-                grid[((size_t)(y0 + y) * gw + x0 + x) * 3 + ch] = to_u8(t[(size_t)ch * S * S + y * S + x]);
-}
 
 static int bench(Dataset *ds, const AugmentConfig *a, long long nviews, int threads, long long seed) {
     LoaderConfig lc;
@@ -194,37 +181,14 @@ int cmd_augment_preview(int argc, char **argv) {
         rng_permutation(&r, rows, (uint32_t)n, 1);
     } else
         for (size_t i = 0; i < n; i++) rows[i] = (uint32_t)i;
-    ac.normalize = NORMALIZE_NONE; /* a picture shows [0,1] colours */
-    ac.mean[0] = ac.mean[1] = ac.mean[2] = 0, ac.std[0] = ac.std[1] = ac.std[2] = 1;
-    AugmentConfig plain = ac;
-    plain.mode = AUGMENT_NONE;
-    int V = ac.views, S = size, gap = 2, cols = 1 + V;
-    int gw = gap + cols * (S + gap), gh = gap + images * (S + gap);
-    uint8_t *grid = sc_alloc((size_t)gw * gh * 3);
-    memset(grid, 255, (size_t)gw * gh * 3);
-    uint8_t *views = npy ? sc_alloc((size_t)images * V * S * S * 3) : NULL;
-    float *tile = sc_alloc(sizeof(float) * 3 * S * S);
-    ImageU8 im = {0};
+    int V = ac.views, S = size, gw, gh;
+    ac.out_size = S;
+    uint8_t *grid, *views = npy ? sc_alloc((size_t)images * V * S * S * 3) : NULL;
+    if (preview_grid(ds, &ac, images, rows, (uint64_t)seed, &grid, &gw, &gh, views)) sc_fatal("%s", sc_error());
     for (int i = 0; i < images; i++) {
-        size_t idx = rows[i];
-        if (dataset_image(ds, idx, &im)) sc_fatal("%s", sc_error());
-        Rng r0 = rng_derive((uint64_t)seed, RNG_STREAM_AUGMENT, 0, (uint64_t)idx, 0);
-        augment_view(&im, &plain, &r0, tile);
-        put_tile(grid, gw, tile, S, i, 0, gap);
-        for (int v = 0; v < V; v++) {
-            Rng r = rng_derive((uint64_t)seed, RNG_STREAM_AUGMENT, 0, (uint64_t)idx, (uint64_t)v);
-            augment_view(&im, &ac, &r, tile);
-            put_tile(grid, gw, tile, S, i, 1 + v, gap);
-            if (views) {
-                uint8_t *o = views + (((size_t)i * V + v) * S * S) * 3;
-                for (int p = 0; p < S * S; p++)
-                    for (int ch = 0; ch < 3; ch++) o[p * 3 + ch] = to_u8(tile[(size_t)ch * S * S + p]);
-            }
-        }
-        const char *file = dataset_file(ds, idx);
-        if (sample || file) fprintf(stderr, "row %d: image %zu%s%s\n", i, idx, file ? " " : "", file ? file : "");
+        const char *file = dataset_file(ds, rows[i]);
+        if (sample || file) fprintf(stderr, "row %d: image %u%s%s\n", i, rows[i], file ? " " : "", file ? file : "");
     }
-    image_free(&im);
     if (image_write_png(output, grid, gw, gh, 3)) sc_fatal("%s", sc_error());
     if (views) {
         int64_t shape[5] = {images, V, S, S, 3};
@@ -232,7 +196,7 @@ int cmd_augment_preview(int argc, char **argv) {
     }
     fprintf(stderr, "augment-preview: wrote %s (%d x %d views of %dx%d)%s%s\n", output, images, V, S, S,
             npy ? " and " : "", npy ? npy : "");
-    sc_free(grid), sc_free(views), sc_free(tile), sc_free(rows);
+    sc_free(grid), sc_free(views), sc_free(rows);
     dataset_close(ds);
     return 0;
 }

@@ -25,6 +25,8 @@
 #include "eval_features.h"
 #include "image.h"
 #include "knn.h"
+#include "preview.h"
+#include "probe.h"
 #include "loader.h"
 #include "model.h"
 #include "npy.h"
@@ -47,7 +49,8 @@ static void on_signal(int sig) {
 
 typedef struct {
     int recipe, epochs, batch, threads, checkpoint_every, eval_every, eval_k, shuffle, force;
-    int log_every, eval_dataset, save_init, test_on_train, force_override;
+    int log_every, eval_dataset, save_init, test_on_train, force_override, tensorboard, online_probe;
+    float probe_lr;
     long long max_steps, stop_after, limit, eval_limit, nan_step;
     int seed;
     float eval_t;
@@ -124,6 +127,26 @@ static size_t *spaced(size_t n, size_t total) {
     size_t *idx = sc_alloc((n ? n : 1) * sizeof *idx);
     for (size_t i = 0; i < n; i++) idx[i] = n == total ? i : i * total / n;
     return idx;
+}
+
+/* --tensorboard: the run's events file (resumed up to `step` when step >= 0), and in a new
+ * run the augmentation preview of the first 8 images (the loader's epoch-0 views) at step 0. */
+static int tensorboard_start(RunLog *log, const char *tbdir, long step, const Dataset *ds,
+                             const AugmentConfig *aug, uint64_t seed) {
+    TbWriter *tb;
+    if (tb_open(&tb, tbdir, step)) return -1;
+    runlog_set_tensorboard(log, tb);
+    if (step >= 0) return 0;
+    uint8_t *grid, *png;
+    int gw, gh;
+    size_t n;
+    if (preview_grid(ds, aug, 8, NULL, seed, &grid, &gw, &gh, NULL)) return -1;
+    int rc = image_encode_png(grid, gw, gh, 3, &png, &n);
+    sc_free(grid);
+    if (rc) return -1;
+    rc = tb_image_png(tb, "augmentations", 0, png, n, gh, gw, 3);
+    free(png);
+    return rc ? rc : runlog_flush(log);
 }
 
 static int knn_run(Model *m, KnnEval *e, double *top1, double *top5) {
@@ -203,7 +226,7 @@ static void knn_free(KnnEval *e) {
 static const char *const resume_harmless[] = {
     "threads", "loader-threads", "checkpoint-every", "log-every", "eval-every", "eval-limit",
     "eval-dataset", "eval-data", "eval-split", "eval-train-split", "test-on-train", "knn-k",
-    "knn-temperature",
+    "knn-temperature", "tensorboard",
     NULL};
 
 static int name_in(const char *name, const char *const *list) {
@@ -320,7 +343,7 @@ static const char *help_resolve(void *ctx, Opt **tables, int nt) {
 int cmd_pretrain(int argc, char **argv) {
     PretrainOptions po = {.recipe = RECIPE_STHALLES, .epochs = 100, .batch = 256, .threads = 0,
                           .checkpoint_every = 10, .eval_every = 0, .eval_k = 200, .shuffle = 1,
-                          .log_every = 1, .max_steps = 0, .stop_after = 0, .limit = 0,
+                          .log_every = 1, .max_steps = 0, .stop_after = 0, .limit = 0, .probe_lr = 1e-3f,
                           .eval_limit = 10000, .nan_step = -1, .seed = 0, .eval_t = 0.1f,
                           .eval_split = NULL, .eval_train_split = NULL};
     ModelConfig mc;
@@ -394,6 +417,13 @@ int cmd_pretrain(int argc, char **argv) {
         {"save-init", OPT_FLAG, &po.save_init, "also write init.safetensors: the weights before "
          "training (the random-init baseline of the same encoder)"},
         {"log-every", OPT_INT, &po.log_every, "metrics line every N steps", .min = 1, .max = 1e9},
+        {"online-probe", OPT_FLAG, &po.online_probe, "train a linear classifier on the detached "
+         "features h of the labelled images of each batch; its accuracy goes to the metrics "
+         "(probe_top1), the progress line, TensorBoard and the plots"},
+        {"probe-lr", OPT_FLOAT, &po.probe_lr,
+         "Adam learning rate of the online probe", .min = 1e-9, .max = 10},
+        {"tensorboard", OPT_FLAG, &po.tensorboard, "also write the metrics (and the augmentation "
+         "preview, at the start) as a TensorBoard log in OUT/tensorboard/"},
         {"precision", OPT_CHOICE, &mc.precision, "convolution arithmetic: fp32, or bf16 with fp32 "
          "accumulation (AVX512-BF16 CPUs; weights, optimizer, BN, loss stay fp32)", PRECISION_CHOICES},
         {"stop-after-steps", OPT_INT64, &po.stop_after, "debugging: save last.safetensors and stop "
@@ -645,6 +675,20 @@ int cmd_pretrain(int argc, char **argv) {
     Trainer *t;
     if (trainer_create(&t, &tc)) sc_fatal("%s", sc_error());
     Model *m = t->model;
+    Probe *probe = NULL;
+    if (po.online_probe && P > 1)
+        sc_fatal("--online-probe: one process only for now (under mpirun every process would "
+                 "train a probe of its own)");
+    if (po.online_probe) { /* before a resume: its state is part of the checkpoint */
+        if (dataset_num_classes(ds) < 2)
+            sc_fatal("--online-probe: the training split %s has no labels to learn from",
+                     dataset_describe(ds));
+        if (probe_create(&probe, model_feature_dim(m), dataset_num_classes(ds)))
+            sc_fatal("--online-probe: %s", sc_error());
+        int nps;
+        CkTensor *ps = probe_state(probe, &nps);
+        trainer_set_extra_state(t, ps, nps);
+    }
 
     /* ---- starting point ---- */
     if (po.resume) {
@@ -667,6 +711,9 @@ int cmd_pretrain(int argc, char **argv) {
     RunLog *log = NULL; /* process 0 writes the metrics, the checkpoints, the plot */
     if (r0 && runlog_open(&log, run_path(dir, "metrics.jsonl"), po.resume ? t->step : -1))
         sc_fatal("%s", sc_error());
+    if (r0 && po.tensorboard && tensorboard_start(log, run_path(dir, "tensorboard"), po.resume ? t->step : -1,
+                                            ds, loader_augment(L), (uint64_t)po.seed))
+        sc_fatal("--tensorboard: %s", sc_error());
 
     KnnEval ke = {0};
     if (r0 && po.eval_every > 0 &&
@@ -718,11 +765,18 @@ int cmd_pretrain(int argc, char **argv) {
             rc = 1;
             break;
         }
+        ProbeStats pst = {0};
+        if (probe && probe_step(probe, model_h(m), N, V, labels, po.probe_lr, &pst)) {
+            progress_message(&pg, "simclr: error: --online-probe: %s", sc_error());
+            rc = 1;
+            break;
+        }
         long step = t->step;
         steps_run++;
         double dt = sc_now() - t0, vps = B / dt;
         vps_avg = steps_run == 1 ? vps : 0.9 * vps_avg + 0.1 * vps;
-        sm = (StepMetrics){step, (int)((step - 1) / bpe), st.loss, st.top1, st.top5, st.lr, vps};
+        sm = (StepMetrics){step, (int)((step - 1) / bpe), st.loss, st.top1, st.top5, st.lr, vps,
+                           probe != NULL, pst.top1};
         if (r0 && (step % po.log_every == 0 || step == total) && runlog_step(log, &sm)) {
             error_line(&pg, r0); /* a full disk; the other processes are ended below */
             rc = 1;
@@ -811,6 +865,7 @@ int cmd_pretrain(int argc, char **argv) {
     if (r0 && po.eval_every > 0) knn_free(&ke);
     loader_free(L);
     trainer_free(t);
+    probe_free(probe);
     contrast_free(contrast);
     dataset_close(ds);
     free(cfg);

@@ -12,6 +12,8 @@
 #include "recipe.h"
 #include "safetensors.h"
 
+void openblas_set_num_threads(int);
+
 void eval_inputs_init(EvalInputs *in) {
     memset(in, 0, sizeof *in);
     model_config_default(&in->mc);
@@ -120,7 +122,7 @@ static int apply_checkpoint_config(EvalInputs *in, Opt **tables, int nt) {
     return rc;
 }
 
-static int build_model(EvalInputs *in, Opt **tables, int nt, Model **m, uint64_t *hash) {
+int eval_build_model(EvalInputs *in, Opt **tables, int nt, Model **m, uint64_t *hash) {
     if (apply_checkpoint_config(in, tables, nt)) return -1;
     if (model_config_check(&in->mc)) return -1;
     if (model_create(m, &in->mc, in->batch, 0)) return -1;
@@ -201,10 +203,11 @@ int eval_extract_split(EvalInputs *in, Opt **tables, int nt, float **X, int **y,
                        Dataset **ds_out) {
     int th = in->threads > 0 ? in->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     sc_set_threads(th < 1 ? 1 : th);
+    openblas_set_num_threads(th < 1 ? 1 : th);
     if (!in->checkpoint) return sc_error_set("--checkpoint is required");
     Model *m;
     uint64_t h0;
-    if (build_model(in, tables, nt, &m, &h0)) return -1;
+    if (eval_build_model(in, tables, nt, &m, &h0)) return -1;
     Dataset *ds;
     int rc = open_split(in, in->dc.split /* NULL: the dataset's default */, in->dc.fold, 0, &ds);
     if (!rc) rc = extract_ds(in, m, ds, 0, X, y, N, D);
@@ -228,7 +231,7 @@ static int load_from_dataset(EvalInputs *in, Opt **tables, int nt, EvalData *d) 
             return sc_error_set("give the features as .npy files (--train-features, "
                                 "--train-labels, --test-features, --test-labels) or "
                                 "--checkpoint with a dataset");
-        if (build_model(in, tables, nt, &m, &h0)) return -1;
+        if (eval_build_model(in, tables, nt, &m, &h0)) return -1;
     }
     int rc = 0, Dte = 0;
     Dataset *tr = NULL, *te = NULL;
@@ -327,6 +330,7 @@ int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d) {
     int th = in->threads > 0 ? in->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (th < 1) th = 1;
     sc_set_threads(th);
+    openblas_set_num_threads(th);
     int npy = in->train_features || in->train_labels || in->test_features;
     if (npy && in->checkpoint)
         return sc_error_set("give either .npy features (--train-features ...) or --checkpoint, "

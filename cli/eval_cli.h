@@ -63,6 +63,10 @@ int eval_inputs_tables(EvalInputs *in, Opt **tables, int at);
 /* After opts_parse: sets threads, loads or extracts the features, checks them (counts, labels,
  * finiteness, train/test dimensions), reads the folds. */
 int eval_inputs_load(EvalInputs *in, Opt **tables, int nt, EvalData *d);
+/* Builds the model from --checkpoint and its stored configuration (model options and
+ * --normalize not given on the command line), loads the weights, finishes in->ac (input size,
+ * normalisation statistics); *hash = features_model_hash after loading. */
+int eval_build_model(EvalInputs *in, Opt **tables, int nt, Model **m, uint64_t *hash);
 /* The features command: builds the model from --checkpoint (+ its stored configuration), opens
  * the --split of the dataset and extracts features into X (N, D) with labels y (N, -1 when
  * unlabeled). */

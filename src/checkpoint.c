@@ -63,7 +63,8 @@ static int parse_long_meta(const SafeTensors *st, const char *path, const char *
 }
 
 static int is_encoder_name(const char *name) {
-    return strncmp(name, "head.", 5) && strncmp(name, "optim.", 6) && strncmp(name, "fc.", 3);
+    return strncmp(name, "head.", 5) && strncmp(name, "optim.", 6) && strncmp(name, "fc.", 3) &&
+           strncmp(name, "probe.", 6);
 }
 
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
@@ -345,10 +346,24 @@ void checkpoint_arch_string(const Model *m, char *buf, size_t n) {
              model_out_dim(m), c->head_bn == HEAD_BN_ALL ? " bn-all" : c->head_bn ? " bn" : "");
 }
 
+/* the model's tensors followed by extra[0..nextra) */
+static void with_extra(CkTensor **t, int *n, const CkTensor *extra, int nextra) {
+    if (nextra <= 0) return;
+    *t = sc_xrealloc(*t, sizeof(CkTensor) * (size_t)(*n + nextra));
+    memcpy(*t + *n, extra, sizeof(CkTensor) * (size_t)nextra);
+    *n += nextra;
+}
+
 int checkpoint_save(const char *path, Model *m, Optimizer *o, CkMeta *meta) {
+    return checkpoint_save_extra(path, m, o, meta, NULL, 0);
+}
+
+int checkpoint_save_extra(const char *path, Model *m, Optimizer *o, CkMeta *meta, const CkTensor *extra,
+                          int nextra) {
     CkTensor *t;
     int n;
     checkpoint_model_tensors(m, o, 0, &t, &n);
+    with_extra(&t, &n, extra, nextra);
     checkpoint_arch_string(m, meta->arch, sizeof meta->arch);
     int rc = checkpoint_write(path, t, n, meta);
     free(t);
@@ -356,9 +371,14 @@ int checkpoint_save(const char *path, Model *m, Optimizer *o, CkMeta *meta) {
 }
 
 int checkpoint_load(const char *path, Model *m, Optimizer *o, CkMeta *meta) {
+    return checkpoint_load_extra(path, m, o, meta, NULL, 0);
+}
+
+int checkpoint_load_extra(const char *path, Model *m, Optimizer *o, CkMeta *meta, CkTensor *extra, int nextra) {
     CkTensor *t;
     int n;
     checkpoint_model_tensors(m, o, o == NULL, &t, &n);
+    with_extra(&t, &n, extra, nextra);
     CkMeta local = {0};
     CkMeta *mm = meta ? meta : &local;
     checkpoint_arch_string(m, mm->arch, sizeof mm->arch);

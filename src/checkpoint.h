@@ -6,6 +6,7 @@
  *     strict=False) loads them all and reports only fc.* missing (plus the unexpected head.* and
  *     optim.* keys, which a user drops with a dict comprehension);
  *   - the projection head under head.* (nn.Sequential names);
+ *   - with --online-probe, the probe under probe.* and optim.probe.* (src/probe.h);
  *   - the optimizer state: optim.<param name>.m (Adam first moment or SGD/LARS momentum buffer)
  *     and optim.<param name>.v (Adam second moment), F32, the parameter's shape;
  *   - __metadata__ (string -> string): "format" "pt", "simclr_checkpoint" <version>,
@@ -95,5 +96,10 @@ int checkpoint_save(const char *path, Model *m, Optimizer *o, CkMeta *meta);
 /* Loads into model (+ optimizer when o != NULL, then its step count too). Weights-only loads
  * (o == NULL) accept files without a head (head left as initialised) and ignore optim.*. */
 int checkpoint_load(const char *path, Model *m, Optimizer *o, CkMeta *meta);
+/* The same with more tensors saved / loaded beside the model's (the online probe's state,
+ * named probe.* and optim.probe.*; probe.* tensors are ignored by plain loads like head.*). */
+int checkpoint_save_extra(const char *path, Model *m, Optimizer *o, CkMeta *meta, const CkTensor *extra,
+                          int nextra);
+int checkpoint_load_extra(const char *path, Model *m, Optimizer *o, CkMeta *meta, CkTensor *extra, int nextra);
 
 #endif

@@ -54,8 +54,8 @@ struct Dataset {
 };
 
 static const char *kind_name(int k) {
-    static const char *names[] = {"stl10", "cifar10", "fashion-mnist", "idx", "folder", "npy"};
-    return k >= 0 && k < 6 ? names[k] : "?";
+    static const char *names[] = {"stl10", "cifar10", "cifar100", "fashion-mnist", "idx", "folder", "npy"};
+    return k >= 0 && k < 7 ? names[k] : "?";
 }
 
 /* ---- configuration ------------------------------------------------------------------------ */
@@ -73,12 +73,15 @@ void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c) {
         {"data", OPT_STR, &c->path,
          "dataset location (folder or file; fashion-mnist defaults to " FASHION_MNIST_DIR ")"},
         {"split", OPT_STR, &c->split,
-         "stl10: train|test|unlabeled|train+unlabeled; cifar10/fashion-mnist/idx: train|test; "
+         "stl10: train|test|unlabeled|train+unlabeled; cifar10/cifar100/fashion-mnist/idx: "
+         "train|test; "
          "folder with train/ test/ [val/] subfolders: train|val|test|all, other folders: all "
          "(default: train, else all)"},
         {"labels", OPT_STR, &c->labels, "labels file: .npy int (N,) for npy, IDX for idx"},
         {"fold", OPT_INT, &c->fold, "STL-10 predefined training fold 0..9 (-1: whole split)",
          .min = -1, .max = 9},
+        {"cifar100-labels", OPT_CHOICE, &c->coarse_labels,
+         "cifar100: the 100 fine classes or the 20 coarse superclasses", .choices = "fine|coarse"},
         {"strict-images", OPT_FLAG, &c->strict_images,
          "folder: an unreadable image file is an error (default: skip and count)"},
         {"max-image-pixels", OPT_INT64, &c->max_image_pixels, "folder: PNG/JPEG files declaring "
@@ -241,25 +244,30 @@ done:
     return rc;
 }
 
-/* ---- CIFAR-10 ----------------------------------------------------------------------------- */
+/* ---- CIFAR-10 and CIFAR-100 -------------------------------------------------------------- */
 
-#define CIFAR_BYTES 3073
-
+/* CIFAR-10 records are <label><3072 pixels>, CIFAR-100 records <coarse><fine><3072 pixels>;
+ * the pixels are R, G, B planes of 32x32, each row-major. */
 static int open_cifar(Dataset *d, const DatasetConfig *cfg, const char *split) {
-    if (!cfg->path) return sc_error_set("--data: CIFAR-10 needs the folder holding cifar-10-batches-bin/");
-    char *dir = path_join(cfg->path, "cifar-10-batches-bin");
+    int c100 = cfg->kind == DATASET_CIFAR100;
+    const char *what = c100 ? "CIFAR-100" : "CIFAR-10", *sub = c100 ? "cifar-100-binary" : "cifar-10-batches-bin";
+    if (!cfg->path) return sc_error_set("--data: %s needs the folder holding %s/", what, sub);
+    char *dir = path_join(cfg->path, sub);
     if (!sc_is_dir(dir)) free(dir), dir = sc_strdup(cfg->path);
     int rc = -1, train = !strcmp(split, "train");
     if (!train && strcmp(split, "test")) {
-        sc_error_set("--split: CIFAR-10 has train and test; got '%s'", split);
+        sc_error_set("--split: %s has train and test; got '%s'", what, split);
         goto done;
     }
-    d->layout = LAYOUT_CIFAR, d->h = d->w = 32, d->c = 3, d->record = CIFAR_BYTES, d->pix_off = 1;
-    d->num_classes = 10;
-    int nfiles = train ? 5 : 1;
+    int nlab = c100 ? 2 : 1, lab_at = c100 && !cfg->coarse_labels ? 1 : 0;
+    int maxl = c100 ? (cfg->coarse_labels ? 19 : 99) : 9;
+    d->layout = LAYOUT_CIFAR, d->h = d->w = 32, d->c = 3, d->record = nlab + 3072, d->pix_off = nlab;
+    d->num_classes = maxl + 1;
+    int nfiles = train && !c100 ? 5 : 1;
     for (int f = 0; f < nfiles; f++) {
         char name[64];
-        if (train) snprintf(name, sizeof name, "data_batch_%d.bin", f + 1);
+        if (c100) snprintf(name, sizeof name, "%s.bin", split);
+        else if (train) snprintf(name, sizeof name, "data_batch_%d.bin", f + 1);
         else snprintf(name, sizeof name, "test_batch.bin");
         char *p = path_join(dir, name);
         if (map_chunk(d, p)) {
@@ -267,27 +275,31 @@ static int open_cifar(Dataset *d, const DatasetConfig *cfg, const char *split) {
             goto done;
         }
         Chunk *ch = &d->chunk[d->nchunks - 1];
-        if (ch->map.size == 0 || ch->map.size % CIFAR_BYTES) {
-            sc_error_set("%s: expected a non-zero multiple of %d bytes (label + 3x32x32 records), found %zu",
-                         p, CIFAR_BYTES, ch->map.size);
+        if (ch->map.size == 0 || ch->map.size % d->record) {
+            sc_error_set("%s: expected a non-zero multiple of %zu bytes (%s + 3x32x32 records), found %zu",
+                         p, d->record, c100 ? "coarse and fine label" : "label", ch->map.size);
             free(p);
             goto done;
         }
-        ch->count = ch->map.size / CIFAR_BYTES;
+        ch->count = ch->map.size / d->record;
         d->labels = sc_xrealloc(d->labels, sizeof(int32_t) * (d->n + ch->count));
         for (size_t i = 0; i < ch->count; i++) {
-            int l = ch->base[i * CIFAR_BYTES];
-            if (l > 9) {
-                sc_error_set("%s: label %d of record %zu is out of range 0..9", p, l, i);
-                free(p);
-                goto done;
+            for (int k = 0; k < nlab; k++) { /* both label bytes are checked, whichever is used */
+                int l = ch->base[i * d->record + k], lim = c100 && k == 0 ? 19 : c100 ? 99 : 9;
+                if (l > lim) {
+                    sc_error_set("%s: %slabel %d of record %zu is out of range 0..%d", p,
+                                 c100 ? (k ? "fine " : "coarse ") : "", l, i, lim);
+                    free(p);
+                    goto done;
+                }
             }
-            d->labels[d->n + i] = l;
+            d->labels[d->n + i] = ch->base[i * d->record + lab_at];
         }
         d->n += ch->count;
         free(p);
     }
-    char *names = path_join(dir, "batches.meta.txt");
+    char *names = path_join(dir, !c100 ? "batches.meta.txt"
+                                 : cfg->coarse_labels ? "coarse_label_names.txt" : "fine_label_names.txt");
     read_names(d, names);
     free(names);
     rc = 0;
@@ -907,7 +919,8 @@ int dataset_open(Dataset **out, const DatasetConfig *cfg) {
     int rc;
     switch (cfg->kind) {
     case DATASET_STL10: rc = open_stl(d, cfg, split); break;
-    case DATASET_CIFAR10: rc = open_cifar(d, cfg, split); break;
+    case DATASET_CIFAR10:
+    case DATASET_CIFAR100: rc = open_cifar(d, cfg, split); break;
     case DATASET_FASHION_MNIST:
     case DATASET_IDX: rc = open_idx(d, cfg, split); break;
     case DATASET_FOLDER: rc = open_folder(d, cfg, split); break;

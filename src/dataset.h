@@ -1,4 +1,4 @@
-/* dataset.h - image datasets behind one interface: STL-10 binary, CIFAR-10 binary, IDX
+/* dataset.h - image datasets behind one interface: STL-10 binary, CIFAR-10/100 binary, IDX
  * (MNIST / Fashion-MNIST, gzip or raw), a folder of PNG/JPEG files, and NumPy .npy arrays.
  *
  *     DatasetConfig dc;
@@ -30,26 +30,29 @@
 enum {
     DATASET_STL10 = 0,
     DATASET_CIFAR10,
+    DATASET_CIFAR100,
     DATASET_FASHION_MNIST,
     DATASET_IDX,
     DATASET_FOLDER,
     DATASET_NPY,
 };
-#define DATASET_CHOICES "stl10|cifar10|fashion-mnist|idx|folder|npy"
+#define DATASET_CHOICES "stl10|cifar10|cifar100|fashion-mnist|idx|folder|npy"
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
 typedef struct {
     int kind;            /* --dataset */
     const char *path;    /* --data: folder (stl10: holding stl10_binary/ or that folder; cifar10:
-                            holding cifar-10-batches-bin/ or that folder; idx: folder with the
+                            holding cifar-10-batches-bin/ or that folder; cifar100: holding
+                            cifar-100-binary/ or that folder; idx: folder with the
                             standard names or the image file itself; folder; npy: images file).
                             NULL for fashion-mnist means FASHION_MNIST_DIR. */
     const char *split;   /* --split: stl10 train|test|unlabeled|train+unlabeled; cifar10,
-                            fashion-mnist, idx: train|test; folder with train/ and test/ (or
+                            cifar100, fashion-mnist, idx: train|test; folder with train/ and test/ (or
                             val/) subfolders: train|val|test|all, other folders: all; npy:
                             ignored. NULL: train (folder: train, or all without splits). */
     const char *labels;  /* --labels: npy labels (int, shape (N,)), or the idx label file */
     int fold;            /* --fold: STL-10 predefined training fold 0..9 (split train); -1 none */
+    int coarse_labels;   /* --cifar100-labels fine|coarse: 0 the 100 fine classes, 1 the 20 coarse */
     int strict_images;   /* --strict-images: an unreadable folder file is an error */
     long long max_image_pixels; /* --max-image-pixels: PNG/JPEG files declaring more pixels are
                             refused before decoding (0: IMAGE_MAX_PIXELS_DEFAULT, PIL's limit) */
@@ -58,7 +61,8 @@ typedef struct {
 typedef struct Dataset Dataset;
 
 void dataset_config_default(DatasetConfig *c);
-/* Option fragment: --dataset --data --split --labels --fold --strict-images --max-image-pixels. */
+/* Option fragment: --dataset --data --split --labels --fold --cifar100-labels --strict-images
+ * --max-image-pixels. */
 #define DATASET_OPTS_MAX 10
 void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c);
 

@@ -192,20 +192,16 @@ static void png_werr(png_structp p, png_const_charp msg) {
     png_longjmp(p, 1);
 }
 
-int image_write_png(const char *path, const uint8_t *px, int w, int h, int c) {
-    if (w <= 0 || h <= 0 || (c != 1 && c != 3 && c != 4))
-        return sc_error_set("%s: cannot write a %dx%dx%d PNG", path, h, w, c);
-    AtomicFile af;
-    if (sc_atomic_open(&af, path)) return -1;
+/* PNG of px into f; what = the name for messages. */
+static int png_to_stream(FILE *f, const char *what, const uint8_t *px, int w, int h, int c) {
     PngWErr err = {""};
     png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_werr, png_warn);
     png_infop info = p ? png_create_info_struct(p) : NULL;
     if (!p || !info || setjmp(png_jmpbuf(p))) {
         if (p) png_destroy_write_struct(&p, info ? &info : NULL);
-        sc_atomic_abort(&af);
-        return sc_error_set("%s: PNG write failed: %s", path, err.msg[0] ? err.msg : "no memory");
+        return sc_error_set("%s: PNG write failed: %s", what, err.msg[0] ? err.msg : "no memory");
     }
-    png_init_io(p, af.f);
+    png_init_io(p, f);
     int ct = c == 1 ? PNG_COLOR_TYPE_GRAY : c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA;
     png_set_IHDR(p, info, (png_uint_32)w, (png_uint_32)h, 8, ct, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -213,7 +209,37 @@ int image_write_png(const char *path, const uint8_t *px, int w, int h, int c) {
     for (int y = 0; y < h; y++) png_write_row(p, (png_const_bytep)(px + (size_t)y * w * c));
     png_write_end(p, NULL);
     png_destroy_write_struct(&p, &info);
+    return 0;
+}
+
+int image_write_png(const char *path, const uint8_t *px, int w, int h, int c) {
+    if (w <= 0 || h <= 0 || (c != 1 && c != 3 && c != 4))
+        return sc_error_set("%s: cannot write a %dx%dx%d PNG", path, h, w, c);
+    AtomicFile af;
+    if (sc_atomic_open(&af, path)) return -1;
+    if (png_to_stream(af.f, path, px, w, h, c)) {
+        sc_atomic_abort(&af);
+        return -1;
+    }
     return sc_atomic_commit(&af);
+}
+
+int image_encode_png(const uint8_t *px, int w, int h, int c, uint8_t **out, size_t *n) {
+    *out = NULL, *n = 0;
+    if (w <= 0 || h <= 0 || (c != 1 && c != 3 && c != 4))
+        return sc_error_set("PNG: cannot encode a %dx%dx%d image", h, w, c);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return sc_error_set("PNG: no memory");
+    int rc = png_to_stream(f, "PNG", px, w, h, c);
+    if (fclose(f) && !rc) rc = sc_error_set("PNG: no memory");
+    if (rc) {
+        free(buf);
+        return -1;
+    }
+    *out = (uint8_t *)buf, *n = len;
+    return 0;
 }
 
 /* ---- resampling --------------------------------------------------------------------------

@@ -52,6 +52,8 @@ int image_decode(const uint8_t *data, size_t n, const char *name, ImageU8 *im);
 
 /* Writes 8-bit PNG (c = 1 gray, 3 RGB, 4 RGBA) atomically. px is (h, w, c) row-major. */
 int image_write_png(const char *path, const uint8_t *px, int w, int h, int c);
+/* The same PNG in memory: *out (malloc'ed, the caller frees) of *n bytes. */
+int image_encode_png(const uint8_t *px, int w, int h, int c, uint8_t **out, size_t *n);
 
 /* ---- resampling --------------------------------------------------------------------------
  * One axis of a resize from `in` source samples (starting at source offset `off`) to `out`

@@ -362,10 +362,20 @@ int plot_metrics(const Metrics *m, const char *title, Canvas *out) {
         k1[i] = 100 * m->e_top1[i];
         k5[i] = 100 * m->e_top5[i];
     }
-    PlotSeries knn[2] = {{m->e_step, k1, m->ne, red, "top-1", 2, 1},
-                         {m->e_step, k5, m->ne, orange, "top-5", 2, 1}};
-    plot_panel(out, W / 2, top + H / 2, W / 2, H / 2, "kNN accuracy (%)", "step", knn, 2,
-               "no evaluation (--eval-every)");
+    /* the online probe (--online-probe), smoothed like the contrastive accuracy */
+    double *pr = m->probe ? smooth(m->probe, m->n, half) : NULL;
+    int has_probe = 0;
+    for (long i = 0; pr && i < m->n; i++) {
+        has_probe |= isfinite(pr[i]);
+        pr[i] *= 100;
+    }
+    PlotSeries knn[3] = {{m->e_step, k1, m->ne, red, has_probe ? "kNN top-1" : "top-1", 2, 1},
+                         {m->e_step, k5, m->ne, orange, has_probe ? "kNN top-5" : "top-5", 2, 1},
+                         {m->step, pr, m->n, blue, "online probe", 2, 0}};
+    plot_panel(out, W / 2, top + H / 2, W / 2, H / 2,
+               has_probe ? "kNN and online probe accuracy (%)" : "kNN accuracy (%)", "step", knn,
+               has_probe ? 3 : 2, "no evaluation (--eval-every)");
+    free(pr);
     free(loss_s);
     free(t1);
     free(t5);

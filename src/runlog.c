@@ -14,6 +14,7 @@
 struct RunLog {
     FILE *f;
     char *path;
+    TbWriter *tb; /* NULL, or the TensorBoard mirror of every line */
 };
 
 /* Prints a double as JSON: %.9g, with non-finite values as null (JSON has no NaN). */
@@ -71,8 +72,23 @@ int runlog_step(RunLog *l, const StepMetrics *m) {
     fputs(", \"lr\": ", l->f);
     json_num(l->f, m->lr);
     fputs(", \"views_per_s\": ", l->f);
-    fprintf(l->f, "%.1f}\n", isfinite(m->views_per_s) ? m->views_per_s : 0.0);
+    double vps = isfinite(m->views_per_s) ? m->views_per_s : 0.0;
+    fprintf(l->f, "%.1f", vps);
+    if (m->has_probe) {
+        fputs(", \"probe_top1\": ", l->f);
+        json_num(l->f, m->probe_top1);
+    }
+    fputs("}\n", l->f);
     if (ferror(l->f)) return sc_error_set("%s: write failed: %s", l->path, strerror(errno));
+    if (l->tb) { /* the same values (views/s rounded as in the file) */
+        const char *tags[5] = {"train/loss", "train/contrastive_top1", "train/contrastive_top5",
+                               "train/lr", "train/views_per_s"};
+        double v[5] = {m->loss, m->top1, m->top5, m->lr, round(vps * 10) / 10};
+        for (int k = 0; k < 5; k++)
+            if (tb_scalar(l->tb, tags[k], m->step, v[k])) return -1;
+        if (m->has_probe && isfinite(m->probe_top1) && tb_scalar(l->tb, "train/probe_top1", m->step, m->probe_top1))
+            return -1;
+    }
     return 0;
 }
 
@@ -84,18 +100,32 @@ int runlog_eval(RunLog *l, long step, int epoch, const char *name, double top1, 
     fputs("}\n", l->f);
     fflush(l->f);
     if (ferror(l->f)) return sc_error_set("%s: write failed: %s", l->path, strerror(errno));
+    if (l->tb) {
+        char tag[96];
+        snprintf(tag, sizeof tag, "eval/%s_top1", name);
+        if (tb_scalar(l->tb, tag, step, top1)) return -1;
+        snprintf(tag, sizeof tag, "eval/%s_top5", name);
+        if (tb_scalar(l->tb, tag, step, top5) || tb_flush(l->tb)) return -1;
+    }
     return 0;
+}
+
+void runlog_set_tensorboard(RunLog *l, TbWriter *tb) {
+    tb_close(l->tb);
+    l->tb = tb;
 }
 
 int runlog_flush(RunLog *l) {
     if (fflush(l->f) != 0 || ferror(l->f))
         return sc_error_set("%s: write failed: %s", l->path, strerror(errno));
+    if (l->tb && tb_flush(l->tb)) return -1;
     return 0;
 }
 
 void runlog_close(RunLog *l) {
     if (!l) return;
     fclose(l->f);
+    tb_close(l->tb);
     free(l->path);
     free(l);
 }
@@ -138,7 +168,8 @@ int metrics_read(Metrics *m, const char *path) {
                 push(&m->top1, m->n, &m->cap, getd(line, "acc_top1"), 0);
                 push(&m->top5, m->n, &m->cap, getd(line, "acc_top5"), 0);
                 push(&m->lr, m->n, &m->cap, getd(line, "lr"), 0);
-                push(&m->vps, m->n, &m->cap, getd(line, "views_per_s"), 1);
+                push(&m->vps, m->n, &m->cap, getd(line, "views_per_s"), 0);
+                push(&m->probe, m->n, &m->cap, getd(line, "probe_top1"), 1);
                 m->n++;
             } else if (json_get(line, "knn_top1", tmp, sizeof tmp) == 0) {
                 push(&m->e_step, m->ne, &m->ecap, step, 0);
@@ -161,7 +192,7 @@ int metrics_read(Metrics *m, const char *path) {
 }
 
 void metrics_free(Metrics *m) {
-    double **a[] = {&m->step, &m->epoch, &m->loss, &m->top1, &m->top5, &m->lr, &m->vps,
+    double **a[] = {&m->step, &m->epoch, &m->loss, &m->top1, &m->top5, &m->lr, &m->vps, &m->probe,
                     &m->e_step, &m->e_epoch, &m->e_top1, &m->e_top5};
     for (size_t i = 0; i < sizeof a / sizeof *a; i++) {
         free(*a[i]);
@@ -202,10 +233,11 @@ void progress_update(Progress *p, const StepMetrics *m, int epochs, long steps_t
     double eta = done > 0 ? (now - p->t_start) / done * (steps_total - m->step) : NAN;
     char etas[32];
     format_duration(etas, sizeof etas, eta);
-    char line[256];
+    char line[256], probe[32] = "";
+    if (m->has_probe) snprintf(probe, sizeof probe, "  probe %.3f", m->probe_top1);
     snprintf(line, sizeof line,
-             "epoch %d/%d  step %ld/%ld  loss %.4f  top1 %.3f  top5 %.3f  lr %.3g  %.0f views/s  ETA %s",
-             m->epoch + 1, epochs, m->step, steps_total, m->loss, m->top1, m->top5, m->lr,
+             "epoch %d/%d  step %ld/%ld  loss %.4f  top1 %.3f  top5 %.3f%s  lr %.3g  %.0f views/s  ETA %s",
+             m->epoch + 1, epochs, m->step, steps_total, m->loss, m->top1, m->top5, probe, m->lr,
              m->views_per_s, etas);
     if (p->tty) {
         fprintf(p->f, "\r%s\033[K", line);

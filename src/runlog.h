@@ -2,7 +2,7 @@
  *
  * metrics.jsonl holds one JSON object per line:
  *   training step:  {"step": 12, "epoch": 0, "loss": 5.1, "acc_top1": 0.1, "acc_top5": 0.3,
- *                    "lr": 0.0003, "views_per_s": 310.2}
+ *                    "lr": 0.0003, "views_per_s": 310.2[, "probe_top1": 0.4]}
  *   evaluation:     {"step": 234, "epoch": 1, "knn_top1": 0.71, "knn_top5": 0.95}
  * "step" counts optimizer steps done (1 after the first), "epoch" is 0-based. Values are printed
  * with %.9g so that a float round-trips: two runs can be compared line by line (views_per_s
@@ -17,10 +17,14 @@
 
 #include <stdio.h>
 
+#include "tensorboard.h"
+
 typedef struct {
     long step;
     int epoch;
     double loss, top1, top5, lr, views_per_s;
+    int has_probe;     /* --online-probe: probe_top1 is written (null when no labelled row) */
+    double probe_top1; /* the online probe's accuracy on this batch before its update */
 } StepMetrics;
 
 typedef struct RunLog RunLog;
@@ -32,12 +36,17 @@ int runlog_open(RunLog **log, const char *path, long keep_upto);
 int runlog_step(RunLog *log, const StepMetrics *m);
 int runlog_eval(RunLog *log, long step, int epoch, const char *name, double top1, double top5);
 int runlog_flush(RunLog *log);
+/* Mirrors every following line into a TensorBoard event file (the log takes ownership): step
+ * lines as train/loss, train/contrastive_top1, train/contrastive_top5, train/lr,
+ * train/views_per_s; evaluation lines as eval/<name>_top1, eval/<name>_top5; same step. */
+void runlog_set_tensorboard(RunLog *log, TbWriter *tb);
 void runlog_close(RunLog *log);
 
 /* ---- reading metrics back (plot, tests) -------------------------------------------------- */
 typedef struct {
     long n, cap;
     double *step, *epoch, *loss, *top1, *top5, *lr, *vps; /* training lines */
+    double *probe;                                        /* probe_top1, NAN when absent */
     long ne, ecap;
     double *e_step, *e_epoch, *e_top1, *e_top5;           /* evaluation lines (knn) */
 } Metrics;

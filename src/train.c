@@ -180,7 +180,12 @@ int trainer_rows(const Trainer *t) { return t->rows; }
 int trainer_save(Trainer *t, const char *path, const char *config_json) {
     CkMeta meta = {.step = t->step, .epoch = trainer_epoch(t), .batch = trainer_batch(t),
                    .seed = t->cfg.seed, .config_json = (char *)config_json};
-    return checkpoint_save(path, t->model, t->opt, &meta);
+    return checkpoint_save_extra(path, t->model, t->opt, &meta, t->extra, t->nextra);
+}
+
+void trainer_set_extra_state(Trainer *t, CkTensor *extra, int n) {
+    t->extra = extra;
+    t->nextra = n;
 }
 
 int trainer_broadcast(Trainer *t) {
@@ -206,7 +211,7 @@ int trainer_resume(Trainer *t, const char *path, CkMeta *meta) {
     CkMeta m = {0};
     int rc = 0;
     if (t->rank == 0) {
-        rc = checkpoint_load(path, t->model, t->opt, &m);
+        rc = checkpoint_load_extra(path, t->model, t->opt, &m, t->extra, t->nextra);
         if (!rc && m.step < 0) {
             ck_meta_free(&m);
             rc = sc_error_set("%s: negative step %ld in the checkpoint", path, m.step);

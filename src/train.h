@@ -96,6 +96,8 @@ struct Trainer {
     int rows;             /* rows of this process's batch: V*N/P */
     OptimSegment *seg;    /* one per parameter tensor (BN/bias marked no_decay) */
     int nseg;
+    CkTensor *extra;      /* more state saved and resumed with the run (trainer_set_extra_state) */
+    int nextra;
     /* multi-process state (P > 1) */
     int rank, world;      /* this process, P */
     float *zcols, *dzcols;/* (V*N, out_dim): gathered z of the global batch, its gradient */
@@ -148,5 +150,8 @@ int trainer_save(Trainer *t, const char *path, const char *config_json);
  * meta (may be NULL) receives the metadata (ck_meta_free it). With P processes, rank 0 reads
  * the file and broadcasts the state (only rank 0 needs the file; meta is rank 0's). */
 int trainer_resume(Trainer *t, const char *path, CkMeta *meta);
+/* More tensors that trainer_save writes and trainer_resume reads back (borrowed: they must
+ * outlive the Trainer), e.g. the online probe's state (probe_state). */
+void trainer_set_extra_state(Trainer *t, CkTensor *extra, int n);
 
 #endif

@@ -228,6 +228,76 @@ TEST(cifar10_layout_labels_and_errors) {
     expect_open_error(&c, "data_batch_4.bin", "not found");
 }
 
+/* ---- CIFAR-100 --------------------------------------------------------------------------- */
+
+/* The fixture's cifar-100-binary/ holds the same images as a cifar-100-python/ that
+ * torchvision.datasets.CIFAR100 decoded into cifar100_<split>_hwc.npy (tools/make_data_fixtures.py). */
+TEST(cifar100_matches_torchvision_fine_and_coarse) {
+    const char *splits[2] = {"train", "test"};
+    for (int s = 0; s < 2; s++)
+        for (int coarse = 0; coarse < 2; coarse++) {
+            DatasetConfig c = cfg(DATASET_CIFAR100, fixture_path("data"), splits[s]);
+            c.coarse_labels = coarse;
+            Dataset *ds;
+            if (dataset_open(&ds, &c)) {
+                CHECK(0, "%s", sc_error());
+                continue;
+            }
+            char rel[96];
+            snprintf(rel, sizeof rel, "data/cifar100_%s_hwc.npy", splits[s]);
+            NpyArray a;
+            CHECK(npy_open(&a, fixture_path(rel)) == 0 && a.dtype == NPY_U8 && a.ndim == 4, "%s", rel);
+            snprintf(rel, sizeof rel, "data/cifar100_%s_%s.npy", splits[s], coarse ? "coarse" : "fine");
+            int64_t *lab = NULL, sh[8];
+            CHECK(npy_load_i64(fixture_path(rel), &lab, sh, NULL) == 0, "%s", sc_error());
+            size_t n = (size_t)sh[0];
+            CHECK(dataset_size(ds) == n && n == (s ? 4u : 6u), "%s size %zu", splits[s], dataset_size(ds));
+            CHECK(dataset_num_classes(ds) == (coarse ? 20 : 100), "classes %d", dataset_num_classes(ds));
+            const char *name = dataset_class_name(ds, coarse ? 19 : 99);
+            CHECK(name && !strcmp(name, coarse ? "vehicles_2" : "worm"), "last class name %s", name ? name : "(none)");
+            CHECK(dataset_label(ds, 0) == (coarse ? 19 : 99), "label 0 is the largest");
+            ImageU8 im = {0};
+            for (size_t i = 0; i < n && lab; i++) {
+                CHECK(dataset_label(ds, i) == lab[i], "%s label %zu: %d vs %lld", splits[s], i,
+                      dataset_label(ds, i), (long long)lab[i]);
+                CHECK(dataset_image(ds, i, &im) == 0 && im.h == 32 && im.w == 32 && im.c == 3, "image %zu", i);
+                CHECK(!memcmp(im.px, a.data + i * 32 * 32 * 3, 32 * 32 * 3), "image %zu differs from torchvision", i);
+            }
+            image_free(&im);
+            npy_close(&a);
+            free(lab);
+            dataset_close(ds);
+        }
+}
+
+TEST(cifar100_errors) {
+    sc_mkdir_p(tmp("c100/cifar-100-binary"));
+    uint8_t rec[2 * 3074] = {0};
+    rec[0] = 3, rec[1] = 42, rec[3074] = 19, rec[3075] = 99;
+    write_bytes(tmp("c100/cifar-100-binary/train.bin"), rec, sizeof rec);
+    DatasetConfig c = cfg(DATASET_CIFAR100, tmp("c100"), "train");
+    Dataset *ds;
+    CHECK(dataset_open(&ds, &c) == 0 && dataset_size(ds) == 2 && dataset_label(ds, 0) == 42 &&
+              dataset_class_name(ds, 0) == NULL, "names are optional: %s", sc_error());
+    dataset_close(ds);
+    c.split = "validation";
+    expect_open_error(&c, "--split", "CIFAR-100 has train and test");
+    c.split = "test";
+    expect_open_error(&c, "test.bin", "not found");
+    c.split = "train";
+    rec[3074] = 20; /* coarse out of range even when the fine labels are used */
+    write_bytes(tmp("c100/cifar-100-binary/train.bin"), rec, sizeof rec);
+    expect_open_error(&c, "train.bin", "coarse label 20 of record 1 is out of range 0..19");
+    rec[3074] = 0, rec[1] = 100;
+    write_bytes(tmp("c100/cifar-100-binary/train.bin"), rec, sizeof rec);
+    c.coarse_labels = 1;
+    expect_open_error(&c, "train.bin", "fine label 100 of record 0 is out of range 0..99");
+    write_bytes(tmp("c100/cifar-100-binary/train.bin"), rec, 3074 + 3073); /* a CIFAR-10 record size */
+    expect_open_error(&c, "train.bin", "multiple of 3074 bytes (coarse and fine label");
+    c.path = NULL;
+    expect_open_error(&c, "--data", "cifar-100-binary/");
+}
+
 /* ---- IDX --------------------------------------------------------------------------------- */
 
 static size_t idx_bytes(uint8_t *buf, int ndim, const uint32_t *dims, uint8_t type) {

@@ -6,7 +6,10 @@
 set -euo pipefail
 pkgs=(gcc make pkg-config libdnnl-dev libopenblas-dev liblapacke-dev libpng-dev libjpeg62-turbo-dev
       zlib1g-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist lomiri-wallpapers-16.04
-      libjpeg-turbo-progs)
+      libjpeg-turbo-progs
+      libcurl4-openssl-dev libssl-dev libarchive-dev   # simclr download: HTTP, checksums, .tar.gz
+      python3-numpy python3-onnx python3-opencv        # tests: export checked by onnx.checker + OpenCV dnn
+      protobuf-compiler python3-protobuf)              # tests: TensorBoard events decoded from the schema
 if [ "${1:-}" = "--python" ]; then
   pkgs+=(python3-torch python3-torchvision python3-numpy python3-sklearn python3-scipy python3-pil)
 fi

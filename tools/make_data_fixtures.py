@@ -175,6 +175,51 @@ def main():
     imgs, labels = ds._STL10__loadfile("train_X.bin", "train_y.bin")  # (N, 3, 96, 96), 0-based
     save("stl_train_chw.npy", imgs)
     save("stl_train_labels.npy", labels.astype(np.int64))
+
+    # ---- CIFAR-100: a tiny cifar-100-binary/ and what torchvision's reader makes of the same ----
+    # images (torchvision reads the python version: the same 3072 bytes per image in a pickle)
+    c100 = os.path.join(OUT, "cifar-100-binary")
+    os.makedirs(c100, exist_ok=True)
+    fine_names = ("apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus "
+                  "butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch "
+                  "crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo "
+                  "keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle mountain mouse "
+                  "mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree plain plate poppy "
+                  "porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper "
+                  "snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television "
+                  "tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm").split()
+    coarse_names = ("aquatic_mammals fish flowers food_containers fruit_and_vegetables "
+                    "household_electrical_devices household_furniture insects large_carnivores "
+                    "large_man-made_outdoor_things large_natural_outdoor_scenes large_omnivores_and_herbivores "
+                    "medium_mammals non-insect_invertebrates people reptiles small_mammals trees vehicles_1 "
+                    "vehicles_2").split()
+    assert len(fine_names) == 100 and len(coarse_names) == 20
+    for fname, names in (("fine_label_names.txt", fine_names), ("coarse_label_names.txt", coarse_names)):
+        with open(os.path.join(c100, fname), "w") as f:
+            f.write("\n".join(names) + "\n")
+    import pickle
+    import tempfile
+    import torchvision.datasets.cifar as tvc
+    tvc.check_integrity = lambda *a, **k: True  # our pickles are not the published ones
+    tvc.CIFAR10._check_integrity = lambda self: True
+    with tempfile.TemporaryDirectory() as tmp:
+        os.makedirs(os.path.join(tmp, "cifar-100-python"))
+        with open(os.path.join(tmp, "cifar-100-python", "meta"), "wb") as f:
+            pickle.dump({"fine_label_names": fine_names, "coarse_label_names": coarse_names}, f)
+        for split, n in (("train", 6), ("test", 4)):
+            data = rng.randint(0, 256, size=(n, 3072)).astype(np.uint8)
+            fine = rng.randint(0, 100, size=n)
+            coarse = rng.randint(0, 20, size=n)
+            fine[0], coarse[0] = 99, 19  # the largest labels occur
+            rec = np.concatenate([coarse[:, None], fine[:, None], data], axis=1).astype(np.uint8)
+            rec.tofile(os.path.join(c100, split + ".bin"))
+            with open(os.path.join(tmp, "cifar-100-python", split), "wb") as f:
+                pickle.dump({"data": data, "fine_labels": fine.tolist(), "coarse_labels": coarse.tolist()}, f)
+            ds = torchvision.datasets.CIFAR100(tmp, train=split == "train", download=False)
+            save("cifar100_%s_hwc.npy" % split, np.ascontiguousarray(ds.data))
+            save("cifar100_%s_fine.npy" % split, np.asarray(ds.targets, dtype=np.int64))
+            save("cifar100_%s_coarse.npy" % split, coarse.astype(np.int64))
+        assert ds.classes == fine_names
     print("fixtures written to", OUT)
 
 
