@@ -4,6 +4,7 @@
 
 #include "comm.h"
 #include "common.h"
+#include "option_tables.h"
 
 #define SIMCLR_COMMAND(fn, name, summary) int fn(int argc, char **argv);
 #include "commands.inc"
@@ -26,6 +27,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    sc_error_names(cli_option_name); /* library parameters reach the user as their options */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

@@ -39,19 +39,19 @@ int augment_blur_kernel(const AugmentConfig *a) {
 
 int augment_config_finish(AugmentConfig *a) {
     if (a->out_size < 1 || a->out_size > 4096)
-        return sc_error_set("--image-size: expected 1..4096, got %d", a->out_size);
-    if (a->views < 1 || a->views > 64) return sc_error_set("--views: expected 1..64, got %d", a->views);
+        return sc_error_set("augment.out_size: expected 1..4096, got %d", a->out_size);
+    if (a->views < 1 || a->views > 64) return sc_error_set("augment.views: expected 1..64, got %d", a->views);
     if (!(a->crop_min_scale > 0 && a->crop_min_scale <= a->crop_max_scale))
-        return sc_error_set("--crop-min-scale/--crop-max-scale: expected 0 < min <= max, got %g, %g",
+        return sc_error_set("augment.crop_min_scale/augment.crop_max_scale: expected 0 < min <= max, got %g, %g",
                             a->crop_min_scale, a->crop_max_scale);
     if (!(a->crop_ratio_min > 0 && a->crop_ratio_min <= a->crop_ratio_max))
-        return sc_error_set("--crop-ratio-min/--crop-ratio-max: expected 0 < min <= max, got %g, %g",
+        return sc_error_set("augment.crop_ratio_min/augment.crop_ratio_max: expected 0 < min <= max, got %g, %g",
                             a->crop_ratio_min, a->crop_ratio_max);
     if (!(a->jitter_strength >= 0 && 0.2f * a->jitter_strength <= 0.5f))
-        return sc_error_set("--jitter-strength: expected 0..2.5 (hue 0.2*s must be <= 0.5), got %g",
+        return sc_error_set("augment.jitter_strength: expected 0..2.5 (hue 0.2*s must be <= 0.5), got %g",
                             a->jitter_strength);
     if (!(a->blur_sigma_min > 0 && a->blur_sigma_min <= a->blur_sigma_max))
-        return sc_error_set("--blur-sigma-min/--blur-sigma-max: expected 0 < min <= max, got %g, %g",
+        return sc_error_set("augment.blur_sigma_min/augment.blur_sigma_max: expected 0 < min <= max, got %g, %g",
                             a->blur_sigma_min, a->blur_sigma_max);
     if (a->blur_kernel < 0 || (a->blur_kernel > 0 && a->blur_kernel % 2 == 0))
         return sc_error_set("blur kernel: expected an odd size, got %d", a->blur_kernel);
@@ -69,7 +69,7 @@ int augment_config_finish(AugmentConfig *a) {
             v[k] = strtof(p, &end);
             if (end == p || !isfinite(v[k]) || (k >= 3 && !(v[k] > 0)) ||
                 (k < 5 && *end != ',') || (k == 5 && *end))
-                return sc_error_set("--normalize-stats: expected 6 comma-separated numbers "
+                return sc_error_set("augment.normalize_stats: expected 6 comma-separated numbers "
                                     "m0,m1,m2,s0,s1,s2 with std > 0, got '%s'",
                                     a->normalize_stats);
             p = end + 1;

@@ -255,7 +255,7 @@ int run_dir_lock(const char *dir) {
         close(fd);
         if (e == EWOULDBLOCK)
             return sc_error_set("%s: in use by another simclr process (pid %s); wait for it to "
-                                "end or stop it (Ctrl-C saves, --resume continues)", dir,
+                                "end or stop it (Ctrl-C saves, run.resume continues)", dir,
                                 pid[0] ? pid : "unknown");
         return sc_error_set("%s: cannot lock %s: %s", dir, path, strerror(e));
     }
@@ -268,10 +268,10 @@ int run_dir_lock(const char *dir) {
 
 int run_dir_prepare(const char *dir, int force) {
     if (sc_file_exists(dir) && !sc_is_dir(dir))
-        return sc_error_set("--out %s: exists and is not a directory", dir);
+        return sc_error_set("run.dir %s: exists and is not a directory", dir);
     if (sc_is_dir(dir)) {
         DIR *d = opendir(dir);
-        if (!d) return sc_error_set("--out %s: cannot read the directory: %s", dir, strerror(errno));
+        if (!d) return sc_error_set("run.dir %s: cannot read the directory: %s", dir, strerror(errno));
         char found[256] = "";
         struct dirent *e;
         int nfound = 0;
@@ -285,12 +285,12 @@ int run_dir_prepare(const char *dir, int force) {
         closedir(d);
         int rc = 0;
         if (nfound && !force)
-            rc = sc_error_set("--out %s: the folder holds another run (%s); use --resume %s to "
-                              "continue it, --force to overwrite it, or another --out",
+            rc = sc_error_set("run.dir %s: the folder holds another run (%s); use run.resume %s to "
+                              "continue it, run.force to overwrite it, or another run.dir",
                               dir, found, dir);
         for (int i = 0; i < nfound; i++) {
             if (!rc && unlink(run_path(dir, names[i])) != 0)
-                rc = sc_error_set("--out %s: cannot remove %s: %s", dir, names[i], strerror(errno));
+                rc = sc_error_set("run.dir %s: cannot remove %s: %s", dir, names[i], strerror(errno));
             free(names[i]);
         }
         free(names);

@@ -29,10 +29,54 @@ static void one_line(char *dst, size_t cap, const char *src) {
     dst[k] = 0;
 }
 
+static const char *(*error_names)(const char *key);
+
+void sc_error_names(const char *(*fn)(const char *key)) { error_names = fn; }
+
+static int key_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* src with every parameter key error_names knows replaced by its name, into dst. */
+static void rename_keys(char *dst, size_t cap, const char *src) {
+    size_t k = 0;
+    for (const char *p = src; *p && k + 1 < cap;) {
+        int starts = key_char(*p) && (p == src || !(key_char(p[-1]) || strchr("./-", p[-1])));
+        size_t len = 0, dot = 0;
+        if (starts) {
+            while (key_char(p[len]) || (p[len] == '.' && key_char(p[len + 1]))) {
+                if (p[len] == '.' && !dot) dot = len;
+                len++;
+            }
+        }
+        const char *name = NULL;
+        char key[128];
+        if (dot && len < sizeof key) {
+            memcpy(key, p, len);
+            key[len] = 0;
+            name = error_names(key);
+        }
+        if (name) {
+            k += (size_t)snprintf(dst + k, cap - k, "%s", name);
+            if (k >= cap) k = cap - 1;
+            p += len;
+        } else {
+            size_t n = len ? len : 1;
+            for (size_t i = 0; i < n && k + 1 < cap; i++) dst[k++] = *p++;
+        }
+    }
+    dst[k] = 0;
+}
+
 static void vformat_line(char *dst, size_t cap, const char *fmt, va_list ap) {
     char raw[2048];
     vsnprintf(raw, sizeof raw, fmt, ap);
-    one_line(dst, cap, raw);
+    if (error_names) {
+        char renamed[2048];
+        rename_keys(renamed, sizeof renamed, raw);
+        one_line(dst, cap, renamed);
+    } else
+        one_line(dst, cap, raw);
 }
 
 int sc_error_set(const char *fmt, ...) {

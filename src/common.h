@@ -2,8 +2,13 @@
  *
  * Error convention (all library code): a function that can fail returns int, 0 on success and
  * -1 on failure, after recording a human-readable reason with sc_error_set(). The message names
- * the file or option and what was expected, e.g.
+ * the file or the library's parameter (module.field: "model.head_layers", "loader.batch_size",
+ * the field of the module's config struct or the argument of its function) and what was
+ * expected, e.g.
  *     "data/train_X.bin: expected 138240000 bytes (5000 images), found 1000"
+ *     "model.head_layers: expected 0..8, got 9"
+ * Library messages never name command-line options: the CLI registers sc_error_names(), which
+ * rewrites each parameter it knows into its option ("--head-layers: expected 0..8, got 9").
  * The CLI prints it with sc_fatal("%s", sc_error()) and exits 1. Library code never exits,
  * except on out-of-memory (sc_alloc) and on broken internal invariants (SC_ASSERT), which stay on
  * in release builds.
@@ -28,6 +33,12 @@ void sc_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretur
 void sc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "simclr: note: <msg>" to stderr: a fact the user may want, not a problem. */
 void sc_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The names a front end gives the library's parameters: fn(key) returns the name to show for
+ * a parameter key "module.field" (e.g. "--batch-size" for "loader.batch_size"), or NULL to keep
+ * it. Once registered, every message formatted by sc_error_set, sc_error_prefix, sc_fatal,
+ * sc_warn and sc_note has its keys replaced (a key is a word of letters, digits and '_' holding
+ * a '.', not preceded by a letter, digit, '_', '.', '/' or '-'). NULL removes it. */
+void sc_error_names(const char *(*fn)(const char *key));
 
 #define SC_ASSERT(cond)                                                                         \
     do {                                                                                        \

@@ -54,7 +54,7 @@ int contrast_create(Contrast **out, const ContrastConfig *cfg, int max_rows, int
         cfg->similarity > SIMILARITY_DOT)
         return sc_error_set("contrast: unknown loss %d or similarity %d", cfg->loss, cfg->similarity);
     if (cfg->loss != CONTRAST_MARGIN && !(cfg->tau > 0))
-        return sc_error_set("--temperature: expected a positive number, got %g", cfg->tau);
+        return sc_error_set("contrast.tau: expected a positive number, got %g", cfg->tau);
     Contrast *c = sc_alloc(sizeof *c);
     c->cfg = *cfg;
     c->max_rows = max_rows, c->dim = dim;

@@ -182,7 +182,7 @@ static int stl_read_y(const char *dir, const char *name, size_t n, int32_t *out)
 }
 
 static int open_stl(Dataset *d, const DatasetConfig *cfg, const char *split) {
-    if (!cfg->path) return sc_error_set("--data: STL-10 needs the folder holding stl10_binary/");
+    if (!cfg->path) return sc_error_set("dataset.path: STL-10 needs the folder holding stl10_binary/");
     char *dir = path_join(cfg->path, "stl10_binary");
     if (!sc_is_dir(dir)) free(dir), dir = sc_strdup(cfg->path);
     int rc = -1;
@@ -191,11 +191,11 @@ static int open_stl(Dataset *d, const DatasetConfig *cfg, const char *split) {
     int train = !strcmp(split, "train"), test = !strcmp(split, "test");
     int unl = !strcmp(split, "unlabeled"), both = !strcmp(split, "train+unlabeled");
     if (!train && !test && !unl && !both) {
-        sc_error_set("--split: STL-10 has train, test, unlabeled, train+unlabeled; got '%s'", split);
+        sc_error_set("dataset.split: STL-10 has train, test, unlabeled, train+unlabeled; got '%s'", split);
         goto done;
     }
     if (cfg->fold >= 0 && !train) {
-        sc_error_set("--fold: STL-10 folds select from the train split, not '%s'", split);
+        sc_error_set("dataset.fold: STL-10 folds select from the train split, not '%s'", split);
         goto done;
     }
     if (train || both || test) {
@@ -251,12 +251,12 @@ done:
 static int open_cifar(Dataset *d, const DatasetConfig *cfg, const char *split) {
     int c100 = cfg->kind == DATASET_CIFAR100;
     const char *what = c100 ? "CIFAR-100" : "CIFAR-10", *sub = c100 ? "cifar-100-binary" : "cifar-10-batches-bin";
-    if (!cfg->path) return sc_error_set("--data: %s needs the folder holding %s/", what, sub);
+    if (!cfg->path) return sc_error_set("dataset.path: %s needs the folder holding %s/", what, sub);
     char *dir = path_join(cfg->path, sub);
     if (!sc_is_dir(dir)) free(dir), dir = sc_strdup(cfg->path);
     int rc = -1, train = !strcmp(split, "train");
     if (!train && strcmp(split, "test")) {
-        sc_error_set("--split: %s has train and test; got '%s'", what, split);
+        sc_error_set("dataset.split: %s has train and test; got '%s'", what, split);
         goto done;
     }
     int nlab = c100 ? 2 : 1, lab_at = c100 && !cfg->coarse_labels ? 1 : 0;
@@ -444,12 +444,12 @@ static char *find_idx_file(const char *dir, const char *base) {
 
 static int open_idx(Dataset *d, const DatasetConfig *cfg, const char *split) {
     const char *root = cfg->path ? cfg->path : (cfg->kind == DATASET_FASHION_MNIST ? FASHION_MNIST_DIR : NULL);
-    if (!root) return sc_error_set("--data: idx needs a folder with the IDX files or an image file");
+    if (!root) return sc_error_set("dataset.path: idx needs a folder with the IDX files or an image file");
     char *img_path, *lab_path = NULL;
     if (sc_is_dir(root)) {
         int train = !strcmp(split, "train");
         if (!train && strcmp(split, "test"))
-            return sc_error_set("--split: %s has train and test; got '%s'", kind_name(cfg->kind), split);
+            return sc_error_set("dataset.split: %s has train and test; got '%s'", kind_name(cfg->kind), split);
         img_path = find_idx_file(root, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte");
         lab_path = cfg->labels ? sc_strdup(cfg->labels)
                                : find_idx_file(root, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte");
@@ -514,7 +514,7 @@ done:
 /* ---- NumPy -------------------------------------------------------------------------------- */
 
 static int open_npy(Dataset *d, const DatasetConfig *cfg) {
-    if (!cfg->path) return sc_error_set("--data: npy needs the images file (uint8 N x H x W [x C])");
+    if (!cfg->path) return sc_error_set("dataset.path: npy needs the images file (uint8 N x H x W [x C])");
     NpyArray a;
     if (npy_open(&a, cfg->path)) return -1;
     int rc = -1;
@@ -642,7 +642,7 @@ static int folder_decode(Dataset *d, const DatasetConfig *cfg, StrList *files, i
                 for (size_t j = i; j < files->n; j++) free(files->v[j]);
                 free(files->v), free(labels);
                 d->n = kept;
-                return sc_error_prefix("--strict-images");
+                return sc_error_prefix("dataset.strict_images");
             }
             sc_warn("skipping unreadable image: %s", sc_error());
             size_t s = d->skipped++;
@@ -789,7 +789,7 @@ static int missing_names(const StrList *l, const StrList *in, char *buf, size_t 
 
 static int open_folder(Dataset *d, const DatasetConfig *cfg, const char *split) {
     if (!cfg->path || !sc_is_dir(cfg->path))
-        return sc_error_set("--data: expected a folder of PNG/JPEG images, got '%s'", cfg->path ? cfg->path : "");
+        return sc_error_set("dataset.path: expected a folder of PNG/JPEG images, got '%s'", cfg->path ? cfg->path : "");
     d->layout = LAYOUT_FOLDER;
     int has[3], layout = folder_layout(cfg->path, has);
     if (layout < 0) return -1;
@@ -801,11 +801,11 @@ static int open_folder(Dataset *d, const DatasetConfig *cfg, const char *split) 
     if (!layout) {
         if (strcmp(want, "all")) {
             if (has[0] && (has[1] || has[2]))
-                return sc_error_set("--split: %s holds train/ and %s/ beside other folders, so it is "
+                return sc_error_set("dataset.split: %s holds train/ and %s/ beside other folders, so it is "
                                     "read as one set of classes with the only split 'all' (a folder "
                                     "with splits holds only train/, val/, test/); got '%s'",
                                     cfg->path, has[2] ? "test" : "val", want);
-            return sc_error_set("--split: %s has no train/ and test/ (or val/) subfolders, so its "
+            return sc_error_set("dataset.split: %s has no train/ and test/ (or val/) subfolders, so its "
                                 "only split is 'all'; got '%s'", cfg->path, want);
         }
         roots[0].dir = sc_strdup(cfg->path);
@@ -819,7 +819,7 @@ static int open_folder(Dataset *d, const DatasetConfig *cfg, const char *split) 
             found |= pick[j];
         }
         if (!found)
-            return sc_error_set("--split: %s has the splits %s%s%s and all; got '%s'", cfg->path,
+            return sc_error_set("dataset.split: %s has the splits %s%s%s and all; got '%s'", cfg->path,
                                 has[0] ? "train, " : "", has[1] ? "val, " : "", has[2] ? "test" : "", want);
         nroots = 3;
         for (int j = 0; j < 3; j++) {
@@ -885,17 +885,17 @@ static void default_kind_hint(const DatasetConfig *cfg) {
     if (p && sc_is_dir(p)) {
         StrList files = {0}, subdirs = {0};
         if (list_dir(p, &files, &subdirs, 0) == 0 && (files.n || subdirs.n))
-            guess = files.n ? " (it holds image files: --dataset folder)"
-                            : " (it holds subfolders: --dataset folder for folders of images)";
+            guess = files.n ? " (it holds image files: dataset.kind folder)"
+                            : " (it holds subfolders: dataset.kind folder for folders of images)";
         for (size_t i = 0; i < files.n; i++) free(files.v[i]);
         for (size_t i = 0; i < subdirs.n; i++) free(subdirs.v[i]);
         free(files.v), free(subdirs.v);
     } else if (e && !strcasecmp(e, ".npy"))
-        guess = " (a .npy file: --dataset npy)";
+        guess = " (a .npy file: dataset.kind npy)";
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", sc_error());
-    sc_error_set("--data %s: read as Fashion-MNIST, the default --dataset; choose the format with "
-                 "--dataset " DATASET_CHOICES "%s. (%s)", p, guess, msg);
+    sc_error_set("dataset.path %s: read as Fashion-MNIST, the default dataset.kind; choose the format with "
+                 "dataset.kind " DATASET_CHOICES "%s. (%s)", p, guess, msg);
 }
 
 static void describe(Dataset *d) {
@@ -912,7 +912,7 @@ int dataset_open(Dataset **out, const DatasetConfig *cfg) {
     const char *split = cfg->split ? cfg->split : (cfg->kind == DATASET_FOLDER ? NULL : "train");
     if (cfg->kind == DATASET_NPY) split = "file";
     if (cfg->fold >= 0 && cfg->kind != DATASET_STL10)
-        return sc_error_set("--fold: only STL-10 has predefined folds");
+        return sc_error_set("dataset.fold: only STL-10 has predefined folds");
     Dataset *d = ds_new(cfg->kind, split ? split : "all");
     image_set_max_pixels(cfg->max_image_pixels > 0 ? (size_t)cfg->max_image_pixels
                                                    : IMAGE_MAX_PIXELS_DEFAULT);
@@ -925,9 +925,9 @@ int dataset_open(Dataset **out, const DatasetConfig *cfg) {
     case DATASET_IDX: rc = open_idx(d, cfg, split); break;
     case DATASET_FOLDER: rc = open_folder(d, cfg, split); break;
     case DATASET_NPY: rc = open_npy(d, cfg); break;
-    default: rc = sc_error_set("--dataset: unknown kind %d", cfg->kind);
+    default: rc = sc_error_set("dataset.kind: unknown kind %d", cfg->kind);
     }
-    if (rc == 0 && d->n == 0) rc = sc_error_set("%s: the dataset is empty", cfg->path ? cfg->path : "--data");
+    if (rc == 0 && d->n == 0) rc = sc_error_set("%s: the dataset is empty", cfg->path ? cfg->path : "dataset.path");
     if (rc) {
         if (cfg->kind == DATASET_FASHION_MNIST && cfg->path) default_kind_hint(cfg);
         dataset_close(d);
@@ -967,8 +967,8 @@ int dataset_typical_side(const Dataset *d) {
 void dataset_warn_image_size(const Dataset *d, int S) {
     int t = dataset_typical_side(d);
     if (t > 0 && S > t)
-        sc_warn("--image-size %d is larger than %s images (%s %d px): every view is upsampled, which "
-                "costs compute and adds no detail; --image-size %d matches the data", S,
+        sc_warn("dataset.image_size %d is larger than %s images (%s %d px): every view is upsampled, which "
+                "costs compute and adds no detail; dataset.image_size %d matches the data", S,
                 d->sides ? "most" : "the", d->sides ? "median shorter side" : "side", t, t);
 }
 

@@ -14,7 +14,7 @@ int features_dim(const Model *m, int layer) {
 int features_extract(Model *m, const Dataset *ds, const AugmentConfig *aug, int layer, int batch,
                      const size_t *idx, size_t n, float *out, int *labels, int progress) {
     if (batch < 1 || batch > model_max_batch(m))
-        return sc_error_set("--batch-size: expected 1..%d (the model's batch), got %d",
+        return sc_error_set("features.batch: expected 1..%d (the model's batch), got %d",
                             model_max_batch(m), batch);
     AugmentConfig a = *aug;
     a.mode = AUGMENT_NONE;
@@ -87,7 +87,7 @@ int features_pixels(const Dataset *ds, int size, float **X, size_t *N, int *D, i
     int resize = size > 0 || h <= 0 || w <= 0;
     if (resize) {
         if (size <= 0)
-            return sc_error_set("%s: images of different sizes; give --image-size to resize them",
+            return sc_error_set("%s: images of different sizes; give features.image_size to resize them",
                                 dataset_describe(ds));
         augment_config_default(&a);
         a.mode = AUGMENT_NONE;

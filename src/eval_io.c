@@ -79,12 +79,12 @@ int eval_num_classes(const int *ytr, size_t ntr, const int *yte, size_t nte, con
     if (mx < 1) return sc_error_set("train labels: only one class (0) present; need at least 2");
     if (num_classes > 0) {
         if (mx >= num_classes)
-            return sc_error_set("train labels: label %d at row %zu is not below --num-classes %d",
+            return sc_error_set("train labels: label %d at row %zu is not below eval.num_classes %d",
                                 mx, at, num_classes);
     } else if ((size_t)mx >= ntr || mx == INT_MAX)
         return sc_error_set("train labels: the largest label is %d (row %zu), but there are only "
                             "%zu train rows; labels must be class indices 0..K-1 (give "
-                            "--num-classes K for classes without examples)", mx, at, ntr);
+                            "eval.num_classes K for classes without examples)", mx, at, ntr);
     int k = num_classes > 0 ? num_classes : mx + 1; /* mx < ntr or < num_classes: no overflow */
     for (size_t i = 0; i < nte; i++)
         if (yte[i] >= k)
@@ -99,7 +99,7 @@ int eval_json_begin(EvalJson *j, const char *path) {
     AtomicFile *af = sc_alloc(sizeof *af);
     if (sc_atomic_open(af, path)) {
         sc_free(af);
-        return sc_error_prefix("--json");
+        return sc_error_prefix("eval.json");
     }
     j->af = af;
     j->f = af->f;
@@ -141,5 +141,5 @@ int eval_json_end(EvalJson *j) {
     fputs("\n}\n", j->f);
     int rc = sc_atomic_commit(af);
     sc_free(af);
-    return rc ? sc_error_prefix("--json") : 0;
+    return rc ? sc_error_prefix("eval.json") : 0;
 }

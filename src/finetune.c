@@ -21,7 +21,7 @@ int finetune_select_labels(const int32_t *labels, size_t n, int K, double fracti
     *count = 0;
     if (!labels || K < 1) return sc_error_set("finetune: the dataset has no labels");
     if (per_class <= 0 && !(fraction > 0 && fraction <= 1))
-        return sc_error_set("--label-fraction: expected a fraction in (0, 1], got %g", fraction);
+        return sc_error_set("finetune.label_fraction: expected a fraction in (0, 1], got %g", fraction);
     size_t *nc = calloc((size_t)K, sizeof *nc);
     for (size_t i = 0; i < n; i++)
         if (labels[i] >= 0 && labels[i] < K) nc[labels[i]]++;
@@ -33,7 +33,7 @@ int finetune_select_labels(const int32_t *labels, size_t n, int K, double fracti
         size_t k = per_class > 0 ? (size_t)per_class : (size_t)llround(fraction * (double)nc[c]);
         if (k < 1) k = 1;
         if (k > nc[c]) {
-            rc = sc_error_set("--labels-per-class %d: class %d has only %zu images", per_class, c, nc[c]);
+            rc = sc_error_set("finetune.labels_per_class %d: class %d has only %zu images", per_class, c, nc[c]);
             break;
         }
         size_t q = 0;

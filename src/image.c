@@ -21,7 +21,7 @@ size_t image_max_pixels(void) { return max_pixels; }
 /* The message for an image over the limit, into buf. */
 static int too_many_pixels(char *buf, size_t n, unsigned long w, unsigned long h) {
     if ((unsigned long long)w * h <= max_pixels) return 0;
-    snprintf(buf, n, "%lux%lu = %llu pixels, more than --max-image-pixels %zu (a decompression "
+    snprintf(buf, n, "%lux%lu = %llu pixels, more than image.max_pixels %zu (a decompression "
              "bomb?)", w, h, (unsigned long long)w * h, max_pixels);
     return 1;
 }

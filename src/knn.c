@@ -44,8 +44,8 @@ static int cmp_nb(const void *a, const void *b) {
 
 int knn_eval(const float *Xtr, const int *ytr, size_t ntr, const float *Xte, const int *yte,
              size_t nte, int D, int K, int k, float t, double *top1, double *top5, int *pred) {
-    if (k < 1) return sc_error_set("--k: expected k >= 1, got %d", k);
-    if (!(t > 0)) return sc_error_set("--knn-temperature: expected t > 0, got %g", t);
+    if (k < 1) return sc_error_set("knn.k: expected k >= 1, got %d", k);
+    if (!(t > 0)) return sc_error_set("knn.temperature: expected t > 0, got %g", t);
     if (linear_eval_check_input(Xtr, ytr, ntr, D, K, "train features")) return -1;
     if (linear_eval_check_input(Xte, yte, nte, D, K, "test features")) return -1;
     if ((size_t)k > ntr) k = (int)ntr;

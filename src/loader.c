@@ -177,8 +177,8 @@ static void *worker(void *arg) {
 
 int loader_create(Loader **out, Dataset *ds, const AugmentConfig *a, const LoaderConfig *c) {
     *out = NULL;
-    if (c->batch_size < 1) return sc_error_set("--batch-size: expected >= 1, got %d", c->batch_size);
-    if (a->out_size < 1) return sc_error_set("--image-size: expected >= 1, got %d", a->out_size);
+    if (c->batch_size < 1) return sc_error_set("loader.batch_size: expected >= 1, got %d", c->batch_size);
+    if (a->out_size < 1) return sc_error_set("augment.out_size: expected >= 1, got %d", a->out_size);
     size_t n = dataset_size(ds);
     if (n > UINT32_MAX) return sc_error_set("dataset: more than 2^32 images");
     if (c->shard_count > 1 && (c->keep_last || c->batch_size % c->shard_count ||
@@ -186,7 +186,7 @@ int loader_create(Loader **out, Dataset *ds, const AugmentConfig *a, const Loade
         return sc_error_set("loader: a batch of %d images cannot be split into %d equal shares",
                             c->batch_size, c->shard_count);
     if (!c->keep_last && n < (size_t)c->batch_size)
-        return sc_error_set("--batch-size: %d is larger than the dataset (%zu images; the last "
+        return sc_error_set("loader.batch_size: %d is larger than the dataset (%zu images; the last "
                             "partial batch is dropped in training)", c->batch_size, n);
     Loader *L = calloc(1, sizeof *L);
     SC_ASSERT(L);
@@ -227,7 +227,7 @@ int loader_create(Loader **out, Dataset *ds, const AugmentConfig *a, const Loade
         if (pthread_create(&L->th[t], NULL, worker, L) != 0) {
             L->nth = t;
             loader_free(L);
-            return sc_error_set("--loader-threads: cannot start thread %d", t);
+            return sc_error_set("loader.threads: cannot start thread %d", t);
         }
     *out = L;
     return 0;

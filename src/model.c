@@ -152,23 +152,23 @@ int model_config_check(const ModelConfig *c) {
     ResNetSpec spec;
     if (resnet_spec(&spec, c->arch, c->stem, c->width, c->image_size)) return -1;
     if (c->head_layers < 0 || c->head_layers > MAX_HEAD)
-        return sc_error_set("--head-layers: expected 0..%d, got %d", MAX_HEAD, c->head_layers);
+        return sc_error_set("model.head_layers: expected 0..%d, got %d", MAX_HEAD, c->head_layers);
     if (c->head_layers > 0 && (c->out_dim < 1 || c->out_dim > 1 << 20))
-        return sc_error_set("--out-dim: expected a positive size, got %d", c->out_dim);
+        return sc_error_set("model.out_dim: expected a positive size, got %d", c->out_dim);
     if (c->head_hidden < 0 || c->head_hidden > 1 << 20)
-        return sc_error_set("--head-hidden: expected 0 (feature dim) or a positive size, got %d",
+        return sc_error_set("model.head_hidden: expected 0 (feature dim) or a positive size, got %d",
                             c->head_hidden);
     if (c->precision != PRECISION_FP32 && c->precision != PRECISION_BF16)
-        return sc_error_set("--precision: expected fp32 or bf16, got %d", c->precision);
+        return sc_error_set("model.precision: expected fp32 or bf16, got %d", c->precision);
     if (c->precision == PRECISION_BF16 && !model_bf16_native()) {
         /* oneDNN would run emulated bf16 kernels (avx512_core) or reference loops: measured
          * slower than fp32 (doc/core.md), so refuse; SIMCLR_BF16_FALLBACK=1 allows it (tests,
          * measurements) */
         const char *e = getenv("SIMCLR_BF16_FALLBACK");
         if (!e || strcmp(e, "1"))
-            return sc_error_set("--precision: bf16 needs a CPU with AVX512-BF16 instructions (and "
+            return sc_error_set("model.precision: bf16 needs a CPU with AVX512-BF16 instructions (and "
                                 "oneDNN allowed to use them), this one has %s; oneDNN's fallback is "
-                                "slower than fp32 here: use --precision fp32",
+                                "slower than fp32 here: use model.precision fp32",
                                 peak_cpu_has_bf16() ? "them but oneDNN is limited (ONEDNN_MAX_CPU_ISA)" : "none");
     }
     return 0;
@@ -275,7 +275,7 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
     *out = NULL;
     if (model_config_check(cfg)) return -1;
     if (max_batch < 1 || max_batch > 1 << 20)
-        return sc_error_set("--batch-size: expected a positive batch size, got %d", max_batch);
+        return sc_error_set("model.max_batch: expected a positive batch size, got %d", max_batch);
     Model *m = sc_alloc(sizeof *m);
     m->cfg = *cfg;
     m->max_batch = max_batch;

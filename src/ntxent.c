@@ -93,7 +93,7 @@ int ntxent_loss_rows(Ntxent *w, const float *z_cols, int C, int row0, int R, con
         return sc_error_set("ntxent: rows [%d, %d) out of range (at most %d rows of %d columns)",
                             row0, row0 + R, w->max_rows, C);
     if (!(tau > 0) || !isfinite(tau))
-        return sc_error_set("--temperature: expected a positive number, got %g", tau);
+        return sc_error_set("ntxent.tau: expected a positive number, got %g", tau);
     if (!ids && (views < 2 || C % views))
         return sc_error_set("ntxent: %d rows cannot hold %d views of each image (need >= 2 views "
                             "dividing the batch)", C, views);

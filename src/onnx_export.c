@@ -253,7 +253,7 @@ int onnx_export(Model *m, const OnnxExportConfig *c, const char *path) {
     const ResNetSpec *sp = model_spec(m);
     ResNetSpec check;
     if (resnet_spec(&check, sp->arch, sp->stem, model_config(m)->width, c->image_size))
-        return sc_error_prefix("--image-size");
+        return sc_error_prefix("export.image_size");
     PbBuf b = {0};
     pb_int(&b, 1, ONNX_IR_VERSION);        /* ModelProto.ir_version */
     pb_string(&b, 2, "simclr");            /* producer_name */

@@ -43,14 +43,14 @@ int optim_create(Optimizer **out, const OptimConfig *c, size_t nparams, const Op
                  int nseg) {
     *out = NULL;
     if (c->type < OPTIM_ADAM || c->type > OPTIM_LARS)
-        return sc_error_set("--optimizer: unknown optimizer %d, expected one of " OPTIM_CHOICES,
+        return sc_error_set("optim.type: unknown optimizer %d, expected one of " OPTIM_CHOICES,
                             c->type);
     if (!(c->weight_decay >= 0) || !isfinite(c->weight_decay))
-        return sc_error_set("--weight-decay: expected a number >= 0, got %g", c->weight_decay);
+        return sc_error_set("optim.weight_decay: expected a number >= 0, got %g", c->weight_decay);
     if (!(c->momentum >= 0 && c->momentum < 1))
-        return sc_error_set("--momentum: expected a number in [0, 1), got %g", c->momentum);
+        return sc_error_set("optim.momentum: expected a number in [0, 1), got %g", c->momentum);
     if (c->nesterov && c->momentum <= 0 && (c->type == OPTIM_SGD || c->type == OPTIM_LARS))
-        return sc_error_set("--nesterov: needs a momentum > 0");
+        return sc_error_set("optim.nesterov: needs a momentum > 0");
     if ((c->type == OPTIM_ADAM || c->type == OPTIM_ADAMW) &&
         !(c->beta1 >= 0 && c->beta1 < 1 && c->beta2 >= 0 && c->beta2 < 1 && c->eps > 0))
         return sc_error_set("optimizer: Adam needs betas in [0, 1) and eps > 0 (got %g, %g, %g)",
@@ -253,21 +253,21 @@ double lr_scaled(double lr, int scaling, long batch) {
 int lr_schedule_init(LrSchedule *s, double lr, int scaling, long batch, double warmup_epochs,
                      long warmup_steps, long steps_per_epoch, long total_steps, int schedule) {
     memset(s, 0, sizeof *s);
-    if (!(lr >= 0) || !isfinite(lr)) return sc_error_set("--lr: expected a number >= 0, got %g", lr);
-    if (batch < 1) return sc_error_set("--batch-size: expected >= 1, got %ld", batch);
+    if (!(lr >= 0) || !isfinite(lr)) return sc_error_set("schedule.lr: expected a number >= 0, got %g", lr);
+    if (batch < 1) return sc_error_set("schedule.batch: expected >= 1, got %ld", batch);
     if (total_steps < 1) return sc_error_set("lr schedule: the run has %ld steps, expected >= 1", total_steps);
     if (scaling < LR_SCALING_NONE || scaling > LR_SCALING_SQRT)
-        return sc_error_set("--lr-scaling: expected one of " LR_SCALING_CHOICES);
+        return sc_error_set("schedule.scaling: expected one of " LR_SCALING_CHOICES);
     if (schedule != LR_COSINE && schedule != LR_CONSTANT)
-        return sc_error_set("--schedule: expected one of " LR_SCHEDULE_CHOICES);
+        return sc_error_set("schedule.kind: expected one of " LR_SCHEDULE_CHOICES);
     long w;
     if (warmup_steps >= 0) w = warmup_steps;
     else {
-        if (!(warmup_epochs >= 0)) return sc_error_set("--warmup-epochs: expected >= 0, got %g", warmup_epochs);
+        if (!(warmup_epochs >= 0)) return sc_error_set("schedule.warmup_epochs: expected >= 0, got %g", warmup_epochs);
         w = (long)(warmup_epochs * (double)steps_per_epoch);
     }
     if (w > total_steps)
-        return sc_error_set("--warmup-%s: %ld warmup steps exceed the %ld steps of the run",
+        return sc_error_set("schedule.warmup_%s: %ld warmup steps exceed the %ld steps of the run",
                             warmup_steps >= 0 ? "steps" : "epochs", w, total_steps);
     s->base_lr = lr_scaled(lr, scaling, batch);
     s->warmup_steps = w, s->total_steps = total_steps, s->schedule = schedule;

@@ -143,7 +143,7 @@ int pca_fit(Pca *p, const float *X, size_t N, int D, int k, int method) {
     if (D < 1) return sc_error_set("PCA: need at least 1 column, got %d", D);
     size_t mn = N < (size_t)D ? N : (size_t)D;
     if (k < 1 || (size_t)k > mn)
-        return sc_error_set("--components: expected 1..%zu (min of rows %zu and columns %d), got %d",
+        return sc_error_set("pca.components: expected 1..%zu (min of rows %zu and columns %d), got %d",
                             mn, N, D, k);
     if (method == PCA_AUTO)
         method = N >= (size_t)D ? PCA_COV : N <= PCA_EXACT_MAX ? PCA_GRAM : PCA_RANDOMIZED;

@@ -68,7 +68,7 @@ const char *recipe_value(int recipe, const char *name, int image_size) {
 
 int recipe_apply(int recipe, Opt **tables, int ntables, int image_size) {
     if (recipe < 0 || recipe >= RECIPE_COUNT)
-        return sc_error_set("--recipe: unknown recipe %d", recipe);
+        return sc_error_set("recipe.name: unknown recipe %d", recipe);
     for (int t = 0; t < ntables; t++)
         for (Opt *o = tables[t]; o->name; o++) {
             if (o->set) continue;

@@ -29,23 +29,23 @@ static int add_unit(ResNetSpec *s, const char *conv, const char *bn, int C, int 
 
 int resnet_spec(ResNetSpec *s, int arch, int stem, float width, int image_size) {
     static const int depth[3][4] = {{2, 2, 2, 2}, {3, 4, 6, 3}, {3, 4, 6, 3}};
-    if (arch < 0 || arch > 2) return sc_error_set("--arch: expected resnet18, resnet34 or resnet50");
-    if (stem < 0 || stem > 1) return sc_error_set("--stem: expected imagenet or cifar");
+    if (arch < 0 || arch > 2) return sc_error_set("model.arch: expected resnet18, resnet34 or resnet50");
+    if (stem < 0 || stem > 1) return sc_error_set("model.stem: expected imagenet or cifar");
     if (!(width > 0) || width > 64)
-        return sc_error_set("--width: expected a width multiplier in (0, 64], got %g", width);
+        return sc_error_set("model.width: expected a width multiplier in (0, 64], got %g", width);
     int base = (int)lround(64.0 * width);
     if (base < 1)
-        return sc_error_set("--width: %g gives round(64 * width) = 0 base channels; expected at "
+        return sc_error_set("model.width: %g gives round(64 * width) = 0 base channels; expected at "
                             "least 1/128", width);
     int min_size = stem == STEM_IMAGENET ? 32 : 8;
     if (image_size <= 0)
-        return sc_error_set("--image-size: expected a positive size, got %d", image_size);
+        return sc_error_set("model.image_size: expected a positive size, got %d", image_size);
     if (image_size < min_size)
-        return sc_error_set("--image-size: %d is too small for %s with the %s stem (total stride "
+        return sc_error_set("model.image_size: %d is too small for %s with the %s stem (total stride "
                             "%d): expected at least %d", image_size, resnet_arch_names[arch],
                             resnet_stem_names[stem], min_size, min_size);
     if (image_size > 4096)
-        return sc_error_set("--image-size: expected at most 4096, got %d", image_size);
+        return sc_error_set("model.image_size: expected at most 4096, got %d", image_size);
     *s = (ResNetSpec){0};
     s->arch = arch, s->stem = stem, s->base = base, s->image_size = image_size;
     int H = image_size, W = image_size;

@@ -480,14 +480,14 @@ TEST(sampled_probabilities) {
 
 TEST(config_errors_name_the_option) {
     AugmentConfig a = cfg_for(0);
-    CHECK(augment_config_finish(&a) == -1 && strstr(sc_error(), "--image-size"), "%s", sc_error());
+    CHECK(augment_config_finish(&a) == -1 && strstr(sc_error(), "augment.out_size"), "%s", sc_error());
     a = cfg_for(32);
     a.crop_min_scale = 0.9f, a.crop_max_scale = 0.5f;
-    CHECK(augment_config_finish(&a) == -1 && strstr(sc_error(), "--crop-min-scale"), "%s", sc_error());
+    CHECK(augment_config_finish(&a) == -1 && strstr(sc_error(), "augment.crop_min_scale"), "%s", sc_error());
     a = cfg_for(32);
     a.jitter_strength = 3.0f;
-    CHECK(augment_config_finish(&a) == -1 && strstr(sc_error(), "--jitter-strength"), "%s", sc_error());
+    CHECK(augment_config_finish(&a) == -1 && strstr(sc_error(), "augment.jitter_strength"), "%s", sc_error());
     a = cfg_for(32);
     a.blur_sigma_min = 3.0f;
-    CHECK(augment_config_finish(&a) == -1 && strstr(sc_error(), "--blur-sigma"), "%s", sc_error());
+    CHECK(augment_config_finish(&a) == -1 && strstr(sc_error(), "augment.blur_sigma"), "%s", sc_error());
 }

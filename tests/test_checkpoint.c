@@ -160,7 +160,7 @@ TEST(run_dir_guard) {
     CHECK(run_dir_prepare(dir, 0) == 0, "empty folder reused");
     sc_write_file_atomic(run_path(dir, "config.json"), "{}", 2);
     sc_write_file_atomic(run_path(dir, "notes.txt"), "mine", 4);
-    CHECK(run_dir_prepare(dir, 0) != 0 && strstr(sc_error(), "--resume") && strstr(sc_error(), "--force"),
+    CHECK(run_dir_prepare(dir, 0) != 0 && strstr(sc_error(), "run.resume") && strstr(sc_error(), "run.force"),
           "another run refused: %s", sc_error());
     CHECK(sc_file_exists(run_path(dir, "config.json")), "nothing removed without --force");
     CHECK(run_dir_prepare(dir, 1) == 0, "--force: %s", sc_error());

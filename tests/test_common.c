@@ -119,6 +119,25 @@ TEST(error_messages_are_one_line) {
     CHECK(!strcmp(sc_error(), "caf\xc3\xa9 ok"), "got [%s]", sc_error());
 }
 
+static const char *test_names(const char *key) {
+    return !strcmp(key, "loader.batch_size") ? "--batch-size" : !strcmp(key, "run.dir") ? "--out" : NULL;
+}
+
+TEST(error_names_rewrite_library_parameters) {
+    /* the library names its parameters; a front end (cli/option_tables.c) names its options */
+    sc_error_set("loader.batch_size: expected >= 1, got 0");
+    CHECK(!strcmp(sc_error(), "loader.batch_size: expected >= 1, got 0"), "no hook: [%s]", sc_error());
+    sc_error_names(test_names);
+    sc_error_set("loader.batch_size: %d is larger (see run.dir x; model.width, a/run.dir, "
+                 "x.run.dir, run.dirty, config.json)", 9);
+    CHECK(!strcmp(sc_error(), "--batch-size: 9 is larger (see --out x; model.width, a/run.dir, "
+                              "x.run.dir, run.dirty, config.json)"), "got [%s]", sc_error());
+    sc_error_set("x.npy: bad");
+    sc_error_prefix("run.dir %s", "r");
+    CHECK(!strcmp(sc_error(), "--out r: x.npy: bad"), "prefix: [%s]", sc_error());
+    sc_error_names(NULL);
+}
+
 TEST(npy_parse_buffer_rejects_truncated_headers) {
     /* issue #8 table #1: a header ending right after 'descr': with the data starting with a
      * quote made the dtype scan run past the buffer (fuzz/regress/npy/descr_at_header_end) */

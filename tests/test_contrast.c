@@ -145,7 +145,7 @@ TEST(bad_input) {
     contrast_config_default(&cc);
     Contrast *c;
     cc.tau = 0;
-    CHECK(contrast_create(&c, &cc, 8, 4) == -1 && strstr(sc_error(), "--temperature"), "tau 0");
+    CHECK(contrast_create(&c, &cc, 8, 4) == -1 && strstr(sc_error(), "contrast.tau"), "tau 0");
     cc.tau = 0.5f;
     CHECK(contrast_create(&c, &cc, 8, 4) == 0, "%s", sc_error());
     float z[64] = {0};

@@ -115,9 +115,9 @@ TEST(stl10_splits_and_folds) {
         dataset_close(ds);
     }
     c.split = "test";
-    expect_open_error(&c, "--fold", "train");
+    expect_open_error(&c, "dataset.fold", "train");
     c = cfg(DATASET_STL10, root, "validation");
-    expect_open_error(&c, "--split", "validation");
+    expect_open_error(&c, "dataset.split", "validation");
     image_free(&a), image_free(&b);
 }
 
@@ -281,7 +281,7 @@ TEST(cifar100_errors) {
               dataset_class_name(ds, 0) == NULL, "names are optional: %s", sc_error());
     dataset_close(ds);
     c.split = "validation";
-    expect_open_error(&c, "--split", "CIFAR-100 has train and test");
+    expect_open_error(&c, "dataset.split", "CIFAR-100 has train and test");
     c.split = "test";
     expect_open_error(&c, "test.bin", "not found");
     c.split = "train";
@@ -295,7 +295,7 @@ TEST(cifar100_errors) {
     write_bytes(tmp("c100/cifar-100-binary/train.bin"), rec, 3074 + 3073); /* a CIFAR-10 record size */
     expect_open_error(&c, "train.bin", "multiple of 3074 bytes (coarse and fine label");
     c.path = NULL;
-    expect_open_error(&c, "--data", "cifar-100-binary/");
+    expect_open_error(&c, "dataset.path", "cifar-100-binary/");
 }
 
 /* ---- IDX --------------------------------------------------------------------------------- */
@@ -399,7 +399,7 @@ TEST(fashion_mnist_golden_values) {
     CHECK(dataset_open(&ds, &c) == 0 && dataset_size(ds) == 60000, "train: %s", sc_error());
     dataset_close(ds);
     c.split = "val";
-    expect_open_error(&c, "--split", "val");
+    expect_open_error(&c, "dataset.split", "val");
 }
 
 /* ---- decoders and folders ---------------------------------------------------------------- */
@@ -529,7 +529,7 @@ TEST(folder_labels_skips_and_strict) {
         dataset_close(ds);
     }
     c.strict_images = 1;
-    expect_open_error(&c, "--strict-images", "broken.png");
+    expect_open_error(&c, "dataset.strict_images", "broken.png");
     /* flat folder: unlabeled */
     sc_mkdir_p(tmp("flat"));
     copy_file(fixture_path("data/images/rgb.jpg"), tmp("flat/a.JPG"));
@@ -542,7 +542,7 @@ TEST(folder_labels_skips_and_strict) {
     c = cfg(DATASET_FOLDER, tmp("empty"), NULL);
     expect_open_error(&c, "empty", "no readable");
     c = cfg(DATASET_FOLDER, tmp("nonexistent"), NULL);
-    expect_open_error(&c, "--data", "nonexistent");
+    expect_open_error(&c, "dataset.path", "nonexistent");
 }
 
 /* ---- npy --------------------------------------------------------------------------------- */

@@ -94,7 +94,7 @@ TEST(extraction_leaves_weights_bit_identical_and_matches_forward) {
     memcpy(buf, &bits, 4);
     CHECK(features_model_hash(m) != h0, "hash blind to a buffer bit");
     CHECK(features_extract(m, ds, &a, FEATURES_H, 64, NULL, n, f1, NULL, 0) == -1 &&
-              strstr(sc_error(), "--batch-size"), "batch above the model's: '%s'", sc_error());
+              strstr(sc_error(), "features.batch"), "batch above the model's: '%s'", sc_error());
     image_free(&im);
     sc_free(x); sc_free(f1); sc_free(f2); sc_free(fz); sc_free(y);
     model_free(m);

@@ -133,8 +133,8 @@ TEST(labelled_subsets) {
     CHECK(!finetune_select_labels(lab, n, 3, 0, 7, 3, &a, &na) && na == 21, "7 per class: %zu", na);
     sc_free(a);
     CHECK(finetune_select_labels(lab, n, 3, 0, 8, 3, &a, &na) == -1 &&
-              strstr(sc_error(), "--labels-per-class 8: class 2 has only 7"), "%s", sc_error());
-    CHECK(finetune_select_labels(lab, n, 3, 0, 0, 3, &a, &na) == -1 && strstr(sc_error(), "--label-fraction"),
+              strstr(sc_error(), "finetune.labels_per_class 8: class 2 has only 7"), "%s", sc_error());
+    CHECK(finetune_select_labels(lab, n, 3, 0, 0, 3, &a, &na) == -1 && strstr(sc_error(), "finetune.label_fraction"),
           "fraction 0: %s", sc_error());
     CHECK(finetune_select_labels(lab, n, 3, 1.5, 0, 3, &a, &na) == -1 && strstr(sc_error(), "(0, 1]"),
           "fraction 1.5: %s", sc_error());

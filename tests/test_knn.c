@@ -84,7 +84,7 @@ TEST(bad_input_is_rejected) {
     double t1, t5;
     CHECK(knn_eval(X, y, 2, X, y, 2, 2, 2, 1, 0.1f, &t1, &t5, NULL) == -1 && strstr(sc_error(), "label 5"), "%s", sc_error());
     y[1] = 1;
-    CHECK(knn_eval(X, y, 2, X, y, 2, 2, 2, 0, 0.1f, &t1, &t5, NULL) == -1 && strstr(sc_error(), "--k"), "%s", sc_error());
+    CHECK(knn_eval(X, y, 2, X, y, 2, 2, 2, 0, 0.1f, &t1, &t5, NULL) == -1 && strstr(sc_error(), "knn.k"), "%s", sc_error());
     CHECK(knn_eval(X, y, 2, X, y, 2, 2, 2, 1, 0.0f, &t1, &t5, NULL) == -1 && strstr(sc_error(), "temperature"), "%s", sc_error());
     X[3] = NAN;
     CHECK(knn_eval(X, y, 2, X, y, 2, 2, 2, 1, 0.1f, &t1, &t5, NULL) == -1 && strstr(sc_error(), "NaN"), "%s", sc_error());

@@ -231,7 +231,7 @@ TEST(errors) {
     loader_config_default(&c);
     c.batch_size = NIMG + 1;
     Loader *L = NULL;
-    CHECK(loader_create(&L, ds, &a, &c) == -1 && strstr(sc_error(), "--batch-size"), "%s", sc_error());
+    CHECK(loader_create(&L, ds, &a, &c) == -1 && strstr(sc_error(), "loader.batch_size"), "%s", sc_error());
     a.normalize = NORMALIZE_DATASET;
     c.batch_size = 4;
     CHECK(loader_create(&L, ds, &a, &c) == 0, "%s", sc_error());

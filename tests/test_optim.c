@@ -211,10 +211,10 @@ TEST(rejects_bad_segments_and_config) {
     CHECK(optim_create(&o, &c, 8, shuffled, 2) == 0, "segments in any order: %s", sc_error());
     optim_free(o);
     c.weight_decay = -1;
-    CHECK(optim_create(&o, &c, 8, shuffled, 2) == -1 && strstr(sc_error(), "--weight-decay"),
+    CHECK(optim_create(&o, &c, 8, shuffled, 2) == -1 && strstr(sc_error(), "optim.weight_decay"),
           "negative weight decay: %s", sc_error());
     c.weight_decay = 0, c.momentum = 1.5f;
-    CHECK(optim_create(&o, &c, 8, shuffled, 2) == -1 && strstr(sc_error(), "--momentum"),
+    CHECK(optim_create(&o, &c, 8, shuffled, 2) == -1 && strstr(sc_error(), "optim.momentum"),
           "momentum 1.5: %s", sc_error());
     c.momentum = 0, c.nesterov = 1;
     CHECK(optim_create(&o, &c, 8, shuffled, 2) == -1, "nesterov without momentum accepted");
@@ -273,7 +273,7 @@ TEST(lr_schedule_epochs_and_errors) {
     SC_ASSERT(!lr_schedule_init(&s, 0.3, LR_SCALING_NONE, 256, 10, 5, 195, 100, LR_COSINE));
     CHECK(s.warmup_steps == 5, "warmup steps %ld", s.warmup_steps);
     CHECK(lr_schedule_init(&s, 0.3, LR_SCALING_NONE, 256, 10, -1, 195, 1000, LR_COSINE) == -1 &&
-              strstr(sc_error(), "--warmup-epochs"), "warmup longer than the run: %s", sc_error());
+              strstr(sc_error(), "schedule.warmup_epochs"), "warmup longer than the run: %s", sc_error());
     CHECK(lr_schedule_init(&s, -1, LR_SCALING_NONE, 256, 0, 0, 1, 10, LR_COSINE) == -1, "negative lr");
     CHECK(lr_schedule_init(&s, 0.1, LR_SCALING_NONE, 0, 0, 0, 1, 10, LR_COSINE) == -1, "batch 0");
     CHECK(lr_schedule_init(&s, 0.1, LR_SCALING_NONE, 8, 0, 0, 1, 0, LR_COSINE) == -1, "0 steps");
