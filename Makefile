@@ -1,7 +1,9 @@
 # SimCLR in C. `make` builds ./simclr; `make test` builds and runs every test;
 # `make test-sanitize` does the same under AddressSanitizer + UndefinedBehaviorSanitizer;
 # `make demo` runs the Fashion-MNIST demo; `make bench` compares with PyTorch.
-# Every src/*.c goes into BUILD/libsimclr.a, every cli/*.c into ./simclr,
+# Every src/*.c goes into BUILD/libsimclr.a (the library: no options, no printing of usage),
+# every cli/*.c into ./simclr (and all but main.c into BUILD/libsimclr-cli.a: the option tables,
+# recipes and subcommands, which the tests and fuzz harnesses of the command line link),
 # every tests/test_*.c into its own test binary: adding a file needs no edit here.
 # CFLAGS / LDFLAGS / CPPFLAGS given on the command line replace only the defaults below; the
 # flags the project needs (include paths, C standard, OpenMP) are in SC_CFLAGS / SC_LDFLAGS.
@@ -28,6 +30,7 @@ CLI      := $(wildcard cli/*.c)
 TESTS    := $(wildcard tests/test_*.c)
 LIB_OBJ  := $(SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI:%.c=$(BUILD)/%.o)
+CLI_LIB_OBJ := $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ))
 TEST_BIN := $(TESTS:tests/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 REPLAY_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz-replay/%)
@@ -36,6 +39,10 @@ COMPILE  = $(CC) $(SC_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 all: $(BIN) $(TEST_BIN) $(REPLAY_BIN)
 
 $(BUILD)/libsimclr.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libsimclr-cli.a: $(CLI_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -53,26 +60,26 @@ $(BUILD)/cli/main.o: $(BUILD)/commands.inc
 $(BIN): $(CLI_OBJ) $(BUILD)/libsimclr.a
 	$(CC) $(SC_LDFLAGS) $(CFLAGS) $(LDFLAGS) $(CLI_OBJ) $(BUILD)/libsimclr.a $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libsimclr.a tests/test.h
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libsimclr-cli.a $(BUILD)/libsimclr.a tests/test.h
 	@mkdir -p $(dir $@)
-	$(COMPILE) -Itests $< $(BUILD)/libsimclr.a $(SC_LDFLAGS) $(LDFLAGS) $(LDLIBS) -o $@
+	$(COMPILE) -Itests -Icli $< $(BUILD)/libsimclr-cli.a $(BUILD)/libsimclr.a $(SC_LDFLAGS) $(LDFLAGS) $(LDLIBS) -o $@
 
 # The fuzz harnesses built with gcc against fuzz/replay.c: the normal suite replays every seed
 # and every past crash through them (tests/cli/fuzz_replay.sh).
-$(BUILD)/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/replay.c $(BUILD)/libsimclr.a $(wildcard fuzz/*.h)
+$(BUILD)/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/replay.c $(BUILD)/libsimclr-cli.a $(BUILD)/libsimclr.a $(wildcard fuzz/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -MMD -MP,$(SC_CFLAGS)) $(CPPFLAGS) $(CFLAGS) -Ifuzz fuzz/replay.c $< \
-	    $(BUILD)/libsimclr.a $(SC_LDFLAGS) $(LDFLAGS) $(LDLIBS) -o $@
+	$(CC) $(filter-out -MMD -MP,$(SC_CFLAGS)) $(CPPFLAGS) $(CFLAGS) -Ifuzz -Icli fuzz/replay.c $< \
+	    $(BUILD)/libsimclr-cli.a $(BUILD)/libsimclr.a $(SC_LDFLAGS) $(LDFLAGS) $(LDLIBS) -o $@
 
 # ---- fuzzing: libFuzzer harnesses (Debian's clang; `tools/deps.sh --fuzz` installs it) ------
 # `make fuzz` runs every fuzz/fuzz_*.c for FUZZ_SECONDS (FUZZ_TARGETS="npy image" for some)
 # and fails when one crashes; see doc/fuzzing.md.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS  := -std=gnu11 -O1 -g -fopenmp -Isrc -Ifuzz -D_FILE_OFFSET_BITS=64 \
+FUZZ_CFLAGS  := -std=gnu11 -O1 -g -fopenmp -Isrc -Icli -Ifuzz -D_FILE_OFFSET_BITS=64 \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_OBJ := $(SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_LIB_OBJ := $(SRC:%.c=build/fuzz/obj/%.o) $(filter-out build/fuzz/obj/cli/main.o,$(CLI:%.c=build/fuzz/obj/%.o))
 
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -12,7 +12,7 @@
 #define SIMCLR_CLI_H
 
 #include "common.h"
-#include "opts.h"
+#include "option_tables.h"
 
 #define SIMCLR_COMMAND(fn, name, summary)
 

@@ -12,7 +12,7 @@
 #include "eval_io.h"
 #include "model.h"
 #include "linear_eval.h"
-#include "opts.h"
+#include "option_tables.h"
 #include "pca.h"
 
 #define EVAL_MAX_TABLES 8

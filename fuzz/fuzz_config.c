@@ -9,6 +9,7 @@
 #include "loader.h"
 #include "model.h"
 #include "optim.h"
+#include "option_tables.h"
 #include "recipe.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

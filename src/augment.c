@@ -81,44 +81,6 @@ int augment_config_finish(AugmentConfig *a) {
     return 0;
 }
 
-void augment_opts(Opt tab[AUGMENT_OPTS_MAX], AugmentConfig *a) {
-    Opt t[] = {
-        {"augment", OPT_CHOICE, &a->mode,
-         "view pipeline: simclr (crop, flip, jitter, gray, blur) or none (resize only)",
-         .choices = "simclr|none"},
-        {"normalize", OPT_CHOICE, &a->normalize,
-         "per-channel normalisation after augmenting (dataset: mean/std of up to 10000 images)",
-         .choices = "none|imagenet|dataset"},
-        {"views", OPT_INT, &a->views, "augmented views per image", .min = 1, .max = 64},
-        {"crop-min-scale", OPT_FLOAT, &a->crop_min_scale, "random resized crop: min area fraction",
-         .min = 1e-6, .max = 1},
-        {"crop-max-scale", OPT_FLOAT, &a->crop_max_scale, "random resized crop: max area fraction",
-         .min = 1e-6, .max = 1},
-        {"crop-ratio-min", OPT_FLOAT, &a->crop_ratio_min, "random resized crop: min aspect w/h",
-         .min = 1e-3, .max = 1e3},
-        {"crop-ratio-max", OPT_FLOAT, &a->crop_ratio_max, "random resized crop: max aspect w/h",
-         .min = 1e-3, .max = 1e3},
-        {"flip-prob", OPT_FLOAT, &a->flip_prob, "horizontal flip probability", .min = 0, .max = 1},
-        {"jitter-strength", OPT_FLOAT, &a->jitter_strength,
-         "colour jitter strength s: brightness/contrast/saturation 0.8s, hue 0.2s", .min = 0,
-         .max = 2.5},
-        {"jitter-prob", OPT_FLOAT, &a->jitter_prob, "colour jitter probability", .min = 0, .max = 1},
-        {"gray-prob", OPT_FLOAT, &a->gray_prob, "random grayscale probability", .min = 0, .max = 1},
-        {"blur-prob", OPT_FLOAT, &a->blur_prob,
-         "Gaussian blur probability (paper 0.5; reference code 1.0; 0 for CIFAR)", .min = 0,
-         .max = 1},
-        {"blur-sigma-min", OPT_FLOAT, &a->blur_sigma_min, "Gaussian blur: min sigma", .min = 1e-6,
-         .max = 1e3},
-        {"blur-sigma-max", OPT_FLOAT, &a->blur_sigma_max, "Gaussian blur: max sigma", .min = 1e-6,
-         .max = 1e3},
-        {"normalize-stats", OPT_STR, &a->normalize_stats,
-         "--normalize dataset: mean and std per channel 'm0,m1,m2,s0,s1,s2' (default: computed "
-         "from the training data; pretraining stores them with the run)"},
-        {0}};
-    SC_ASSERT(sizeof t / sizeof t[0] <= AUGMENT_OPTS_MAX);
-    memcpy(tab, t, sizeof t);
-}
-
 void augment_format_stats(char *buf, size_t n, const float mean[3], const float std[3]) {
     snprintf(buf, n, "%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", mean[0], mean[1], mean[2], std[0], std[1],
              std[2]);

@@ -23,7 +23,6 @@
 #define SIMCLR_AUGMENT_H
 
 #include "image.h"
-#include "opts.h"
 #include "rng.h"
 
 enum { AUGMENT_SIMCLR = 0, AUGMENT_NONE = 1 };
@@ -55,11 +54,6 @@ void augment_format_stats(char *buf, size_t n, const float mean[3], const float 
 /* The Gaussian kernel size used for output size S. */
 int augment_blur_kernel(const AugmentConfig *a);
 
-/* Option fragment: --augment --normalize --views --crop-min-scale --crop-max-scale
- * --crop-ratio-min --crop-ratio-max --flip-prob --jitter-strength --jitter-prob --gray-prob
- * --blur-prob --blur-sigma-min --blur-sigma-max --normalize-stats. Fills tab and ends it with {0}. */
-#define AUGMENT_OPTS_MAX 20
-void augment_opts(Opt tab[AUGMENT_OPTS_MAX], AugmentConfig *a);
 
 /* One view: src (any size, c = 1 or 3) -> out (3, S, S) float. Thread-safe (per-thread scratch,
  * allocated once per thread and size). */

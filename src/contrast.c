@@ -28,20 +28,6 @@ void contrast_config_default(ContrastConfig *c) {
                           .margin = 0.5f};
 }
 
-void contrast_opts(Opt *o, ContrastConfig *c) {
-    int n = 0;
-    o[n++] = (Opt){"loss", OPT_CHOICE, &c->loss,
-                   "contrastive objective (paper Table 2): ntxent, nt-logistic (mean -log sigmoid "
-                   "over the positives and over the negatives), margin-triplet",
-                   .choices = CONTRAST_LOSS_CHOICES};
-    o[n++] = (Opt){"similarity", OPT_CHOICE, &c->similarity,
-                   "cosine (z L2-normalised) or dot (the raw dot product: the 'no l2 norm' "
-                   "ablation)", .choices = SIMILARITY_CHOICES};
-    o[n++] = (Opt){"margin", OPT_FLOAT, &c->margin, "margin of the margin-triplet loss",
-                   .min = 0, .max = 1e6};
-    o[n] = (Opt){0};
-}
-
 int contrast_is_default(const ContrastConfig *c) {
     return c->loss == CONTRAST_NTXENT && c->similarity == SIMILARITY_COSINE;
 }

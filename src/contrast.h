@@ -34,7 +34,6 @@
 #define SIMCLR_CONTRAST_H
 
 #include "ntxent.h"
-#include "opts.h"
 
 enum { CONTRAST_NTXENT = 0, CONTRAST_NT_LOGISTIC = 1, CONTRAST_MARGIN = 2 };
 #define CONTRAST_LOSS_CHOICES "ntxent|nt-logistic|margin-triplet"
@@ -51,10 +50,6 @@ typedef struct {
 typedef struct Contrast Contrast;
 
 void contrast_config_default(ContrastConfig *c);
-/* Option fragment: --loss --similarity --margin (tau is --temperature of the optimizer table).
- * out holds CONTRAST_OPTS_MAX entries. */
-#define CONTRAST_OPTS_MAX 4
-void contrast_opts(Opt *out, ContrastConfig *c);
 /* 1 when the configuration is plain NT-Xent with cosine similarity (ntxent_loss serves it). */
 int contrast_is_default(const ContrastConfig *c);
 

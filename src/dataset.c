@@ -67,31 +67,6 @@ void dataset_config_default(DatasetConfig *c) {
     c->max_image_pixels = IMAGE_MAX_PIXELS_DEFAULT;
 }
 
-void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c) {
-    Opt t[] = {
-        {"dataset", OPT_CHOICE, &c->kind, "dataset format", .choices = DATASET_CHOICES},
-        {"data", OPT_STR, &c->path,
-         "dataset location (folder or file; fashion-mnist defaults to " FASHION_MNIST_DIR ")"},
-        {"split", OPT_STR, &c->split,
-         "stl10: train|test|unlabeled|train+unlabeled; cifar10/cifar100/fashion-mnist/idx: "
-         "train|test; "
-         "folder with train/ test/ [val/] subfolders: train|val|test|all, other folders: all "
-         "(default: train, else all)"},
-        {"labels", OPT_STR, &c->labels, "labels file: .npy int (N,) for npy, IDX for idx"},
-        {"fold", OPT_INT, &c->fold, "STL-10 predefined training fold 0..9 (-1: whole split)",
-         .min = -1, .max = 9},
-        {"cifar100-labels", OPT_CHOICE, &c->coarse_labels,
-         "cifar100: the 100 fine classes or the 20 coarse superclasses", .choices = "fine|coarse"},
-        {"strict-images", OPT_FLAG, &c->strict_images,
-         "folder: an unreadable image file is an error (default: skip and count)"},
-        {"max-image-pixels", OPT_INT64, &c->max_image_pixels, "folder: PNG/JPEG files declaring "
-         "more pixels (width x height) are refused before decoding, as PIL does against "
-         "decompression bombs", .min = 1, .max = 1e15},
-        {0}};
-    SC_ASSERT(sizeof t / sizeof t[0] <= DATASET_OPTS_MAX);
-    memcpy(tab, t, sizeof t);
-}
-
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 static char *path_join(const char *a, const char *b) {

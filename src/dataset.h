@@ -3,7 +3,7 @@
  *
  *     DatasetConfig dc;
  *     dataset_config_default(&dc);
- *     dc.kind = DATASET_FASHION_MNIST; dc.split = "test";      // or from dataset_opts()
+ *     dc.kind = DATASET_FASHION_MNIST; dc.split = "test";      // or from the CLI's dataset_opts()
  *     Dataset *ds;
  *     if (dataset_open(&ds, &dc)) sc_fatal("%s", sc_error());
  *     ImageU8 im = {0};                                         // reused, grows as needed
@@ -25,7 +25,6 @@
 #include <stdint.h>
 
 #include "image.h"
-#include "opts.h"
 
 enum {
     DATASET_STL10 = 0,
@@ -61,10 +60,6 @@ typedef struct {
 typedef struct Dataset Dataset;
 
 void dataset_config_default(DatasetConfig *c);
-/* Option fragment: --dataset --data --split --labels --fold --cifar100-labels --strict-images
- * --max-image-pixels. */
-#define DATASET_OPTS_MAX 10
-void dataset_opts(Opt tab[DATASET_OPTS_MAX], DatasetConfig *c);
 
 int dataset_open(Dataset **ds, const DatasetConfig *cfg);
 void dataset_close(Dataset *ds);

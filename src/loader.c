@@ -63,14 +63,6 @@ void loader_config_default(LoaderConfig *c) {
     c->keep_last = 0;
 }
 
-void loader_opts(Opt tab[LOADER_OPTS_MAX], LoaderConfig *c) {
-    Opt t[] = {{"loader-threads", OPT_INT, &c->threads,
-                "augmentation worker threads (pthreads; 0: in the training thread)", .min = 0,
-                .max = 256},
-               {0}};
-    memcpy(tab, t, sizeof t);
-}
-
 /* ---- slot bookkeeping (mutex held) ---------------------------------------------------------- */
 
 static void ensure_perm(Loader *L, long epoch) {

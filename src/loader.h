@@ -31,7 +31,6 @@
 
 #include "augment.h"
 #include "dataset.h"
-#include "opts.h"
 
 typedef struct {
     int batch_size;   /* N images per batch (from --batch-size, set by the caller) */
@@ -47,9 +46,6 @@ typedef struct {
 typedef struct Loader Loader;
 
 void loader_config_default(LoaderConfig *c); /* threads 2, prefetch 2, shuffle on */
-/* Option fragment: --loader-threads. */
-#define LOADER_OPTS_MAX 2
-void loader_opts(Opt tab[LOADER_OPTS_MAX], LoaderConfig *c);
 
 /* Keeps pointers to ds (must outlive the loader) and a copy of *a. For --normalize dataset
  * without stats, computes them with dataset_channel_stats(ds, 10000, ...). */

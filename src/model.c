@@ -122,32 +122,6 @@ void model_config_default(ModelConfig *c) {
                        .out_dim = 128, .zero_init_residual = 0};
 }
 
-int model_opts(Opt *o, ModelConfig *cfg) {
-    int n = 0;
-    o[n++] = (Opt){"arch", OPT_CHOICE, &cfg->arch, "encoder architecture",
-                   .choices = "resnet18|resnet34|resnet50"};
-    o[n++] = (Opt){"stem", OPT_CHOICE, &cfg->stem,
-                   "first layer: imagenet (7x7/2 conv + max pool) or cifar (3x3/1 conv, no pool)",
-                   .choices = "imagenet|cifar"};
-    o[n++] = (Opt){"width", OPT_FLOAT, &cfg->width,
-                   "width multiplier: round(64*width) base channels (1 = torchvision)"};
-    o[n++] = (Opt){"image-size", OPT_INT, &cfg->image_size, "input image side in pixels"};
-    o[n++] = (Opt){"head-layers", OPT_INT, &cfg->head_layers,
-                   "projection head linear layers: 0 none, 1 linear, 2 MLP, >2 SimCLRv2"};
-    o[n++] = (Opt){"head-hidden", OPT_INT, &cfg->head_hidden,
-                   "hidden width of the projection head (0 = feature dim)"};
-    o[n++] = (Opt){"head-bn", OPT_CHOICE, &cfg->head_bn,
-                   "BatchNorm1d in the head: off; on = after each hidden linear (which then has no "
-                   "bias; SimCLRv2/lightly); all = also after the output linear, without a shift "
-                   "(google-research/simclr's head)", .choices = HEAD_BN_CHOICES};
-    o[n++] = (Opt){"out-dim", OPT_INT, &cfg->out_dim, "projection output dimension"};
-    o[n++] = (Opt){"zero-init-residual", OPT_FLAG, &cfg->zero_init_residual,
-                   "start the last BN weight of every residual block at 0"};
-    o[n] = (Opt){0};
-    SC_ASSERT(n < MODEL_OPTS_MAX);
-    return n;
-}
-
 int model_config_check(const ModelConfig *c) {
     ResNetSpec spec;
     if (resnet_spec(&spec, c->arch, c->stem, c->width, c->image_size)) return -1;

@@ -50,7 +50,6 @@
 #include <stdint.h>
 
 #include "layers.h"
-#include "opts.h"
 #include "resnet.h"
 
 typedef struct {
@@ -95,12 +94,7 @@ typedef struct {
 
 typedef struct Model Model;
 
-#define MODEL_OPTS_MAX 10
 void model_config_default(ModelConfig *cfg);
-/* Fills out[0..n) with the model options (--arch --stem --width --image-size --head-layers
- * --head-hidden --head-bn --out-dim --zero-init-residual) writing into cfg, plus a {0}
- * terminator; out must hold MODEL_OPTS_MAX entries. Returns the number of options. */
-int model_opts(Opt *out, ModelConfig *cfg);
 /* 0, or -1 with a message naming the option (unknown arch, sizes <= 0, image too small, bf16 on a
  * CPU without AVX512-BF16, ...). */
 int model_config_check(const ModelConfig *cfg);

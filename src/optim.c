@@ -299,33 +299,6 @@ void train_options_default(TrainOptions *t) {
     t->temperature = 0.07f;
 }
 
-Opt *optim_opts(Opt *tab, TrainOptions *t) {
-    Opt o[OPTIM_NUM_OPTS + 1] = {
-        {"optimizer", OPT_CHOICE, &t->optimizer, "update rule", .choices = OPTIM_CHOICES},
-        {"lr", OPT_FLOAT, &t->lr, "base learning rate, before --lr-scaling", .min = 0, .max = 1e6},
-        {"lr-scaling", OPT_CHOICE, &t->lr_scaling,
-         "learning rate x 1, x batch/256, or x sqrt(batch)", .choices = LR_SCALING_CHOICES},
-        {"momentum", OPT_FLOAT, &t->momentum, "momentum of sgd and lars", .min = 0, .max = 0.999999},
-        {"nesterov", OPT_FLAG, &t->nesterov, "Nesterov momentum (sgd, lars)"},
-        {"weight-decay", OPT_FLOAT, &t->weight_decay,
-         "weight decay (L2 added to the gradient; decoupled for adamw)", .min = 0, .max = 1e3},
-        {"exclude-bn-bias", OPT_FLAG, &t->exclude_bn_bias,
-         "no weight decay on BN parameters and biases (lars: always, with no trust ratio)"},
-        {"warmup-epochs", OPT_FLOAT, &t->warmup_epochs, "linear warmup length in epochs",
-         .min = 0, .max = 1e6},
-        {"warmup-steps", OPT_INT64, &t->warmup_steps,
-         "linear warmup length in steps (overrides --warmup-epochs; -1: use epochs)",
-         .min = -1, .max = 1e15},
-        {"schedule", OPT_CHOICE, &t->schedule,
-         "after warmup: cosine decay to 0 over the remaining steps, or constant",
-         .choices = LR_SCHEDULE_CHOICES},
-        {"temperature", OPT_FLOAT, &t->temperature, "NT-Xent temperature tau", .min = 1e-6,
-         .max = 1e6},
-        {0}};
-    memcpy(tab, o, sizeof o);
-    return tab;
-}
-
 void train_options_optim_config(const TrainOptions *t, OptimConfig *c) {
     optim_config_default(c, t->optimizer);
     c->momentum = t->momentum;

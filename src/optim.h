@@ -31,7 +31,6 @@
 
 #include <stddef.h>
 
-#include "opts.h"
 
 enum { OPTIM_ADAM = 0, OPTIM_ADAMW = 1, OPTIM_SGD = 2, OPTIM_LARS = 3 }; /* --optimizer order */
 #define OPTIM_CHOICES "adam|adamw|sgd|lars"
@@ -124,12 +123,6 @@ typedef struct {
 /* sthalles' values: adam, lr 3e-4, no scaling, momentum 0.9, wd 1e-4, warmup 10 epochs,
  * cosine, tau 0.07, no exclusion, no nesterov. */
 void train_options_default(TrainOptions *t);
-#define OPTIM_NUM_OPTS 11
-/* Writes the option fragment (OPTIM_NUM_OPTS entries, then a terminating {0}) into tab, its
- * destinations pointing into *t: --optimizer --lr --lr-scaling --momentum --nesterov
- * --weight-decay --exclude-bn-bias --warmup-epochs --warmup-steps --schedule --temperature.
- * tab must hold OPTIM_NUM_OPTS + 1 entries. Returns tab. */
-Opt *optim_opts(Opt *tab, TrainOptions *t);
 /* OptimConfig of the options (betas, eps, trust coefficient at their defaults). */
 void train_options_optim_config(const TrainOptions *t, OptimConfig *c);
 

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "recipe.h"
+#include "json.h"
 
 struct RunLog {
     FILE *f;

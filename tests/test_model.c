@@ -5,6 +5,7 @@
 #include "bf16.h"
 #include "common.h"
 #include "model.h"
+#include "option_tables.h"
 #include "npy.h"
 #include "rng.h"
 #include "test.h"

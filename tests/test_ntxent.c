@@ -262,7 +262,7 @@ TEST(ntxent_rejects_bad_input) {
     for (int i = 0; i < 32; i++) z[i] = (float)(i % 5) - 2.0f;
     NtxentStats st;
     CHECK(ntxent_loss(ws, z, 8, 1, 4, 0.5f, dz, &st) == -1, "one view accepted");
-    CHECK(ntxent_loss(ws, z, 4, 2, 4, 0.0f, dz, &st) == -1 && strstr(sc_error(), "temperature"),
+    CHECK(ntxent_loss(ws, z, 4, 2, 4, 0.0f, dz, &st) == -1 && strstr(sc_error(), "ntxent.tau"),
           "tau 0: %s", sc_error());
     CHECK(ntxent_loss(ws, z, 4, 2, 4, NAN, dz, &st) == -1, "tau NaN accepted");
     CHECK(ntxent_loss(ws, z, 5, 2, 4, 0.5f, dz, &st) == -1, "rows beyond the workspace accepted");

@@ -9,6 +9,7 @@
 #include "common.h"
 #include "npy.h"
 #include "optim.h"
+#include "option_tables.h"
 #include "rng.h"
 #include "test.h"
 

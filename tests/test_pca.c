@@ -100,7 +100,7 @@ TEST(independent_of_threads) {
 TEST(bad_input_is_rejected) {
     float X[6] = {1, 2, 3, 4, 5, 6};
     Pca p;
-    CHECK(pca_fit(&p, X, 3, 2, 3, PCA_AUTO) == -1 && strstr(sc_error(), "--components"), "%s", sc_error());
+    CHECK(pca_fit(&p, X, 3, 2, 3, PCA_AUTO) == -1 && strstr(sc_error(), "pca.components"), "%s", sc_error());
     CHECK(pca_fit(&p, X, 1, 6, 1, PCA_AUTO) == -1 && strstr(sc_error(), "2 rows"), "%s", sc_error());
     X[2] = NAN;
     CHECK(pca_fit(&p, X, 3, 2, 1, PCA_AUTO) == -1 && strstr(sc_error(), "not finite"), "%s", sc_error());

@@ -14,6 +14,7 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "opts.h"
 #include "dataset.h"
 #include "eval_io.h"
 #include "image.h"
@@ -322,7 +323,7 @@ TEST(decoded_image_size_is_bounded_before_allocation) {
     size_t n = png_header_only(png, 40000, 40000);
     ImageU8 im = {0};
     CHECK(image_decode(png, n, "bomb.png", &im) == -1 && has(sc_error(), "bomb.png") &&
-              has(sc_error(), "1600000000 pixels") && has(sc_error(), "--max-image-pixels"),
+              has(sc_error(), "1600000000 pixels") && has(sc_error(), "image.max_pixels"),
           "%s", sc_error());
     CHECK(im.cap == 0, "no pixel memory was reserved (%zu bytes)", im.cap);
     uint8_t *jpg;
@@ -336,7 +337,7 @@ TEST(decoded_image_size_is_bounded_before_allocation) {
     image_set_max_pixels(64);
     CHECK(image_decode(jpg, n, "ok.jpg", &im) == 0 && im.w == 8, "%s", sc_error());
     image_set_max_pixels(63);
-    CHECK(image_decode(jpg, n, "ok.jpg", &im) == -1 && has(sc_error(), "--max-image-pixels 63"),
+    CHECK(image_decode(jpg, n, "ok.jpg", &im) == -1 && has(sc_error(), "image.max_pixels 63"),
           "%s", sc_error());
     image_set_max_pixels(0);
     CHECK(image_max_pixels() == IMAGE_MAX_PIXELS_DEFAULT, "0 restores the default");
@@ -399,7 +400,7 @@ TEST(class_count_is_bounded_and_overflow_free) {
     int y1[5] = {1000000, 0, 1, 2, 3}, yte[2] = {0, 1};
     /* finding 5: one huge label made a million classes (> 60 s, or 41 GB for 1e7) */
     CHECK(eval_num_classes(y1, 5, yte, 2, "--test-labels", 0, &K) == -1 &&
-              has(sc_error(), "largest label is 1000000 (row 0)") && has(sc_error(), "--num-classes"),
+              has(sc_error(), "largest label is 1000000 (row 0)") && has(sc_error(), "eval.num_classes"),
           "%s", sc_error());
     /* finding 6: INT_MAX + 1 overflowed into "need at least 2 classes, got -2147483648" */
     int y2[3] = {INT_MAX, 0, 1};
@@ -409,7 +410,7 @@ TEST(class_count_is_bounded_and_overflow_free) {
     int y3[3] = {4, 0, 1};
     CHECK(eval_num_classes(y3, 3, yte, 2, "--test-labels", 5, &K) == 0 && K == 5, "%s", sc_error());
     CHECK(eval_num_classes(y3, 3, yte, 2, "--test-labels", 4, &K) == -1 &&
-              has(sc_error(), "not below --num-classes 4"), "%s", sc_error());
+              has(sc_error(), "not below eval.num_classes 4"), "%s", sc_error());
     int y4[4] = {0, 1, 2, 1}, yte2[1] = {4};
     CHECK(eval_num_classes(y4, 4, yte, 2, "--test-labels", 0, &K) == 0 && K == 3, "%s", sc_error());
     CHECK(eval_num_classes(y4, 4, yte2, 1, "--test-labels", 0, &K) == -1 &&

@@ -26,6 +26,7 @@
 #ifndef SIMCLR_RECIPE_H
 #define SIMCLR_RECIPE_H
 
+#include "json.h"
 #include "opts.h"
 
 enum { RECIPE_STHALLES = 0, RECIPE_PAPER = 1, RECIPE_BLOG = 2, RECIPE_COUNT = 3 };
@@ -53,9 +54,5 @@ int opt_assign(Opt *o, const char *value);
  * malformed object. */
 int opts_apply_json(Opt **tables, int ntables, const char *json, int keep_set,
                     const char *const *skip);
-
-/* Looks up one key of a flat JSON object: copies its value as text (strings unquoted and
- * unescaped) into buf. Returns 0 when found, -1 when absent or malformed. */
-int json_get(const char *json, const char *key, char *buf, size_t n);
 
 #endif
