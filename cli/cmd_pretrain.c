@@ -367,6 +367,7 @@ int cmd_pretrain(int argc, char **argv) {
         saved_stderr = dup(2);
         int dn = open("/dev/null", O_WRONLY);
         if (dn >= 0) dup2(dn, 2), close(dn);
+        sc_set_process(rank, saved_stderr); /* but its set-up errors: one line, "process R:" */
     }
     /* default threads: the cores shared by the processes of this machine */
     int local = 1;
@@ -596,13 +597,22 @@ int cmd_pretrain(int argc, char **argv) {
             comm_free(comm);
             return 1;
         }
-        if (!r0) dup2(saved_stderr, 2), close(saved_stderr); /* errors of the run: any process */
+        if (!r0) { /* errors of the run: any process */
+            dup2(saved_stderr, 2), close(saved_stderr);
+            sc_set_process(rank, -1);
+        }
     }
     free(cfg_hash);
     printf("simclr pretrain: %s\n", dataset_describe(ds));
     if (P > 1)
         printf("processes: %d (%s), global batch %d = %d x %d images, %d threads each\n", P,
                comm_backend(comm), po.batch, P, po.batch / P, po.threads);
+    if (P > 1) { /* how to stop: mpirun SIGKILLs 1 s after it forwards Ctrl-C / SIGTERM */
+        const char *kt = getenv("OMPI_MCA_odls_base_sigkill_timeout");
+        printf("to stop and save: kill -TERM %ld (process 0, also in %s/.simclr.lock)%s\n",
+               (long)getpid(), dir, kt && atoi(kt) >= 10 ? ", or Ctrl-C on mpirun"
+               : "; Ctrl-C on mpirun saves only with mpirun --mca odls_base_sigkill_timeout 60");
+    }
     printf("configuration (%s):\n", po.resume ? "resumed from the run's saved values" : "resolved");
     opts_print(stdout, tables, NT);
     fflush(stdout);
@@ -676,15 +686,13 @@ int cmd_pretrain(int argc, char **argv) {
     if (trainer_create(&t, &tc)) sc_fatal("%s", sc_error());
     Model *m = t->model;
     Probe *probe = NULL;
-    if (po.online_probe && P > 1)
-        sc_fatal("--online-probe: one process only for now (under mpirun every process would "
-                 "train a probe of its own)");
     if (po.online_probe) { /* before a resume: its state is part of the checkpoint */
         if (dataset_num_classes(ds) < 2)
             sc_fatal("--online-probe: the training split %s has no labels to learn from",
                      dataset_describe(ds));
         if (probe_create(&probe, model_feature_dim(m), dataset_num_classes(ds)))
             sc_fatal("--online-probe: %s", sc_error());
+        probe_set_comm(probe, comm); /* mpirun: each process its rows, the gradient summed */
         int nps;
         CkTensor *ps = probe_state(probe, &nps);
         trainer_set_extra_state(t, ps, nps);
@@ -733,6 +741,7 @@ int cmd_pretrain(int argc, char **argv) {
     double t_run = sc_now(), vps_avg = 0;
     long steps_run = 0;
     int rc = 0, collective = 0; /* collective: every process leaves the loop at this step */
+    int job_ending = 0;
     StepMetrics sm = {0};
     while (t->step < total) {
         double t0 = sc_now();
@@ -766,7 +775,7 @@ int cmd_pretrain(int argc, char **argv) {
             break;
         }
         ProbeStats pst = {0};
-        if (probe && probe_step(probe, model_h(m), N, V, labels, po.probe_lr, &pst)) {
+        if (probe && probe_step(probe, model_h(m), N / P, V, labels, po.probe_lr, &pst)) {
             progress_message(&pg, "simclr: error: --online-probe: %s", sc_error());
             rc = 1;
             break;
@@ -830,6 +839,9 @@ int cmd_pretrain(int argc, char **argv) {
         }
         if (stop) {
             int interrupted = P > 1 ? comm_any(comm, stop_signal != 0) : stop_signal != 0;
+            /* the signal reached every process: mpirun is ending the job (Ctrl-C or SIGTERM on
+             * mpirun), and MPI_Finalize would wait for it until it SIGKILLs us */
+            if (P > 1 && interrupted) job_ending = comm_any(comm, stop_signal == 0) == 0;
             if (r0) {
                 if (runlog_flush(log)) {
                     error_line(&pg, r0);
@@ -870,6 +882,10 @@ int cmd_pretrain(int argc, char **argv) {
     dataset_close(ds);
     free(cfg);
     free(resume_cfg);
+    if (job_ending) { /* the checkpoint is saved: leave before mpirun's SIGKILL */
+        fflush(stdout), fflush(stderr);
+        _exit(rc);
+    }
     comm_free(comm);
     return rc;
 }

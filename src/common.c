@@ -100,14 +100,31 @@ int sc_error_prefix(const char *fmt, ...) {
 
 const char *sc_error(void) { return err_buf[0] ? err_buf : "unknown error"; }
 
-/* "simclr: <kind>: <message>" on stderr, the message on one line */
+static int proc_rank, proc_err_fd = -1;
+
+void sc_set_process(int rank, int err_fd) { proc_rank = rank, proc_err_fd = err_fd; }
+
+/* "simclr: <kind>: <message>" on stderr, the message on one line; "process R: " first in the
+ * processes of a multi-process run other than the first. */
 static void say(const char *kind, const char *fmt, va_list ap) {
-    char msg[4096];
+    char msg[4096], who[32] = "";
     vformat_line(msg, sizeof msg, fmt, ap);
-    fprintf(stderr, "simclr: %s: %s\n", kind, msg);
+    if (proc_rank > 0) snprintf(who, sizeof who, "process %d: ", proc_rank);
+    if (proc_rank > 0 && proc_err_fd >= 0 && !strcmp(kind, "error")) {
+        dprintf(proc_err_fd, "simclr: %s: %s%s\n", kind, who, msg);
+        return;
+    }
+    fprintf(stderr, "simclr: %s: %s%s\n", kind, who, msg);
 }
 
 void sc_fatal(const char *fmt, ...) {
+    /* another process than the first waits before it reports: when every process meets the
+     * error (a missing dataset), process 0 reports it and mpirun ends this one first */
+    if (proc_rank > 0) {
+        fflush(stdout);
+        struct timespec ts = {2, 0};
+        nanosleep(&ts, NULL);
+    }
     va_list ap;
     va_start(ap, fmt);
     say("error", fmt, ap);

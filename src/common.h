@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /* ---- errors ---------------------------------------------------------------------------- */
 /* Records the reason for the current failure (thread-local); always returns -1. */
@@ -33,6 +34,11 @@ void sc_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretur
 void sc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "simclr: note: <msg>" to stderr: a fact the user may want, not a problem. */
 void sc_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The processes of a multi-process run other than the first (rank > 0) prefix their messages
+ * with "process R: ", and sc_fatal waits 2 s before it reports (an error that every process
+ * meets is reported once, by process 0: mpirun ends the others first). err_fd >= 0: errors go
+ * there while stderr is silenced (set-up messages come from process 0 only); -1: to stderr. */
+void sc_set_process(int rank, int err_fd);
 /* The names a front end gives the library's parameters: fn(key) returns the name to show for
  * a parameter key "module.field" (e.g. "--batch-size" for "loader.batch_size"), or NULL to keep
  * it. Once registered, every message formatted by sc_error_set, sc_error_prefix, sc_fatal,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm.h"
 #include "common.h"
 
 struct Probe {
@@ -15,6 +16,7 @@ struct Probe {
     float *logits, *dl;    /* (rows, K): scratch grown as needed */
     int cap;
     int64_t step;
+    Comm *comm;            /* NULL or one process: alone */
     CkTensor ck[7];
 };
 
@@ -34,6 +36,8 @@ int probe_create(Probe **out, int dim, int classes) {
     *out = p;
     return 0;
 }
+
+void probe_set_comm(Probe *p, Comm *c) { p->comm = c; }
 
 void probe_free(Probe *p) {
     if (!p) return;
@@ -69,7 +73,15 @@ int probe_step(Probe *p, const float *h, int N, int V, const int *labels, float 
         }
         if (y >= 0) idx[n++] = r;
     }
-    if (n == 0) {
+    /* several processes: each takes its own rows; the count, the gradient and the statistics are
+     * summed over the processes (rank order), so every process makes the same update */
+    Comm *cm = p->comm && comm_size(p->comm) > 1 ? p->comm : NULL;
+    double ng = n;
+    if (cm && comm_allreduce_f64(cm, &ng, 1)) {
+        sc_free(idx);
+        return -1;
+    }
+    if (ng == 0) {
         sc_free(idx);
         return 0;
     }
@@ -94,7 +106,7 @@ int probe_step(Probe *p, const float *h, int N, int V, const int *labels, float 
         loss += log(se) + mx - l[y];
         correct += arg == y;
         for (int k = 0; k < K; k++)
-            dl[(size_t)j * K + k] = (float)((exp((double)l[k] - mx) / se - (k == y)) / n);
+            dl[(size_t)j * K + k] = (float)((exp((double)l[k] - mx) / se - (k == y)) / ng);
     }
     /* gradient: dW[k] = sum_j dl[j,k] h[j], db[k] = sum_j dl[j,k]; each k in its own order */
 #pragma omp parallel for schedule(static)
@@ -110,11 +122,19 @@ int probe_step(Probe *p, const float *h, int N, int V, const int *labels, float 
         }
         p->g[(size_t)K * D + k] = gb;
     }
+    size_t P = (size_t)K * D + K;
+    if (cm) {
+        double lc[2] = {loss, correct};
+        if (comm_allreduce_f32(cm, p->g, P) || comm_allreduce_f64(cm, lc, 2)) {
+            sc_free(idx);
+            return -1;
+        }
+        loss = lc[0], correct = (int)lc[1];
+    }
     /* Adam */
     p->step++;
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
     double c1 = 1 - pow(b1, (double)p->step), c2 = 1 - pow(b2, (double)p->step);
-    size_t P = (size_t)K * D + K;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < P; i++) {
         float g = p->g[i];
@@ -123,7 +143,7 @@ int probe_step(Probe *p, const float *h, int N, int V, const int *labels, float 
         p->par[i] -= (float)(lr * (p->m[i] / c1) / (sqrt(p->v[i] / c2) + eps));
     }
     sc_free(idx);
-    st->rows = n, st->loss = loss / n, st->top1 = (double)correct / n;
+    st->rows = (int)ng, st->loss = loss / ng, st->top1 = (double)correct / ng;
     return 0;
 }
 

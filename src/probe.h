@@ -20,6 +20,7 @@
 #define SIMCLR_PROBE_H
 
 #include "checkpoint.h"
+#include "comm.h"
 
 typedef struct Probe Probe;
 
@@ -30,6 +31,12 @@ typedef struct {
 } ProbeStats;
 
 int probe_create(Probe **p, int dim, int classes);
+/* Several processes (comm_size > 1): each passes its own rows (its share of the global batch) to
+ * probe_step, which sums the labelled-row count, the gradient (in rank order) and the statistics
+ * over the processes: every process makes the same update, the one a single process makes on
+ * the whole batch (to rounding), and ProbeStats are global. A collective: every process calls
+ * probe_step at every step. */
+void probe_set_comm(Probe *p, Comm *c);
 void probe_free(Probe *p);
 /* h (V*N, dim), row v*N + i is view v of image i; labels (N), -1 = unlabelled, else < classes. */
 int probe_step(Probe *p, const float *h, int n_images, int views, const int *labels, float lr,

@@ -200,6 +200,12 @@ int trainer_broadcast(Trainer *t) {
     int ns = optim_state_tensors(t->opt, os);
     for (int k = 0; k < ns; k++)
         if (comm_bcast(c, os[k].data, model_num_params(m) * sizeof(float), 0)) return -1;
+    for (int k = 0; k < t->nextra; k++) { /* a resumed online probe: the same everywhere */
+        const CkTensor *e = &t->extra[k];
+        size_t n = e->dtype == ST_I64 ? sizeof(int64_t) : sizeof(float);
+        for (int d = 0; d < e->ndim; d++) n *= (size_t)e->shape[d];
+        if (comm_bcast(c, e->data, n, 0)) return -1;
+    }
     long steps[2] = {t->step, optim_get_step(t->opt)};
     if (comm_bcast(c, steps, sizeof steps, 0)) return -1;
     t->step = steps[0];

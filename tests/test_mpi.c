@@ -5,8 +5,10 @@
  * (reduction order is the only difference); two runs with the same P are bit-identical; over
  * shared memory and over TCP (--mca btl tcp,self) the 2-process runs are bit-identical too (the
  * communicator sums in rank order itself). Then the operations: a batch not divisible by P, a
- * mismatched configuration, --stop-after-steps + --resume with the same and another P, a NaN
- * loss, a process killed with SIGKILL. Needs mpirun (openmpi-bin) and dataset-fashion-mnist,
+ * mismatched configuration, a set-up error in process 1 only, --stop-after-steps + --resume with
+ * the same and another P, a NaN loss, SIGTERM to process 0 and to mpirun, a process killed with
+ * SIGKILL, an unknown host. Every run trains the online probe too (--online-probe: each process
+ * its rows, the probe's gradient summed), so its tensors are compared like the model's. Needs mpirun (openmpi-bin) and dataset-fashion-mnist,
  * like the CLI tests; runs ./simclr ($SIMCLR). Tiny model: ResNet-18 x1/16, 16 px, 16 images.
  *
  * Tolerance: the relative 2-norm difference of all parameters, and of all BN running
@@ -36,7 +38,7 @@ static const char *CFG =
     "--dataset fashion-mnist --arch resnet18 --width 0.0625 --stem cifar --image-size 16 "
     "--limit 160 --batch-size 16 --epochs 2 --max-steps 20 --seed 7 --loader-threads 1 "
     "--optimizer sgd --lr 0.0001 --momentum 0.9 --weight-decay 1e-4 --warmup-steps 0 "
-    "--temperature 0.5 --checkpoint-every 0";
+    "--temperature 0.5 --checkpoint-every 0 --online-probe";
 
 static int setup(void) {
     if (dir[0]) return 0;
@@ -215,6 +217,21 @@ TEST(bad_batch_and_mismatched_configuration) {
     free(log);
 }
 
+/* the dataset missing on one machine only: one error line, from that process, and a failure */
+TEST(setup_error_in_another_process) {
+    if (setup()) return;
+    int rc = sh("setup1", "%s -np 1 %s pretrain --out %s/su %s : -np 1 %s pretrain --out %s/su %s "
+                "--dataset npy --data %s/nonexistent.npy", MPIRUN, simclr, dir, CFG, simclr, dir, CFG,
+                dir);
+    char *log = slurp(logpath("setup1"));
+    int lines = 0;
+    for (char *p = log; (p = strstr(p, "simclr: error:")); p++) lines++;
+    CHECK(rc != 0 && lines == 1 && strstr(log, "simclr: error: process 1: ") &&
+              strstr(log, "nonexistent.npy"),
+          "rc %d, %d error lines: %s", rc, lines, log);
+    free(log);
+}
+
 TEST(stop_resume_with_same_and_other_process_count) {
     if (setup()) return;
     CHECK(run("s2", 2, 1, "--stop-after-steps 7") == 0, "stop failed: %s", slurp(logpath("s2")));
@@ -291,6 +308,95 @@ TEST(killed_process_ends_the_job) {
     printf("  job ended %.1f s after a process was killed\n", took);
     CHECK(gone && took < 10, "mpirun still running %.1f s after a process died", took);
     CHECK(strstr(log, "signal 9") || strstr(log, "Killed"), "no message naming the dead process: %s", log);
+    free(log);
+}
+
+/* waits up to `limit` seconds for pid to end; its exit status, -1 when still running (killed) */
+static int wait_for(int pid, double limit, double *took) {
+    double t0 = sc_now();
+    int st = 0, r = 0;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && sc_now() - t0 < limit) usleep(50000);
+    *took = sc_now() - t0;
+    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    kill(pid, SIGKILL);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "pkill -9 -P %d", pid);
+    (void)system(cmd);
+    return -1;
+}
+
+/* starts CFG with 2 processes in the background for ever; returns mpirun's pid once the first
+ * step is logged (0 on time-out) */
+static int start_long_run(const char *name, const char *mca) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "exec %s %s -np 2 %s pretrain --out %s/%s %s --threads 1 --max-steps 100000 "
+             "--epochs 1000 >%s/%s.log 2>&1",
+             MPIRUN, mca, simclr, dir, name, CFG, dir, name);
+    int mp = fork(); /* our child: waitpid gives mpirun's exit status */
+    SC_ASSERT(mp >= 0);
+    if (mp == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    double t0 = sc_now();
+    while (sc_now() - t0 < 60 && access(path(name, "metrics.jsonl"), F_OK)) usleep(100000);
+    if (access(path(name, "metrics.jsonl"), F_OK) == 0) return mp;
+    double took;
+    wait_for(mp, 0, &took);
+    return 0;
+}
+
+/* SIGTERM to process 0 (its pid is in the run's lock file): every process stops after the same
+ * step, one checkpoint, mpirun ends at once with the interrupted status 130 */
+TEST(sigterm_to_process_0_stops_every_process) {
+    if (setup()) return;
+    int mp = start_long_run("term0", "");
+    CHECK(mp > 0, "no first step within 60 s: %s", slurp(logpath("term0")));
+    if (!mp) return;
+    char *lock = slurp(path("term0", ".simclr.lock"));
+    int p0 = atoi(lock);
+    free(lock);
+    CHECK(p0 > 0 && kill(p0, SIGTERM) == 0, "no pid in the lock file");
+    double took;
+    int rc = wait_for(mp, 30, &took);
+    char *log = slurp(logpath("term0"));
+    printf("  SIGTERM to process 0: mpirun ended after %.1f s, status %d\n", took, rc);
+    CHECK(rc == 130 && strstr(log, "interrupted at step") && strstr(log, "to stop and save: kill -TERM"),
+          "status %d: %s", rc, log);
+    CHECK(access(path("term0", "last.safetensors"), F_OK) == 0, "no checkpoint");
+    free(log);
+}
+
+/* SIGTERM to mpirun: it forwards the signal and SIGKILLs after odls_base_sigkill_timeout (1 s by
+ * default): with a longer one every process finishes its step, process 0 saves, all leave */
+TEST(sigterm_to_mpirun_saves_with_a_kill_timeout) {
+    if (setup()) return;
+    int mp = start_long_run("termall", "--mca odls_base_sigkill_timeout 5");
+    CHECK(mp > 0, "no first step within 60 s: %s", slurp(logpath("termall")));
+    if (!mp) return;
+    CHECK(kill(mp, SIGTERM) == 0, "kill mpirun");
+    double took;
+    int rc = wait_for(mp, 40, &took);
+    char *log = slurp(logpath("termall"));
+    printf("  SIGTERM to mpirun: it ended after %.1f s, status %d\n", took, rc);
+    CHECK(rc >= 0 && strstr(log, "interrupted at step") && strstr(log, "or Ctrl-C on mpirun"),
+          "status %d: %s", rc, log);
+    CHECK(access(path("termall", "last.safetensors"), F_OK) == 0, "no checkpoint");
+    free(log);
+}
+
+/* a host that does not exist: mpirun's own error naming it, a failure, within seconds */
+TEST(unknown_host_fails_fast) {
+    if (setup()) return;
+    double t0 = sc_now();
+    int rc = sh("host", "timeout 60 %s -np 2 --host localhost,nosuchhost.invalid --mca "
+                "plm_rsh_args '-o ConnectTimeout=5 -o BatchMode=yes' %s pretrain --out %s/host %s",
+                MPIRUN, simclr, dir, CFG);
+    double took = sc_now() - t0;
+    char *log = slurp(logpath("host"));
+    CHECK(rc != 0 && rc != 124 && strstr(log, "nosuchhost") && took < 30, "status %d after %.1f s: %s",
+          rc, took, log);
     free(log);
 }
 
