@@ -22,7 +22,7 @@ tar -czf "$S/bad.tar.gz" -C "$TMP/bad" stl10_binary
 md5() { md5sum "$1" | cut -d' ' -f1; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 $PY "$ROOT/tools/http_test_server.py" "$S" "$TMP/port" "$TMP/log" --lifetime 240 & SRV=$!
-trap 'kill $SRV 2>/dev/null; rm -rf "$TMP"' EXIT
+on_exit 'kill $SRV 2>/dev/null'
 for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
 U="http://127.0.0.1:$(cat "$TMP/port")"
 D="$TMP/data"
