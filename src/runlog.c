@@ -137,10 +137,15 @@ void runlog_close(RunLog *l) {
 
 /* ---- reading ----------------------------------------------------------------------------- */
 
+/* Appends v at index n of one of a group of arrays that share the capacity *cap (all of them
+ * are pushed for every line, the group's last with last = 1, which records the new capacity):
+ * geometric growth, so reading a long run is linear in its lines. */
 static void push(double **a, long n, long *cap, double v, int last) {
-    (void)cap;
-    (void)last;
-    *a = sc_xrealloc(*a, (size_t)(n + 1) * sizeof **a);
+    if (n >= *cap) {
+        long grown = *cap < 64 ? 64 : 2 * *cap;
+        *a = sc_xrealloc(*a, (size_t)grown * sizeof **a);
+        if (last) *cap = grown;
+    }
     (*a)[n] = v;
 }
 

@@ -10,6 +10,7 @@ F="$ROOT/tests/fixtures/eval"
 D=(--dataset npy --data "$F/digits_img_train.npy" --labels "$F/digits_ytr.npy")
 TEST=(--test-data "$F/digits_img_test.npy" --test-labels "$F/digits_yte.npy")
 expect_ok "pretrain a tiny encoder" "$SIMCLR" pretrain --out "$TMP/p" "${D[@]}" --arch resnet18 --stem cifar --width 0.0625 --image-size 8 --batch-size 32 --max-steps 2 --threads 2
+check "a recipe warmup longer than a 2-step run: no warmup, said so" -n "$(grep "warmup (10 epochs) is longer than the run: no warmup (the run has fewer than 10 steps)" "$TMP/out")"
 FT=(finetune "${D[@]}" "${TEST[@]}" --labels-per-class 5 --batch-size 10 --epochs 2 --threads 2)
 expect_ok "finetune from the checkpoint" "$SIMCLR" "${FT[@]}" --out "$TMP/f" --checkpoint "$TMP/p/last.safetensors" --json "$TMP/f.json"
 json_num() { sed -n "s/.*\"$1\": \([-0-9.e+]*\).*/\1/p" "$2" | head -n 1; }
