@@ -109,7 +109,8 @@ int model_forward(Model *m, const float *x, int B, int training);
 const float *model_h(const Model *m); /* (B, D) after the last forward */
 const float *model_z(const Model *m); /* (B, out_dim); equals h when head_layers == 0 */
 /* dz (B, out_dim) for the B of the last forward; adds into the grads. When only the encoder is
- * trained from h, model_backward_h takes dh (B, D) and skips the head. */
+ * trained from h, model_backward_h takes dh (B, D) and skips the head. One backward per forward:
+ * it consumes what the forward saved (the stem's conv output becomes its gradient). */
 void model_backward(Model *m, const float *dz);
 void model_backward_h(Model *m, const float *dh);
 void model_zero_grad(Model *m);
@@ -134,9 +135,11 @@ int model_max_batch(const Model *m);
  * step costs about 3x this (forward + backward data + backward weights). */
 double model_forward_flops(const Model *m, int B);
 /* Activation block index boundaries for tests: the output (B, OH, OW, K) channels-last of
- * block i (0..nblocks-1), or of the stem (i = -1, after the max pool when there is one). Valid
- * after model_forward; model_backward reuses some of these buffers (the stem's) as scratch. */
-const void *model_block_output(const Model *m, int i);
+ * block i (0..nblocks-1), or of the stem (i = -1, after the max pool when there is one).
+ * Block outputs are not kept: each call recomputes one from the saved conv outputs into a
+ * scratch buffer (valid until the next call, a backward or a forward). Call it after
+ * model_forward and before model_backward (which overwrites the stem's conv output). */
+const void *model_block_output(Model *m, int i);
 /* Type of the activation buffers (DT_F32 or DT_BF16, bf16.h), e.g. of model_block_output. */
 int model_act_dtype(const Model *m);
 /* Bytes of every activation and gradient buffer allocated for max_batch rows (the memory that
