@@ -552,9 +552,15 @@ int cmd_pretrain(int argc, char **argv) {
                comm_backend(comm), po.batch, P, po.batch / P, po.threads);
     if (P > 1) { /* how to stop: mpirun SIGKILLs 1 s after it forwards Ctrl-C / SIGTERM */
         const char *kt = getenv("OMPI_MCA_odls_base_sigkill_timeout");
+        int k = kt ? atoi(kt) : 1;
+        char how[160];
+        if (k > 1)
+            snprintf(how, sizeof how, ", or Ctrl-C on mpirun (it SIGKILLs %d s later)", k);
+        else
+            snprintf(how, sizeof how, "; Ctrl-C on mpirun saves only with mpirun --mca "
+                     "odls_base_sigkill_timeout 60");
         printf("to stop and save: kill -TERM %ld (process 0, also in %s/.simclr.lock)%s\n",
-               (long)getpid(), dir, kt && atoi(kt) >= 10 ? ", or Ctrl-C on mpirun"
-               : "; Ctrl-C on mpirun saves only with mpirun --mca odls_base_sigkill_timeout 60");
+               (long)getpid(), dir, how);
     }
     printf("configuration (%s):\n", po.resume ? "resumed from the run's saved values" : "resolved");
     opts_print(stdout, tables, NT);

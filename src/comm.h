@@ -14,8 +14,11 @@
  * Determinism: the sums are computed by this module, not by MPI's reduction algorithms:
  * element e is summed as ((x_0 + x_1) + x_2) + ... in rank order (floats in double), so every
  * process gets the same bits and two runs with the same P give the same bits. Large float
- * buffers go as reduce-scatter (alltoallv) + allgatherv, i.e. 2 (P-1)/P x n x 4 bytes sent per
- * process; small ones (<= 64 KiB gathered) as one allgather.
+ * buffers: when every process runs on one machine, through an MPI-3 shared window (copy in, sum
+ * one block of every segment, copy out: memory bandwidth); otherwise (several machines,
+ * `--mca btl tcp,self`, or SIMCLR_COMM_SHM=0) as reduce-scatter (alltoallv) + allgatherv, i.e.
+ * 2 (P-1)/P x n x 4 bytes sent per process. Both paths give the same bits. Small ones
+ * (<= 64 KiB gathered) as one allgather.
  *
  * Errors: MPI errors are returned (MPI_ERRORS_RETURN) as -1 with sc_error() set; the caller
  * prints and calls comm_abort, which ends every process of the job. A process that dies makes
@@ -45,9 +48,14 @@ int comm_init(Comm **c);
 void comm_free(Comm *c);   /* MPI_Finalize for the mpi backend */
 int comm_rank(const Comm *c);
 int comm_size(const Comm *c);
-const char *comm_backend(const Comm *c); /* "single" | "mpi" */
+const char *comm_backend(const Comm *c); /* "single" | "mpi, shared memory" | "mpi" */
 /* Ends every process of the job with status code (MPI_Abort), or exit(code) alone. */
 void comm_abort(Comm *c, int code) __attribute__((noreturn));
+
+/* Large sums through shared memory (on != 0; possible only when every process runs on this
+ * machine) or messages: for measurements (`simclr bench --network` times both). Returns the
+ * previous setting. Every process must make the same call. */
+int comm_set_shm(Comm *c, int on);
 
 /* Sum over processes, in place, the same bits on every process. */
 int comm_allreduce_f32(Comm *c, float *buf, size_t n);
