@@ -29,7 +29,7 @@
 #include "loader.h"
 #include "model.h"
 #include "optim.h"
-#include "opts.h"
+#include "option_tables.h"
 #include "runlog.h"
 #include "train.h"
 
