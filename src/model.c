@@ -61,10 +61,12 @@ struct Model {
     float *params, *grads, *buffers;
     int64_t *counters;
     Unit units[RESNET_MAX_UNITS];
-    void *xin;                   /* (B,S,S,3) */
+    const float *x;              /* the last forward's images (B,3,S,S), the caller's: converted
+                                    to (B,S,S,3) of type dt into xa for the first conv's forward,
+                                    and again in the backward for its weight gradient */
     void *xa;                    /* block inputs (B * max activation, type dt): the forward's
                                     ping-pong with g[1]; in the backward the recomputed input of
-                                    the current block */
+                                    the current block; the images' NHWC copy for the first conv */
     uint8_t *argmax;             /* the stem's max pool (B,PH,PW,C) */
     float *h, *dh;               /* (B,D) */
     HeadLayer head[MAX_HEAD];
@@ -89,7 +91,7 @@ struct Model {
 
 /* ---- optional phase timers (model_profile) ---------------------------------------------------- */
 
-static double g_prof[MODEL_PROF_N];
+static double g_prof[MODEL_PROF_N], g_prof_unit[RESNET_MAX_UNITS][3];
 static int g_prof_on;
 static const char *const g_prof_names[MODEL_PROF_N] = {
     "conv forward", "conv backward data", "conv backward weights", "batch norm forward",
@@ -107,12 +109,22 @@ static double prof_now(void) {
 #define PROF_BEGIN double prof_t0_ = g_prof_on ? prof_now() : 0
 #define PROF_END(k) \
     if (g_prof_on) g_prof[k] += prof_now() - prof_t0_
+/* a conv pass k (0 fwd, 1 bwd data, 2 wgrad) of unit i: the phase total and the unit's own */
+#define PROF_END_UNIT(k, i)                        \
+    if (g_prof_on) {                               \
+        double dt_ = prof_now() - prof_t0_;        \
+        g_prof[k] += dt_, g_prof_unit[i][k] += dt_; \
+    }
 
 void model_profile(int on) {
     g_prof_on = on;
     const char *e = getenv("SIMCLR_PROFILE_CPU");
     g_prof_cpu = e && !strcmp(e, "1");
     memset(g_prof, 0, sizeof g_prof);
+    memset(g_prof_unit, 0, sizeof g_prof_unit);
+}
+double model_profile_unit(int i, int pass) {
+    return i >= 0 && i < RESNET_MAX_UNITS && pass >= 0 && pass < 3 ? g_prof_unit[i][pass] : 0;
 }
 const char *model_profile_get(int k, double *seconds) {
     *seconds = g_prof[k];
@@ -352,7 +364,6 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
     size_t S = (size_t)cfg->image_size, act = 0, part = 0;
     m->act_bytes = 0;
 #define ACT_ALLOC(n) (m->act_bytes += (n), sc_alloc(n))
-    m->xin = ACT_ALLOC(B * S * S * 3 * es);
     for (int i = 0; i < sp->nunits; i++) {
         const ResUnit *ru = &sp->units[i];
         Unit *u = &m->units[i];
@@ -372,7 +383,7 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
     }
     /* block outputs are not kept: recomputed from the conv outputs where needed */
     m->act_max = act;
-    m->xa = ACT_ALLOC(B * act * es);
+    m->xa = ACT_ALLOC(B * maxz(act, S * S * 3) * es); /* also the images' NHWC copy */
     for (int k = 0; k < 3; k++) m->g[k] = ACT_ALLOC(B * act * sizeof(float));
     if (m->dt == DT_BF16) m->gb = ACT_ALLOC(B * act * es);
     m->ascratch = ACT_ALLOC(B * act * es);
@@ -420,7 +431,7 @@ void model_free(Model *m) {
     sc_free(m->ascratch);
     for (int k = 0; k < 2; k++) sc_free(m->hs[k]);
     sc_free(m->params), sc_free(m->grads), sc_free(m->buffers), sc_free(m->counters);
-    sc_free(m->xin), sc_free(m->argmax), sc_free(m->h), sc_free(m->dh);
+    sc_free(m->argmax), sc_free(m->h), sc_free(m->dh);
     sc_free(m->scratch), sc_free(m->wtmp), sc_free(m->partials), sc_free(m->wshared);
     sc_free(m);
 }
@@ -445,7 +456,7 @@ static int unit_forward(Model *m, int i, void *out, const void *in, const void *
     PROF_BEGIN;
     conv_set_weights(c, tp(m, u->t_w));
     conv_forward(c, u->c, in, m->scratch);
-    PROF_END(0);
+    PROF_END_UNIT(0, i);
     const ResUnit *ru = &m->spec.units[i];
     int t = u->t_bn;
     prof_t0_ = g_prof_on ? prof_now() : 0;
@@ -502,7 +513,9 @@ static void block_recompute(Model *m, int b, void *dst) {
 static int encoder_forward(Model *m, const float *x, int B) {
     const ResNetSpec *sp = &m->spec;
     int S = sp->image_size;
-    nchw_to_nhwc(m->xin, x, B, 3, S * S, m->dt);
+    void *xin = m->xa; /* the first conv reads it before anything writes xa */
+    m->x = x;
+    nchw_to_nhwc(xin, x, B, 3, S * S, m->dt);
     /* block inputs and outputs alternate between xa and g[1] (free until the backward) */
     void *cur = m->xa, *nxt = m->g[1], *t;
     if (sp->pool) {
@@ -514,8 +527,8 @@ static int encoder_forward(Model *m, const float *x, int B) {
         if (!c) return sc_error_prefix("%s", r0->conv);
         PROF_BEGIN;
         conv_set_weights(c, tp(m, u0->t_w));
-        conv_forward(c, u0->c, m->xin, m->scratch);
-        PROF_END(0);
+        conv_forward(c, u0->c, xin, m->scratch);
+        PROF_END_UNIT(0, 0);
         int t0 = u0->t_bn;
         prof_t0_ = g_prof_on ? prof_now() : 0;
         batchnorm_stats_sync(u0->mean, u0->rstd, u0->c, tb(m, t0 + 2), tb(m, t0 + 3), tc(m, t0 + 4),
@@ -526,7 +539,7 @@ static int encoder_forward(Model *m, const float *x, int B) {
         batchnorm_relu_maxpool_forward(cur, m->argmax, u0->c, u0->mean, u0->rstd, tp(m, t0),
                                        tp(m, t0 + 1), B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->dt);
         PROF_END(5);
-    } else if (unit_forward(m, 0, cur, m->xin, NULL, 1, B)) {
+    } else if (unit_forward(m, 0, cur, xin, NULL, 1, B)) {
         return -1;
     }
     for (int b = 0; b < sp->nblocks; b++) {
@@ -537,14 +550,14 @@ static int encoder_forward(Model *m, const float *x, int B) {
             if (unit_forward(m, blk->down, m->g[0], cur, NULL, 0, B)) return -1;
             res = m->g[0];
         }
-        const void *xin = cur;
+        const void *bin = cur;
         for (int j = 0; j < blk->nconv; j++) {
             int last = j == blk->nconv - 1;
             /* a BN+ReLU output inside the block lives in ascratch until the next conv has read it
              * (a bottleneck's second one overwrites the first after conv2 consumed it) */
-            if (unit_forward(m, blk->unit[j], last ? nxt : m->ascratch, xin, last ? res : NULL, 1, B))
+            if (unit_forward(m, blk->unit[j], last ? nxt : m->ascratch, bin, last ? res : NULL, 1, B))
                 return -1;
-            xin = m->ascratch;
+            bin = m->ascratch;
         }
         t = cur, cur = nxt, nxt = t;
     }
@@ -667,10 +680,10 @@ static void encoder_backward(Model *m, const float *dh) {
             Conv *c = cur_conv(m, ui);
             PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[ui].t_w), dc, x_in, m->wtmp, m->scratch);
-            PROF_END(2);
+            PROF_END_UNIT(2, ui);
             prof_t0_ = g_prof_on ? prof_now() : 0;
             conv_backward_data(c, q, dc, m->scratch);
-            PROF_END(1);
+            PROF_END_UNIT(1, ui);
             if (j > 0) {
                 int prev = blk->unit[j - 1];
                 dc = bf ? m->gb : (void *)q;
@@ -685,10 +698,10 @@ static void encoder_backward(Model *m, const float *dh) {
             Conv *c = cur_conv(m, blk->down);
             PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[blk->down].t_w), dd, block_in, m->wtmp, m->scratch);
-            PROF_END(2);
+            PROF_END_UNIT(2, blk->down);
             prof_t0_ = g_prof_on ? prof_now() : 0;
             conv_backward_data(c, q, dd, m->scratch);
-            PROF_END(1);
+            PROF_END_UNIT(1, blk->down);
             const ResUnit *ru = &sp->units[blk->down];
             add_inplace(p, q, (size_t)B * ru->H * ru->W * ru->C);
         } else {
@@ -715,9 +728,13 @@ static void encoder_backward(Model *m, const float *dh) {
         d0 = bf ? m->gb : (void *)g;
         unit_bn_backward(m, 0, d0, g, m->xa, B, DT_F32, dt);
     }
+    /* the images again, into xa (free now; the caller keeps x until the backward) */
     PROF_BEGIN;
-    conv_backward_weights(cur_conv(m, 0), tg(m, m->units[0].t_w), d0, m->xin, m->wtmp, m->scratch);
-    PROF_END(2);
+    nchw_to_nhwc(m->xa, m->x, B, 3, sp->image_size * sp->image_size, dt);
+    PROF_END(5);
+    prof_t0_ = g_prof_on ? prof_now() : 0;
+    conv_backward_weights(cur_conv(m, 0), tg(m, m->units[0].t_w), d0, m->xa, m->wtmp, m->scratch);
+    PROF_END_UNIT(2, 0);
 }
 
 static void head_backward(Model *m, const float *dz) {
@@ -819,6 +836,7 @@ const void *model_block_output(Model *m, int i) {
 
 int model_act_dtype(const Model *m) { return m->dt; }
 size_t model_activation_bytes(const Model *m) { return m->act_bytes; }
+size_t model_scratch_bytes(const Model *m) { return m->scratch_bytes; }
 
 const char *model_conv_impl(const Model *m) {
     return m->spec.nunits > 1 ? conv_impl_name(m->units[1].conv[0], 0) : "none";

@@ -110,7 +110,9 @@ int model_bf16_native(void);
 int model_create(Model **m, const ModelConfig *cfg, int max_batch, uint64_t seed);
 void model_free(Model *m);
 /* x (B,3,S,S) NCHW, 1 <= B <= max_batch. training != 0: batch statistics, running stats updated
- * (momentum 0.1, unbiased var). Returns 0, or -1 (B out of range, primitive creation failed). */
+ * (momentum 0.1, unbiased var). Returns 0, or -1 (B out of range, primitive creation failed).
+ * x must stay valid and unchanged until the backward of this forward: the backward reads the
+ * images again (the first conv's weight gradient) instead of keeping a copy. */
 int model_forward(Model *m, const float *x, int B, int training);
 const float *model_h(const Model *m); /* (B, D) after the last forward */
 const float *model_z(const Model *m); /* (B, out_dim); equals h when head_layers == 0 */
@@ -151,12 +153,18 @@ int model_act_dtype(const Model *m);
 /* Bytes of every activation and gradient buffer allocated for max_batch rows (the memory that
  * grows with the batch; divide by max_batch for the bytes per view). */
 size_t model_activation_bytes(const Model *m);
+/* Bytes of the shared convolution scratch (oneDNN scratchpads, the im2col matrices of the GEMM
+ * path): it too grows with the batch. */
+size_t model_scratch_bytes(const Model *m);
 /* Phase timers for `simclr bench --profile`: model_profile(1) resets and starts accumulating
  * wall time per phase k in [0, MODEL_PROF_N) (conv forward / backward data / backward weights,
  * BN forward / backward, pool+input+add, head); model_profile_get returns the phase name. */
 #define MODEL_PROF_N 7
 void model_profile(int on);
 const char *model_profile_get(int k, double *seconds);
+/* The same timers per conv unit i (state_dict order, 0 = stem) and pass (0 forward, 1 backward
+ * data, 2 backward weights): seconds accumulated since model_profile(1). */
+double model_profile_unit(int i, int pass);
 /* Synchronized batch norm: every BN of the encoder and the head computes its training-mode
  * statistics (and the backward's two reductions) over the global batch of all processes
  * (layers.h, BnSync; kept by pointer, NULL switches it off). Evaluation mode is unaffected. */
