@@ -120,9 +120,11 @@ int cmd_bench(int argc, char **argv) {
     /* the peak first, on the same threads: every result is also a percentage of it */
     Peak pk;
     peak_measure(&pk, threads, peak_only ? 1.5 : 0.6);
-    printf("peak, %d threads: fp32 FMA %.1f GFLOP/s (%s), bf16 dot product %.1f GFLOP/s (%s)\n",
+    printf("peak, %d threads: fp32 FMA %.1f GFLOP/s (%s), bf16 dot product %.1f GFLOP/s (%s); "
+           "per CPU-second (one core): fp32 %.1f, bf16 %.1f\n",
            threads, pk.fp32_gflops, pk.has_avx512 ? "avx512" : pk.has_fma ? "avx2" : "none",
-           pk.bf16_gflops, pk.has_bf16 ? "avx512_bf16" : "not supported by this CPU");
+           pk.bf16_gflops, pk.has_bf16 ? "avx512_bf16" : "not supported by this CPU",
+           pk.fp32_core_gflops, pk.bf16_core_gflops);
     if (peak_only) {
         printf("{\"impl\": \"peak\", \"threads\": %d, \"fp32_gflops\": %.1f, \"bf16_gflops\": %.1f, "
                "\"avx512\": %s, \"avx512_bf16\": %s}\n", threads, pk.fp32_gflops, pk.bf16_gflops,
@@ -131,6 +133,7 @@ int cmd_bench(int argc, char **argv) {
         return 0;
     }
     double peak_gflops = mc.precision == PRECISION_BF16 ? pk.bf16_gflops : pk.fp32_gflops;
+    double core_peak = mc.precision == PRECISION_BF16 ? pk.bf16_core_gflops : pk.fp32_core_gflops;
     int B = batch / P * views; /* this process's rows */
     TrainerConfig tc;
     trainer_config_default(&tc);
@@ -209,6 +212,28 @@ int cmd_bench(int argc, char **argv) {
         }
         printf("  %-24s %8.1f ms/step  %5.1f%%\n", "other (loss, optimizer)", ref * 1e3 - tot / steps * 1e3,
                100 - 100 * tot / steps / ref);
+        /* per conv: ms per step and the rate against the peak (per core when the timers are CPU
+         * time: one CPU-second can at most reach peak / threads) */
+        int cpu_t = pc && !strcmp(pc, "1");
+        double unit_peak = cpu_t ? core_peak : peak_gflops;
+        printf("  per conv (%s; GFLOP/s and %% of the %s peak %.0f), forward | backward data | "
+               "backward weights:\n", cpu_t ? "CPU time" : "wall time", cpu_t ? "per-core" : "measured",
+               unit_peak);
+        const ResNetSpec *ps = model_spec(m);
+        for (int i = 0; i < ps->nunits; i++) {
+            const ResUnit *u = &ps->units[i];
+            double gf = 2.0 * B * u->OH * u->OW * u->K * u->C * u->R * u->R / 1e9;
+            printf("  %-22s %3dx%-3d %4d->%-4d %dx%d/%d", u->conv, u->OH, u->OW, u->C, u->K, u->R,
+                   u->R, u->stride);
+            for (int k = 0; k < 3; k++) {
+                double sec = model_profile_unit(i, k) / steps;
+                if (sec > 0)
+                    printf(" | %6.1f ms %5.0f %3.0f%%", sec * 1e3, gf / sec, 100 * gf / sec / unit_peak);
+                else
+                    printf(" | %18s", "-");
+            }
+            printf("\n");
+        }
         model_profile(0);
     }
     double vps = (double)batch * views / dt, gflops = 3 * model_forward_flops(m, B) * P / dt / 1e9;
@@ -218,15 +243,29 @@ int cmd_bench(int argc, char **argv) {
            "= %.1f%% of the measured peak, peak RSS %.0f MB, loss %.4f, CPU %.1f ms/step (%.2f cores "
            "busy)\n", vps, dt * 1e3, tf / steps * 1e3, tb / steps * 1e3, gflops, pct, rss, st.loss,
            cpu * 1e3, cpu / dt);
+    /* per CPU-second against one core's peak: the figure a shared machine does not distort */
+    double gf_cpu = 3 * model_forward_flops(m, B) / cpu / 1e9;
+    double pct_cpu = core_peak > 0 ? 100 * gf_cpu / core_peak : 0;
+    printf("%.1f GFLOP per CPU-second = %.1f%% of one core's peak (%.1f)\n", gf_cpu, pct_cpu, core_peak);
+    {
+        /* what grows with the batch: activations, scratch, the images; the rest of the peak RSS
+         * (parameters, gradients, optimizer state, code) is fixed */
+        double per_view = (bpv * B + model_scratch_bytes(m) + nx * sizeof(float)) / B;
+        double fixed = rss * 1024 * 1024 - per_view * B, gib24 = 24.0 * 1024 * 1024 * 1024;
+        long fit = fixed < gib24 ? (long)((gib24 - fixed) / per_view) / views : 0;
+        printf("largest batch in 24 GiB (estimated from this run: %.0f MB fixed + %.2f MB per "
+               "view): about %ld images (%ld views)\n", fixed / 1048576, per_view / 1048576, fit,
+               fit * views);
+    }
     printf("{\"impl\": \"simclr\", \"arch\": \"%s\", \"stem\": \"%s\", \"width\": %g, "
            "\"image_size\": %d, \"batch_size\": %d, \"views\": %d, \"threads\": %d, "
            "\"precision\": \"%s\", \"views_per_s\": %.2f, \"ms_per_step\": %.2f, "
            "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"pct_of_peak\": %.1f, \"peak_rss_mb\": %.1f, "
            "\"bytes_per_view\": %.0f, \"loss\": %.6f, \"cpu_ms_per_step\": %.2f, "
-           "\"processes\": %d, \"comm_mb_per_step\": %.4f, \"comm_ms_per_step\": %.2f}\n",
+           "\"core_peak_gflops\": %.1f, \"pct_of_core_peak_cpu\": %.1f, \"processes\": %d, \"comm_mb_per_step\": %.4f, \"comm_ms_per_step\": %.2f}\n",
            resnet_arch_names[mc.arch], resnet_stem_names[mc.stem], mc.width, mc.image_size, batch,
            views, threads, prec, vps, dt * 1e3, gflops, peak_gflops, pct, rss, bpv, st.loss, cpu * 1e3,
-           P, cs.bytes / steps / 1e6, cs.seconds / steps * 1e3);
+           core_peak, pct_cpu, P, cs.bytes / steps / 1e6, cs.seconds / steps * 1e3);
     trainer_free(t);
     sc_free(x);
     comm_free(comm);

@@ -112,7 +112,11 @@ int cmd_download(int argc, char **argv) {
                  want, got);
     }
     fprintf(stderr, "%s %s verified; unpacking\n", algo, want);
-    if (archive_unpack(archive, dir, s->folder, verify_copy, (void *)s)) {
+    int ur = archive_unpack(archive, dir, s->folder, verify_copy, (void *)s);
+    if (ur == UNPACK_WRITE_ERROR) /* a full disk: the verified archive is worth keeping */
+        sc_fatal("%s (nothing unpacked is left; the verified archive %s is kept: make room and run "
+                 "the same command again)", sc_error(), archive);
+    if (ur) {
         if (!keep) unlink(archive); /* its bytes are what the checksum says, but unusable */
         sc_fatal("%s%s", sc_error(), keep ? "" : " (the archive was removed)");
     }

@@ -44,8 +44,8 @@ static void on_signal(int sig) {
 
 typedef struct {
     const char *checkpoint, *out, *resume, *test_split, *test_data, *test_labels, *json;
-    int random_init, force, keep_head, epochs, batch, seed, threads, checkpoint_every;
-    int log_every, eval_every, labels_per_class, classes;
+    int random_init, force, force_override, keep_head, epochs, batch, seed, threads;
+    int checkpoint_every, log_every, eval_every, labels_per_class, classes, tensorboard;
     double label_fraction;
     long long max_steps, stop_after;
 } FinetuneOptions;
@@ -108,9 +108,12 @@ int cmd_finetune(int argc, char **argv) {
     FinetuneOptions fo = {.epochs = 60, .batch = 64, .checkpoint_every = 0, .log_every = 1,
                           .label_fraction = 1.0, .test_split = "test", .threads = sc_threads()};
     ModelConfig mc;
-    model_config_default(&mc);
     TrainOptions to;
-    train_options_default(&to);
+    DatasetConfig dc;
+    AugmentConfig ac;
+    LoaderConfig lc;
+    RunTables rt; /* the library settings' options, over their defaults */
+    run_tables_init(&rt, &mc, &to, &dc, &ac, &lc);
     /* the paper's fine-tuning (B.5): Nesterov momentum 0.9, lr 0.05 x batch/256, no weight
      * decay, no warmup; cosine decay here (explicit options override) */
     to.optimizer = OPTIM_SGD;
@@ -120,17 +123,11 @@ int cmd_finetune(int argc, char **argv) {
     to.lr_scaling = LR_SCALING_LINEAR;
     to.weight_decay = 0;
     to.warmup_epochs = 0;
-    DatasetConfig dc;
-    dataset_config_default(&dc);
-    AugmentConfig ac;
-    augment_config_default(&ac);
     /* the paper's fine-tuning augmentation: random resized crop and flip only */
     ac.views = 1;
     ac.jitter_prob = 0;
     ac.gray_prob = 0;
     ac.blur_prob = 0;
-    LoaderConfig lc;
-    loader_config_default(&lc);
 
     Opt own[] = {
         {"checkpoint", OPT_STR, &fo.checkpoint, "pretrained encoder (a simclr checkpoint, or a "
@@ -147,6 +144,9 @@ int cmd_finetune(int argc, char **argv) {
          "model.safetensors, curves.png)"},
         {"resume", OPT_STR, &fo.resume, "continue the run in this folder from last.safetensors"},
         {"force", OPT_FLAG, &fo.force, "overwrite a run already in --out"},
+        {"force-override", OPT_FLAG, &fo.force_override, "with --resume: accept options that "
+         "change the run's trajectory (--lr, --epochs, --label-fraction, ...); config.json then "
+         "records the new values"},
         {"epochs", OPT_INT, &fo.epochs, "training epochs over the labelled subset", .min = 1, .max = 1e7},
         {"max-steps", OPT_INT64, &fo.max_steps, "total optimizer steps (0: epochs x batches)", .min = 0, .max = 1e15},
         {"batch-size", OPT_INT, &fo.batch, "images per batch", .min = 1, .max = 1 << 20},
@@ -162,20 +162,12 @@ int cmd_finetune(int argc, char **argv) {
         {"test-data", OPT_STR, &fo.test_data, "--data of the test split when it is another file (npy)"},
         {"test-labels", OPT_STR, &fo.test_labels, "labels of --test-data (npy)"},
         {"json", OPT_STR, &fo.json, "write top1, top5 and the run's facts to this JSON file"},
+        {"tensorboard", OPT_FLAG, &fo.tensorboard, "also write the metrics (loss, batch accuracy, "
+         "lr, test accuracy) as a TensorBoard log in OUT/tensorboard/"},
         {"stop-after-steps", OPT_INT64, &fo.stop_after, "debugging: save and stop after this "
          "step (--resume continues)", .min = 0, .max = 1e15},
         {0}};
-    Opt model_tab[MODEL_OPTS_MAX];
-    model_opts(model_tab, &mc);
-    Opt optim_tab[OPTIM_NUM_OPTS + 1];
-    optim_opts(optim_tab, &to);
-    Opt data_tab[DATASET_OPTS_MAX];
-    dataset_opts(data_tab, &dc);
-    Opt aug_tab[AUGMENT_OPTS_MAX];
-    augment_opts(aug_tab, &ac);
-    Opt loader_tab[LOADER_OPTS_MAX];
-    loader_opts(loader_tab, &lc);
-    Opt *tables[] = {own, model_tab, optim_tab, data_tab, aug_tab, loader_tab};
+    Opt *tables[] = {own, rt.model, rt.optim, rt.data, rt.aug, rt.loader};
     const int NT = (int)(sizeof tables / sizeof *tables);
     if (opts_parse("finetune", "fine-tune a pretrained encoder (--checkpoint) or train it from "
                    "scratch (--random-init) on a labelled subset, then test it. New run: --out "
@@ -195,10 +187,17 @@ int cmd_finetune(int argc, char **argv) {
             sc_fatal("--resume %s: no last.safetensors in the folder (nothing to continue)", dir);
         char *saved = run_saved_config(last);
         if (!saved) sc_fatal("--resume: %s", sc_error());
-        static const char *const control[] = {"resume", "out", "force", "stop-after-steps",
-                                              "threads", "loader-threads", "json", NULL};
-        if (opts_apply_json(tables, NT, saved, 1, control))
-            sc_fatal("--resume: %s: saved configuration: %s", last, sc_error());
+        /* run-control options are never restored; those that do not change the weights'
+         * trajectory may change freely; any other given again with another value is refused
+         * without --force-override */
+        static const char *const control[] = {"resume", "out", "force", "force-override",
+                                              "stop-after-steps", NULL};
+        static const char *const harmless[] = {"threads", "loader-threads", "checkpoint-every",
+                                               "log-every", "eval-every", "test-split",
+                                               "test-data", "test-labels", "json", "tensorboard",
+                                               NULL};
+        if (run_resume_options(tables, NT, dir, saved, control, harmless, fo.force_override))
+            sc_fatal("%s", sc_error());
         free(saved);
         fo.out = dir;
     } else {
@@ -215,9 +214,9 @@ int cmd_finetune(int argc, char **argv) {
             if (cfg0) { /* the pretrained model's options (and normalisation), unless given */
                 Opt norm[3] = {{0}};
                 int k = 0;
-                for (Opt *o = aug_tab; o->name; o++)
+                for (Opt *o = rt.aug; o->name; o++)
                     if (!strcmp(o->name, "normalize") || !strcmp(o->name, "normalize-stats")) norm[k++] = *o;
-                Opt *tabs[2] = {model_tab, norm};
+                Opt *tabs[2] = {rt.model, norm};
                 if (opts_apply_json(tabs, 2, cfg0, 1, NULL))
                     sc_fatal("--checkpoint %s: stored configuration: %s", fo.checkpoint, sc_error());
                 free(cfg0);
@@ -275,10 +274,15 @@ int cmd_finetune(int argc, char **argv) {
     ac.out_size = mc.image_size;
     if (augment_config_finish(&ac)) sc_fatal("%s", sc_error());
 
-    if (!fo.resume && run_dir_prepare(dir, fo.force)) sc_fatal("%s", sc_error());
+    /* one process per run folder, from here to exit: a second finetune (or pretrain), --force
+     * or --resume on it is refused before anything in the folder is removed or rewritten */
+    if (run_folder_claim(dir, fo.resume != NULL, fo.force)) sc_fatal("%s", sc_error());
+    /* the saved configuration describes the run, not this invocation: run-control options at
+     * their neutral values */
     FinetuneOptions saved_fo = fo;
     fo.resume = NULL;
     fo.force = 0;
+    fo.force_override = 0;
     fo.stop_after = 0;
     char *cfg = run_config_json(tables, NT);
     fo = saved_fo;
@@ -287,13 +291,9 @@ int cmd_finetune(int argc, char **argv) {
     printf("configuration (%s):\n", fo.resume ? "resumed from the run's saved values" : "resolved");
     opts_print(stdout, tables, NT);
     fflush(stdout);
+    /* also on resume: an accepted override makes config.json describe what is trained */
+    if (run_write_config(dir, cfg)) sc_fatal("%s", sc_error());
     if (!fo.resume) {
-        size_t n = strlen(cfg);
-        char *withnl = sc_xrealloc(NULL, n + 2);
-        memcpy(withnl, cfg, n);
-        withnl[n] = '\n';
-        if (sc_write_file_atomic(run_path(dir, "config.json"), withnl, n + 1)) sc_fatal("%s", sc_error());
-        free(withnl);
         int64_t *ix = sc_alloc(sizeof(int64_t) * nsub);
         for (size_t i = 0; i < nsub; i++) ix[i] = (int64_t)sub[i];
         int64_t shape[1] = {(int64_t)nsub};
@@ -319,14 +319,7 @@ int cmd_finetune(int argc, char **argv) {
     tc.seed = (uint64_t)fo.seed;
     tc.steps_per_epoch = bpe;
     tc.loss = (TrainerLoss){finetune_ce_loss, &K, 0};
-    long long wsteps = to.warmup_steps;
-    long wcount = wsteps >= 0 ? (long)wsteps : (long)(to.warmup_epochs * bpe);
-    if (wcount > total)
-        sc_fatal("--warmup-epochs/--warmup-steps: the warmup (%ld steps) is longer than the run "
-                 "(%ld steps)", wcount, total);
-    if (lr_schedule_init(&tc.schedule, to.lr, to.lr_scaling, N, to.warmup_epochs, wsteps, bpe,
-                         total, to.schedule))
-        sc_fatal("%s", sc_error());
+    if (run_schedule(&tc.schedule, &to, tables, NT, N, bpe, total)) sc_fatal("%s", sc_error());
     Trainer *t;
     if (trainer_create(&t, &tc)) sc_fatal("%s", sc_error());
     Model *m = t->model;
@@ -345,8 +338,10 @@ int cmd_finetune(int argc, char **argv) {
         printf("encoder%s from %s\n", fo.keep_head ? " and the head's first layer" : "", fo.checkpoint);
     }
     loader_seek(L, trainer_epoch(t), trainer_batch(t));
-    RunLog *log;
-    if (runlog_open(&log, run_path(dir, "metrics.jsonl"), fo.resume ? t->step : -1))
+    RunFolder rf = {.dir = dir, .command = "finetune", .cfg = cfg, .steps_per_epoch = bpe,
+                    .total = total, .checkpoint_every = fo.checkpoint_every};
+    if (run_folder_open_log(&rf, fo.resume ? t->step : -1,
+                            fo.tensorboard ? "train/accuracy" : NULL))
         sc_fatal("%s", sc_error());
     char arch[128];
     checkpoint_arch_string(m, arch, sizeof arch);
@@ -384,7 +379,11 @@ int cmd_finetune(int argc, char **argv) {
         long step = t->step;
         sm = (StepMetrics){step, (int)((step - 1) / bpe), st.loss, st.top1, st.top5, st.lr,
                            N / (sc_now() - t0)};
-        if (step % fo.log_every == 0 || step == total) runlog_step(log, &sm);
+        if (run_folder_step(&rf, &sm, fo.log_every)) {
+            progress_message(&pg, "simclr: error: %s", sc_error());
+            rc = 1;
+            break;
+        }
         progress_update(&pg, &sm, epochs_total, total, step == total);
         int epoch_end = step % bpe == 0 || step == total;
         if (epoch_end) {
@@ -395,35 +394,32 @@ int cmd_finetune(int argc, char **argv) {
                     rc = 1;
                     break;
                 }
-                runlog_eval(log, step, (int)(ep - 1), "test", top1, top5);
+                if (runlog_eval(rf.log, step, (int)(ep - 1), "test", top1, top5)) {
+                    progress_message(&pg, "simclr: error: %s", sc_error());
+                    rc = 1;
+                    break;
+                }
                 progress_message(&pg, "epoch %ld: test top-1 %.2f%%  top-5 %.2f%%", ep, 100 * top1,
                                  100 * top5);
             }
-            runlog_flush(log);
-            int keep = step % bpe == 0 &&
-                       ((fo.checkpoint_every > 0 && ep % fo.checkpoint_every == 0) || step == total);
-            if (run_save_checkpoint(dir, t, cfg, keep ? ep : -1)) {
+            if (run_folder_epoch_end(&rf, t, step)) {
                 progress_message(&pg, "simclr: error: %s", sc_error());
                 rc = 1;
                 break;
             }
-            run_write_plot(dir);
         }
         if (stop_signal || (fo.stop_after > 0 && step >= fo.stop_after && step < total)) {
-            runlog_flush(log);
-            if (!epoch_end && run_save_checkpoint(dir, t, cfg, -1)) {
+            if (run_folder_stop(&rf, t, step, epoch_end, stop_signal != 0, &pg)) {
                 progress_message(&pg, "simclr: error: %s", sc_error());
                 rc = 1;
                 break;
             }
-            progress_message(&pg, "%s at step %ld: saved %s; continue with: simclr finetune "
-                             "--resume %s", stop_signal ? "interrupted" : "stopped", step, last, dir);
             rc = stop_signal ? 130 : 0;
             break;
         }
     }
     progress_end(&pg);
-    runlog_close(log);
+    run_folder_close(&rf);
     if (rc == 0 && t->step >= total) {
         if (top1 < 0 && test_accuracy(m, test, &ac, N, K, &top1, &top5)) /* resumed a finished run */
             sc_fatal("test split: %s", sc_error());

@@ -129,14 +129,11 @@ static size_t *spaced(size_t n, size_t total) {
     return idx;
 }
 
-/* --tensorboard: the run's events file (resumed up to `step` when step >= 0), and in a new
- * run the augmentation preview of the first 8 images (the loader's epoch-0 views) at step 0. */
-static int tensorboard_start(RunLog *log, const char *tbdir, long step, const Dataset *ds,
-                             const AugmentConfig *aug, uint64_t seed) {
-    TbWriter *tb;
-    if (tb_open(&tb, tbdir, step)) return -1;
-    runlog_set_tensorboard(log, tb);
-    if (step >= 0) return 0;
+/* --tensorboard in a new run: the augmentation preview of the first 8 images (the loader's
+ * epoch-0 views) at step 0. */
+static int tensorboard_preview(RunLog *log, const Dataset *ds, const AugmentConfig *aug,
+                               uint64_t seed) {
+    TbWriter *tb = runlog_tensorboard(log);
     uint8_t *grid, *png;
     int gw, gh;
     size_t n;
@@ -146,7 +143,7 @@ static int tensorboard_start(RunLog *log, const char *tbdir, long step, const Da
     if (rc) return -1;
     rc = tb_image_png(tb, "augmentations", 0, png, n, gh, gw, 3);
     free(png);
-    return rc ? rc : runlog_flush(log);
+    return rc ? sc_error_prefix("--tensorboard") : runlog_flush(log);
 }
 
 static int knn_run(Model *m, KnnEval *e, double *top1, double *top5) {
@@ -228,31 +225,6 @@ static const char *const resume_harmless[] = {
     "eval-dataset", "eval-data", "eval-split", "eval-train-split", "test-on-train", "knn-k",
     "knn-temperature", "tensorboard",
     NULL};
-
-static int name_in(const char *name, const char *const *list) {
-    for (; *list; list++)
-        if (!strcmp(*list, name)) return 1;
-    return 0;
-}
-
-/* 1 when the command-line value of o differs from its value in the saved configuration (or the
- * configuration lacks it). o->dst is left as given. */
-static int differs_from_saved(Opt *o, const char *saved_json) {
-    char saved[4096];
-    if (json_get(saved_json, o->name, saved, sizeof saved)) return 1;
-    if (o->type == OPT_STR) {
-        const char *now = *(const char **)o->dst;
-        int saved_null = !strcmp(saved, "null") || !saved[0];
-        return now ? saved_null || strcmp(now, saved) : !saved_null;
-    }
-    unsigned char keep[sizeof(long long) > sizeof(double) ? sizeof(long long) : sizeof(double)];
-    size_t n = o->type == OPT_INT64 ? sizeof(long long) : o->type == OPT_FLOAT ? sizeof(float)
-               : o->type == OPT_DOUBLE ? sizeof(double) : sizeof(int);
-    memcpy(keep, o->dst, n);
-    int differs = opt_assign(o, saved) != 0 || memcmp(keep, o->dst, n) != 0;
-    memcpy(o->dst, keep, n);
-    return differs;
-}
 
 /* ---- the ablation losses on the Trainer ---------------------------------------------------- */
 
@@ -347,15 +319,12 @@ int cmd_pretrain(int argc, char **argv) {
                           .eval_limit = 10000, .nan_step = -1, .seed = 0, .eval_t = 0.1f,
                           .eval_split = NULL, .eval_train_split = NULL};
     ModelConfig mc;
-    model_config_default(&mc);
     TrainOptions to;
-    train_options_default(&to);
     DatasetConfig dc;
-    dataset_config_default(&dc);
     AugmentConfig ac;
-    augment_config_default(&ac);
     LoaderConfig lc;
-    loader_config_default(&lc);
+    RunTables rt; /* the library settings' options, over their defaults */
+    run_tables_init(&rt, &mc, &to, &dc, &ac, &lc);
     /* ---- processes: one, or the P that mpirun started (src/comm.h) ---- */
     Comm *comm;
     if (comm_init(&comm)) sc_fatal("%s", sc_error());
@@ -431,21 +400,11 @@ int cmd_pretrain(int argc, char **argv) {
         {"debug-nan-at-step", OPT_INT64, &po.nan_step, "debugging: make the loss NaN at this step",
          .min = -1, .max = 1e15},
         {0}};
-    Opt model_tab[MODEL_OPTS_MAX];
-    model_opts(model_tab, &mc);
-    Opt optim_tab[OPTIM_NUM_OPTS + 1];
-    optim_opts(optim_tab, &to);
-    Opt data_tab[DATASET_OPTS_MAX];
-    dataset_opts(data_tab, &dc);
-    Opt aug_tab[AUGMENT_OPTS_MAX];
-    augment_opts(aug_tab, &ac);
-    Opt loader_tab[LOADER_OPTS_MAX];
-    loader_opts(loader_tab, &lc);
     ContrastConfig cc;
     contrast_config_default(&cc);
     Opt contrast_tab[CONTRAST_OPTS_MAX];
     contrast_opts(contrast_tab, &cc);
-    Opt *tables[] = {own, model_tab, optim_tab, contrast_tab, data_tab, aug_tab, loader_tab};
+    Opt *tables[] = {own, rt.model, rt.optim, contrast_tab, rt.data, rt.aug, rt.loader};
     const int NT = (int)(sizeof tables / sizeof *tables);
     const char *summary =
         "pretrain an encoder with SimCLR. New run: --out DIR; continue one: --resume DIR.";
@@ -486,24 +445,9 @@ int cmd_pretrain(int argc, char **argv) {
          * (the run would no longer match its record nor an uninterrupted one) */
         static const char *const control[] = {"resume", "out", "force", "force-override", "init",
                                               "stop-after-steps", "debug-nan-at-step", NULL};
-        char changed[512] = "";
-        for (int t = 0; t < NT; t++)
-            for (Opt *o = tables[t]; o->name; o++) {
-                if (!o->set || name_in(o->name, control) || name_in(o->name, resume_harmless))
-                    continue;
-                if (!differs_from_saved(o, resume_cfg)) continue;
-                size_t k = strlen(changed);
-                snprintf(changed + k, sizeof changed - k, "%s--%s", k ? ", " : "", o->name);
-            }
-        if (changed[0] && !po.force_override)
-            sc_fatal("--resume %s: %s would change the run's trajectory (its saved values are in "
-                     "%s/config.json); give --force-override to continue with the new values, "
-                     "or start a new run with --out", dir, changed, dir);
-        if (changed[0])
-            sc_warn("--force-override: %s replace the run's saved values; config.json records "
-                    "them (the run no longer matches an uninterrupted one)", changed);
-        if (opts_apply_json(tables, NT, resume_cfg, 1, control))
-            sc_fatal("--resume: %s: saved configuration: %s", last, sc_error());
+        if (run_resume_options(tables, NT, dir, resume_cfg, control, resume_harmless,
+                               po.force_override))
+            sc_fatal("%s", sc_error());
         po.resume = dir;
         po.out = dir;
     }
@@ -559,8 +503,7 @@ int cmd_pretrain(int argc, char **argv) {
     /* ---- run folder, configuration print and file ---- */
     /* one process per run folder, from here to exit: a second pretrain, --force or --resume
      * on it is refused (before anything in the folder is removed or rewritten) */
-    if (r0 && run_dir_lock(dir) < 0) sc_fatal("%s %s", po.resume ? "--resume" : "--out", sc_error());
-    if (r0 && !po.resume && run_dir_prepare(dir, po.force)) sc_fatal("%s", sc_error());
+    if (r0 && run_folder_claim(dir, po.resume != NULL, po.force)) sc_fatal("%s", sc_error());
     /* The saved configuration describes the run, not this invocation: run-control options are
      * stored at their neutral values, so a resumed run writes the same files as an
      * uninterrupted one. */
@@ -606,16 +549,8 @@ int cmd_pretrain(int argc, char **argv) {
     printf("configuration (%s):\n", po.resume ? "resumed from the run's saved values" : "resolved");
     opts_print(stdout, tables, NT);
     fflush(stdout);
-    if (r0) { /* also on resume: an accepted override makes config.json describe what is trained */
-        char *withnl = NULL;
-        size_t n = strlen(cfg);
-        withnl = sc_xrealloc(NULL, n + 2);
-        memcpy(withnl, cfg, n);
-        withnl[n] = '\n';
-        if (sc_write_file_atomic(run_path(dir, "config.json"), withnl, n + 1))
-            sc_fatal("%s", sc_error());
-        free(withnl);
-    }
+    /* also on resume: an accepted override makes config.json describe what is trained */
+    if (r0 && run_write_config(dir, cfg)) sc_fatal("%s", sc_error());
 
     /* ---- trainer (model, loss, optimizer, schedule), loader ---- */
     int V = ac.views, N = po.batch, B = V * N;
@@ -652,26 +587,7 @@ int cmd_pretrain(int argc, char **argv) {
         tc.loss = (TrainerLoss){contrast_trainer_loss, contrast, 0};
     }
     tc.comm = comm;
-    double warm = to.warmup_epochs;
-    long long wsteps = to.warmup_steps;
-    long wcount = wsteps >= 0 ? (long)wsteps : (long)(warm * bpe);
-    if (wcount > total) {
-        if (opts_was_set(tables, NT, "warmup-epochs") || opts_was_set(tables, NT, "warmup-steps"))
-            sc_fatal("--warmup-epochs/--warmup-steps: the warmup (%ld steps) is longer than the "
-                     "run (%ld steps)", wcount, total);
-        wsteps = total / 10;
-        printf("note: the recipe's warmup (%g epochs) is longer than the run: warming up over "
-               "%lld steps (10%%)\n", warm, wsteps);
-    } else if (2 * wcount > total) {
-        sc_warn("the warmup (%ld of %ld steps%s) takes more than half of the run: the learning "
-                "rate peaks at step %ld, then decays%s", wcount, total,
-                wsteps >= 0 ? "" : " from --warmup-epochs", wcount,
-                opts_was_set(tables, NT, "warmup-epochs") || opts_was_set(tables, NT, "warmup-steps")
-                    ? "" : " (the recipe's default; give --warmup-epochs to shorten it)");
-    }
-    if (lr_schedule_init(&tc.schedule, to.lr, to.lr_scaling, N, warm, wsteps, bpe, total,
-                         to.schedule))
-        sc_fatal("%s", sc_error());
+    if (run_schedule(&tc.schedule, &to, tables, NT, N, bpe, total)) sc_fatal("%s", sc_error());
     Trainer *t;
     if (trainer_create(&t, &tc)) sc_fatal("%s", sc_error());
     Model *m = t->model;
@@ -708,12 +624,15 @@ int cmd_pretrain(int argc, char **argv) {
             sc_fatal("%s", sc_error());
     }
     loader_seek(L, trainer_epoch(t), trainer_batch(t));
-    RunLog *log = NULL; /* process 0 writes the metrics, the checkpoints, the plot */
-    if (r0 && runlog_open(&log, run_path(dir, "metrics.jsonl"), po.resume ? t->step : -1))
+    /* process 0 writes the metrics, the checkpoints, the plot */
+    RunFolder rf = {.dir = dir, .command = "pretrain", .cfg = cfg, .steps_per_epoch = bpe,
+                    .total = total, .checkpoint_every = po.checkpoint_every};
+    if (r0 && run_folder_open_log(&rf, po.resume ? t->step : -1,
+                                  po.tensorboard ? "train/contrastive" : NULL))
         sc_fatal("%s", sc_error());
-    if (r0 && po.tensorboard && tensorboard_start(log, run_path(dir, "tensorboard"), po.resume ? t->step : -1,
-                                            ds, loader_augment(L), (uint64_t)po.seed))
-        sc_fatal("--tensorboard: %s", sc_error());
+    if (r0 && po.tensorboard && !po.resume &&
+        tensorboard_preview(rf.log, ds, loader_augment(L), (uint64_t)po.seed))
+        sc_fatal("%s", sc_error());
 
     KnnEval ke = {0};
     if (r0 && po.eval_every > 0 &&
@@ -754,7 +673,7 @@ int cmd_pretrain(int argc, char **argv) {
                                  isnan(st.loss) ? "NaN" : "infinite", s0 + 1, s0 / bpe + 1,
                                  sc_file_exists(last) ? last : "(none yet)");
                 sm = (StepMetrics){s0 + 1, (int)(s0 / bpe), st.loss, st.top1, st.top5, st.lr, 0};
-                runlog_step(log, &sm);
+                runlog_step(rf.log, &sm);
             }
             rc = 1;
             collective = 1; /* every process saw the same global loss */
@@ -777,7 +696,7 @@ int cmd_pretrain(int argc, char **argv) {
         vps_avg = steps_run == 1 ? vps : 0.9 * vps_avg + 0.1 * vps;
         sm = (StepMetrics){step, (int)((step - 1) / bpe), st.loss, st.top1, st.top5, st.lr, vps,
                            probe != NULL, pst.top1};
-        if (r0 && (step % po.log_every == 0 || step == total) && runlog_step(log, &sm)) {
+        if (r0 && run_folder_step(&rf, &sm, po.log_every)) {
             error_line(&pg, r0); /* a full disk; the other processes are ended below */
             rc = 1;
             break;
@@ -796,7 +715,7 @@ int cmd_pretrain(int argc, char **argv) {
                     rc = 1;
                     break;
                 }
-                if (runlog_eval(log, step, (int)(ep - 1), "knn", t1, t5)) {
+                if (runlog_eval(rf.log, step, (int)(ep - 1), "knn", t1, t5)) {
                     progress_message(&pg, "simclr: error: %s", sc_error());
                     rc = 1;
                     break;
@@ -805,19 +724,11 @@ int cmd_pretrain(int argc, char **argv) {
                                  "images, %.1fs)", ep, 100 * t1, 100 * t5, ke.nq, ke.nb,
                                  sc_now() - te);
             }
-            if (runlog_flush(log)) {
+            if (run_folder_epoch_end(&rf, t, step)) {
                 progress_message(&pg, "simclr: error: %s", sc_error());
                 rc = 1;
                 break;
             }
-            int keep = step % bpe == 0 &&
-                       ((po.checkpoint_every > 0 && ep % po.checkpoint_every == 0) || step == total);
-            if (run_save_checkpoint(dir, t, cfg, keep ? ep : -1)) {
-                progress_message(&pg, "simclr: error: %s", sc_error());
-                rc = 1;
-                break;
-            }
-            run_write_plot(dir);
         }
         /* every process stops at the same step: a signal reaches the processes at different
          * moments, so the decision is one collective OR per step */
@@ -830,20 +741,10 @@ int cmd_pretrain(int argc, char **argv) {
         }
         if (stop) {
             int interrupted = P > 1 ? comm_any(comm, stop_signal != 0) : stop_signal != 0;
-            if (r0) {
-                if (runlog_flush(log)) {
-                    error_line(&pg, r0);
-                    rc = 1;
-                    break;
-                }
-                if (!epoch_end && run_save_checkpoint(dir, t, cfg, -1)) {
-                    progress_message(&pg, "simclr: error: %s", sc_error());
-                    rc = 1;
-                    break;
-                }
-                progress_message(&pg, "%s at step %ld: saved %s; continue with: simclr pretrain "
-                                 "--resume %s", interrupted ? "interrupted" : "stopped", step, last,
-                                 dir);
+            if (r0 && run_folder_stop(&rf, t, step, epoch_end, interrupted, &pg)) {
+                error_line(&pg, r0);
+                rc = 1;
+                break;
             }
             rc = interrupted ? 130 : 0;
             collective = 1;
@@ -851,7 +752,7 @@ int cmd_pretrain(int argc, char **argv) {
         }
     }
     progress_end(&pg);
-    if (log) runlog_close(log);
+    run_folder_close(&rf);
     /* an error of one process: the others wait in a collective; end the whole job */
     if (P > 1 && rc != 0 && !collective) comm_abort(comm, rc);
     if (r0 && rc == 0 && t->step >= total) {

@@ -71,17 +71,37 @@ void sc_fatal(const char *fmt, ...) {
     exit(1);
 }
 
+/* say() for warnings and notes, each distinct line once per process (FNV-1a hashes of the
+ * lines printed; past SAID_MAX of them everything is printed). */
+#define SAID_MAX 512
+static void say_once(const char *kind, const char *fmt, va_list ap) {
+    static uint64_t said[SAID_MAX];
+    static int nsaid;
+    char msg[4096];
+    vformat_line(msg, sizeof msg, fmt, ap);
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = kind; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    for (const char *p = msg; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    int seen = 0;
+#pragma omp critical(sc_say_once)
+    {
+        for (int i = 0; i < nsaid && !seen; i++) seen = said[i] == h;
+        if (!seen && nsaid < SAID_MAX) said[nsaid++] = h;
+    }
+    if (!seen) fprintf(stderr, "simclr: %s: %s\n", kind, msg);
+}
+
 void sc_warn(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    say("warning", fmt, ap);
+    say_once("warning", fmt, ap);
     va_end(ap);
 }
 
 void sc_note(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    say("note", fmt, ap);
+    say_once("note", fmt, ap);
     va_end(ap);
 }
 

@@ -25,6 +25,9 @@ const char *sc_error(void);
  * sc_error_set, sc_error_prefix, sc_fatal and sc_warn write control characters of what they
  * quote (a file's contents, an argument) as \xNN. */
 void sc_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Prints "simclr: warning: <msg>" to stderr. A warning or note that this process has printed
+ * already is not printed again (a dataset opened twice, for training and by the kNN monitor,
+ * says its notes once). */
 void sc_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "simclr: note: <msg>" to stderr: a fact the user may want, not a problem. */
 void sc_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -145,7 +145,13 @@ struct Conv {
     dnnl_primitive_t reo_w_fwd, reo_w_bwd, reo_dw; /* oihw -> fwd layout, -> bwd-data, dw -> oihw */
     dnnl_memory_t m_src, m_dst, m_w_user, m_w_fwd, m_w_bwd, m_dw, m_dw_user, m_scratch;
     dnnl_memory_t m_dsrc, m_ddst;
-    float *w_fwd, *w_bwd, *dw; /* private layouts (w_bwd may equal w_fwd) */
+    /* weights in the primitives' layouts: own buffers (allocated at the first conv_set_weights;
+     * w_bwd may equal w_fwd), or one buffer shared with other Convs (conv_share_weights): then
+     * each pass reorders from w_src right before it runs */
+    void *w_fwd, *w_bwd, *dw;
+    size_t wf_bytes, wb_bytes; /* wb_bytes 0: the backward-data layout is the forward's */
+    void *wshared;
+    const float *w_src;
     size_t scratch_bytes, wtmp_floats;
     /* deterministic backward weights: the batch is cut into nch fixed chunks (CONV_WGRAD_CHUNKS,
      * independent of the thread count), each reduced by one single-threaded primitive (kind 0:
@@ -159,7 +165,7 @@ struct Conv {
     size_t ch_scr_bytes, ch_dw_bytes; /* per chunk, rounded to 64 */
     /* small output maps: forward and backward weights as im2col + GEMM (see conv.h) */
     int gemm;
-    float *w_krsc; /* (K, R, S, C); bf16: uint16 */
+    void *w_krsc; /* (K, R, S, C); bf16: uint16 (the shared buffer when shared) */
     /* bf16 GEMMs: one single-threaded oneDNN matmul per fixed block (forward: rows of the
      * output, backward weights: output channels), at most 2 block sizes each */
     MmBlocks mm_fwd, mm_wgt;
@@ -414,7 +420,6 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
      * has no bf16 GEMM function in its C API) */
     c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
     if (c->gemm) {
-        c->w_krsc = sc_alloc(dt_size(s->dt) * s->K * s->C * s->R * s->S);
         if (s->dt == DT_BF16) {
             long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
             if (mm_blocks_create(&c->mm_fwd, M, Kd, s->K, dnnl_ba, dnnl_bf16) ||
@@ -437,28 +442,24 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     DNNL_TRY(dnnl_memory_create(&c->m_dw_user, &md_w_user, g_engine, DNNL_MEMORY_NONE));
 
     const dnnl_memory_desc_t *md_wf = dnnl_primitive_desc_query_md(c->pd_fwd, dnnl_query_weights_md, 0);
-    c->w_fwd = sc_alloc(dnnl_memory_desc_get_size(md_wf));
-    DNNL_TRY(dnnl_memory_create(&c->m_w_fwd, md_wf, g_engine, c->w_fwd));
+    c->wf_bytes = dnnl_memory_desc_get_size(md_wf);
+    DNNL_TRY(dnnl_memory_create(&c->m_w_fwd, md_wf, g_engine, DNNL_MEMORY_NONE));
     dnnl_primitive_desc_t rpd;
     DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, &md_w_user, g_engine, md_wf, g_engine, NULL));
     DNNL_TRY(dnnl_primitive_create(&c->reo_w_fwd, rpd));
     dnnl_primitive_desc_destroy(rpd);
     if (need_bwd_data) {
         const dnnl_memory_desc_t *md_wb = dnnl_primitive_desc_query_md(c->pd_bwd_d, dnnl_query_weights_md, 0);
-        if (dnnl_memory_desc_equal(md_wb, md_wf)) {
-            c->w_bwd = c->w_fwd;
-            DNNL_TRY(dnnl_memory_create(&c->m_w_bwd, md_wb, g_engine, c->w_bwd));
-        } else {
-            c->w_bwd = sc_alloc(dnnl_memory_desc_get_size(md_wb));
-            DNNL_TRY(dnnl_memory_create(&c->m_w_bwd, md_wb, g_engine, c->w_bwd));
+        DNNL_TRY(dnnl_memory_create(&c->m_w_bwd, md_wb, g_engine, DNNL_MEMORY_NONE));
+        if (!dnnl_memory_desc_equal(md_wb, md_wf)) {
+            c->wb_bytes = dnnl_memory_desc_get_size(md_wb);
             DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, &md_w_user, g_engine, md_wb, g_engine, NULL));
             DNNL_TRY(dnnl_primitive_create(&c->reo_w_bwd, rpd));
             dnnl_primitive_desc_destroy(rpd);
         }
     }
     const dnnl_memory_desc_t *md_dw = dnnl_primitive_desc_query_md(c->pd_bwd_w, dnnl_query_diff_weights_md, 0);
-    c->dw = sc_alloc(dnnl_memory_desc_get_size(md_dw));
-    DNNL_TRY(dnnl_memory_create(&c->m_dw, md_dw, g_engine, c->dw));
+    DNNL_TRY(dnnl_memory_create(&c->m_dw, md_dw, g_engine, DNNL_MEMORY_NONE)); /* threaded only */
     DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, md_dw, g_engine, &md_w_user, g_engine, NULL));
     DNNL_TRY(dnnl_primitive_create(&c->reo_dw, rpd));
     dnnl_primitive_desc_destroy(rpd);
@@ -518,10 +519,12 @@ void conv_free(Conv *c) {
         if (mems[i]) dnnl_memory_destroy(mems[i]);
     mm_blocks_free(&c->mm_fwd);
     mm_blocks_free(&c->mm_wgt);
-    if (c->w_bwd && c->w_bwd != c->w_fwd) sc_free(c->w_bwd);
-    sc_free(c->w_fwd);
+    if (!c->wshared) {
+        if (c->w_bwd != c->w_fwd) sc_free(c->w_bwd);
+        sc_free(c->w_fwd);
+        sc_free(c->w_krsc);
+    }
     sc_free(c->dw);
-    sc_free(c->w_krsc);
     sc_free(c);
 }
 
@@ -545,23 +548,69 @@ static void exec(dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args) {
     DNNL_RUN(dnnl_stream_wait(g_stream));
 }
 
-void conv_set_weights(Conv *c, const float *w) {
-    if (c->gemm) {
-        const ConvShape *s = &c->s;
-        size_t rs = (size_t)s->R * s->S;
-#pragma omp parallel for schedule(static)
-        for (int k = 0; k < s->K; k++)
-            for (int ch = 0; ch < s->C; ch++)
-                for (size_t p = 0; p < rs; p++)
-                    dt_store(c->w_krsc, ((size_t)k * rs + p) * s->C + ch, s->dt, w[((size_t)k * s->C + ch) * rs + p]);
+static size_t krsc_bytes(const Conv *c) {
+    return c->gemm ? dt_size(c->s.dt) * c->s.K * c->s.C * c->s.R * c->s.S : 0;
+}
+
+size_t conv_weight_bytes(const Conv *c) {
+    size_t n = c->wf_bytes;
+    if (c->wb_bytes > n) n = c->wb_bytes;
+    if (krsc_bytes(c) > n) n = krsc_bytes(c);
+    return n;
+}
+
+void conv_share_weights(Conv *c, void *wbuf) {
+    if (!c->wshared) {
+        if (c->w_bwd != c->w_fwd) sc_free(c->w_bwd);
+        sc_free(c->w_fwd);
+        sc_free(c->w_krsc);
     }
+    c->wshared = wbuf;
+    c->w_fwd = c->w_bwd = c->w_krsc = wbuf;
+}
+
+/* w (K,C,R,S) -> the GEMM path's (K,R,S,C) of type dt */
+static void weights_krsc(Conv *c, const float *w) {
+    const ConvShape *s = &c->s;
+    size_t rs = (size_t)s->R * s->S;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < s->K; k++)
+        for (int ch = 0; ch < s->C; ch++)
+            for (size_t p = 0; p < rs; p++)
+                dt_store(c->w_krsc, ((size_t)k * rs + p) * s->C + ch, s->dt, w[((size_t)k * s->C + ch) * rs + p]);
+}
+
+/* w -> the backward-data layout in w_bwd (its own reorder, or the forward's when they agree) */
+static void weights_bwd(Conv *c, const float *w) {
     set(c->m_w_user, w);
+    set(c->m_w_bwd, c->w_bwd);
+    dnnl_exec_arg_t b[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_bwd}};
+    exec(c->reo_w_bwd ? c->reo_w_bwd : c->reo_w_fwd, 2, b);
+}
+
+void conv_set_weights(Conv *c, const float *w) {
+    c->w_src = w;
+    if (c->wshared) { /* only what the forward reads; conv_backward_data reorders its own */
+        if (c->gemm) weights_krsc(c, w);
+        else {
+            set(c->m_w_user, w);
+            set(c->m_w_fwd, c->w_fwd);
+            dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_fwd}};
+            exec(c->reo_w_fwd, 2, a);
+        }
+        return;
+    }
+    if (!c->w_fwd) {
+        c->w_fwd = sc_alloc(c->wf_bytes);
+        c->w_bwd = c->wb_bytes ? sc_alloc(c->wb_bytes) : c->w_fwd;
+        if (c->gemm) c->w_krsc = sc_alloc(krsc_bytes(c));
+    }
+    if (c->gemm) weights_krsc(c, w);
+    set(c->m_w_user, w);
+    set(c->m_w_fwd, c->w_fwd);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_fwd}};
     exec(c->reo_w_fwd, 2, a);
-    if (c->reo_w_bwd) {
-        dnnl_exec_arg_t b[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_bwd}};
-        exec(c->reo_w_bwd, 2, b);
-    }
+    if (c->bwd_d && c->reo_w_bwd) weights_bwd(c, w);
 }
 
 /* C (M, N) = A (M, Kd) . B^T  with A row-major lda, B (N, Kd) ldb: M split into GEMM_CHUNKS fixed
@@ -595,13 +644,16 @@ void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
     set(c->m_src, in_);
     set(c->m_dst, out_);
     set(c->m_scratch, scratch);
+    set(c->m_w_fwd, c->w_fwd);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->m_src}, {DNNL_ARG_WEIGHTS, c->m_w_fwd},
                            {DNNL_ARG_DST, c->m_dst}, {DNNL_ARG_SCRATCHPAD, c->m_scratch}};
     exec(c->fwd, 4, a);
 }
 
 void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) {
-    SC_ASSERT(c->bwd_d);
+    SC_ASSERT(c->bwd_d && c->w_src);
+    if (c->wshared) weights_bwd(c, c->w_src); /* the shared buffer holds another layer's now */
+    set(c->m_w_bwd, c->w_bwd);
     set(c->m_dsrc, d_in);
     set(c->m_ddst, d_out);
     set(c->m_scratch, scratch);
@@ -685,6 +737,9 @@ void conv_backward_weights_threaded(Conv *c, float *d_w, const void *d_out, cons
     set(c->m_src, in);
     set(c->m_ddst, d_out);
     set(c->m_scratch, scratch);
+    if (!c->dw) c->dw = sc_alloc(dnnl_memory_desc_get_size(
+                    dnnl_primitive_desc_query_md(c->pd_bwd_w, dnnl_query_diff_weights_md, 0)));
+    set(c->m_dw, c->dw);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->m_src}, {DNNL_ARG_DIFF_DST, c->m_ddst},
                            {DNNL_ARG_DIFF_WEIGHTS, c->m_dw}, {DNNL_ARG_SCRATCHPAD, c->m_scratch}};
     exec(c->bwd_w, 4, a);

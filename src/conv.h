@@ -71,8 +71,17 @@ void conv_free(Conv *c);
 size_t conv_scratch_bytes(const Conv *c);
 /* Name of the oneDNN implementations chosen (e.g. "jit:avx512_core"), for logs and docs. */
 const char *conv_impl_name(const Conv *c, int which /* 0 fwd, 1 bwd data, 2 bwd weights */);
-/* Copies weights w (K,C,R,S) into the primitives' private layout. Call after every change of w. */
+/* Copies weights w (K,C,R,S) into the primitives' private layout. Call after every change of w,
+ * and before conv_forward. */
 void conv_set_weights(Conv *c, const float *w);
+/* Weight memory: by default each Conv keeps its weights in its own buffers (forward layout,
+ * backward-data layout, GEMM layout). conv_share_weights makes it use wbuf (at least
+ * conv_weight_bytes(c) bytes) instead, a buffer any number of Convs can share: conv_set_weights
+ * then prepares only what conv_forward reads (call it right before conv_forward, as the model
+ * does), and conv_backward_data reorders its own layout from the w last given to
+ * conv_set_weights, which must still hold the same values (bit-identical results either way). */
+size_t conv_weight_bytes(const Conv *c);
+void conv_share_weights(Conv *c, void *wbuf);
 /* out (B,OH,OW,K) = conv(in (B,H,W,C)); overwrites. out, in: of type s->dt. */
 void conv_forward(Conv *c, void *out, const void *in, void *scratch);
 /* d_in (B,H,W,C) float32 = gradient wrt the input; OVERWRITES d_in (not accumulated).

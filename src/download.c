@@ -163,9 +163,11 @@ static int attempt(const DownloadOptions *o, const char *part, int *range_ignore
     int ok = fflush(t.f) == 0 && fsync(fileno(t.f)) == 0;
     int werr = ok ? 0 : errno;
     if (fclose(t.f) != 0 && ok) ok = 0, werr = errno;
-    if (t.write_errno || (rc == CURLE_OK && !ok))
-        return sc_error_set("%s: cannot write: %s", part, strerror(t.write_errno ? t.write_errno : werr));
     long long have = file_size(part);
+    if (t.write_errno || (rc == CURLE_OK && !ok)) /* a full disk: what was written stays valid */
+        return sc_error_set("%s: cannot write: %s (the %lld bytes received are kept: make room and "
+                            "run the same command again to resume)", part,
+                            strerror(t.write_errno ? t.write_errno : werr), have > 0 ? have : 0);
     switch (rc) {
     case CURLE_OK: return 0;
     case CURLE_RANGE_ERROR: /* the server answered 200 to a Range request: start over */
@@ -302,16 +304,20 @@ static int safe_path(const char *p) {
     return 1;
 }
 
+/* 0, UNPACK_WRITE_ERROR (the disk), or -1 (the archive). */
 static int write_entry(struct archive *a, const char *archive, const char *dst) {
     char *slash = strrchr(dst, '/');
     if (slash) {
         *slash = 0;
         int r = sc_mkdir_p(dst);
         *slash = '/';
-        if (r) return -1;
+        if (r) return UNPACK_WRITE_ERROR;
     }
     FILE *f = fopen(dst, "wb");
-    if (!f) return sc_error_set("%s: cannot write: %s", dst, strerror(errno));
+    if (!f) {
+        sc_error_set("%s: cannot write: %s", dst, strerror(errno));
+        return UNPACK_WRITE_ERROR;
+    }
     const void *blk;
     size_t n;
     la_int64_t off, pos = 0;
@@ -321,7 +327,8 @@ static int write_entry(struct archive *a, const char *archive, const char *dst) 
         if (fwrite(blk, 1, n, f) != n) {
             int e = errno;
             fclose(f);
-            return sc_error_set("%s: cannot write: %s", dst, strerror(e));
+            sc_error_set("%s: cannot write: %s", dst, strerror(e));
+            return UNPACK_WRITE_ERROR;
         }
         pos = off + (la_int64_t)n;
     }
@@ -329,7 +336,10 @@ static int write_entry(struct archive *a, const char *archive, const char *dst) 
         fclose(f);
         return sc_error_set("%s: truncated or damaged archive: %s", archive, archive_error_string(a));
     }
-    if (fflush(f) || fsync(fileno(f)) || fclose(f)) return sc_error_set("%s: cannot write: %s", dst, strerror(errno));
+    if (fflush(f) || fsync(fileno(f)) || fclose(f)) {
+        sc_error_set("%s: cannot write: %s", dst, strerror(errno));
+        return UNPACK_WRITE_ERROR;
+    }
     return 0;
 }
 
@@ -343,7 +353,10 @@ int archive_unpack(const char *archive, const char *dir, const char *name,
     archive_read_support_filter_gzip(a);
     archive_read_support_format_tar(a);
     remove_tree(tmp);
-    if (sc_mkdir_p(tmp)) goto done;
+    if (sc_mkdir_p(tmp)) {
+        rc = UNPACK_WRITE_ERROR;
+        goto done;
+    }
     if (archive_read_open_filename(a, archive, 1 << 16) != ARCHIVE_OK) {
         sc_error_set("%s: not a .tar.gz archive: %s", archive, archive_error_string(a));
         goto done;
@@ -363,9 +376,16 @@ int archive_unpack(const char *archive, const char *dir, const char *name,
         dst = fmt("%s/%s", tmp, p);
         unsigned type = archive_entry_filetype(e);
         if (type == AE_IFDIR) {
-            if (sc_mkdir_p(dst)) goto done;
+            if (sc_mkdir_p(dst)) {
+                rc = UNPACK_WRITE_ERROR;
+                goto done;
+            }
         } else if (type == AE_IFREG) {
-            if (write_entry(a, archive, dst)) goto done;
+            int w = write_entry(a, archive, dst);
+            if (w) {
+                rc = w;
+                goto done;
+            }
             files++;
         } else {
             sc_warn("%s: skipping '%s' (not a regular file or folder)", archive, p);
@@ -389,6 +409,7 @@ int archive_unpack(const char *archive, const char *dir, const char *name,
     }
     if (rename(inside, final)) {
         sc_error_set("%s: cannot rename to %s: %s", inside, final, strerror(errno));
+        rc = UNPACK_WRITE_ERROR;
         goto done;
     }
     rc = 0;

@@ -37,7 +37,9 @@ int file_digests(const char *path, char md5_hex[33], char sha256_hex[65]);
 /* Unpacks a .tar.gz (or .tar) into DIR/.NAME.unpack-PID/, checks that it holds the folder NAME
  * and that verify(that folder, ud) returns 0 (verify may be NULL), then renames it to DIR/NAME.
  * Only regular files and folders are written; absolute paths and ".." are refused. On error
- * nothing is left behind. */
+ * nothing is left behind. Returns 0; UNPACK_WRITE_ERROR when writing failed (a full disk, a
+ * read-only folder: the archive itself may be fine); -1 for an archive that is not usable. */
+#define UNPACK_WRITE_ERROR (-2)
 int archive_unpack(const char *archive, const char *dir, const char *name,
                    int (*verify)(const char *folder, void *ud), void *ud);
 

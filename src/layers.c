@@ -132,6 +132,13 @@ void batchnorm_forward_sync(void *out, float *mean, float *rstd, const void *x,
                             float *run_var, int64_t *nbt, const void *residual, int relu,
                             int training, size_t N, int C, double *partials, int dt,
                             const BnSync *sync) {
+    batchnorm_stats_sync(mean, rstd, x, run_mean, run_var, nbt, training, N, C, partials, dt, sync);
+    batchnorm_apply(out, x, mean, rstd, gamma, beta, residual, relu, N, C, partials, dt);
+}
+
+void batchnorm_stats_sync(float *mean, float *rstd, const void *x, float *run_mean, float *run_var,
+                          int64_t *nbt, int training, size_t N, int C, double *partials, int dt,
+                          const BnSync *sync) {
     size_t nch = nchunks(N);
     if (training) {
         /* the statistics are over the global batch: Ng rows on all processes together */
@@ -164,7 +171,6 @@ void batchnorm_forward_sync(void *out, float *mean, float *rstd, const void *x,
             rstd[c] = (float)(1.0 / sqrt((double)run_var[c] + BN_EPS));
         }
     }
-    batchnorm_apply(out, x, mean, rstd, gamma, beta, residual, relu, N, C, partials, dt);
 }
 
 void batchnorm_backward(void *dx, float *dgamma, float *dbeta, void *dout, const void *relu_out,
@@ -174,6 +180,11 @@ void batchnorm_backward(void *dx, float *dgamma, float *dbeta, void *dout, const
     batchnorm_backward_sync(dx, dgamma, dbeta, dout, relu_out, x, mean, rstd, gamma, training, N,
                             C, partials, dt, dt_dout, dt_dx, NULL);
 }
+
+static void bn_backward_coeffs(float *ka, float *kb, float *kc, float *dgamma, float *dbeta,
+                               double *partials, size_t nch, const float *mean, const float *rstd,
+                               const float *gamma, int training, size_t N, int C,
+                               const BnSync *sync);
 
 void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
                              const void *relu_out, const void *x, const float *mean,
@@ -213,6 +224,25 @@ void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
         for (int c = 0; c < C; c++) p[c] = sdy[c], p[C + c] = sdx[c];
     }
     float *ka = (float *)(partials + 2 * nch * C), *kb = ka + C, *kc = kb + C;
+    bn_backward_coeffs(ka, kb, kc, dgamma, dbeta, partials, nch, mean, rstd, gamma, training, N, C,
+                       sync);
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++) {
+        float tx[dt == DT_F32 ? 1 : C], tg[dt_dout == DT_F32 ? 1 : C], td[dt_dx == DT_F32 ? 1 : C];
+        const float *dy = row_get(dout, dt_dout, r, C, tg), *xr = row_get(x, dt, r, C, tx);
+        float *d = row_dst(dx, dt_dx, r, C, td);
+#pragma omp simd
+        for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+        row_put(dx, dt_dx, r, C, d);
+    }
+}
+
+/* From the chunk sums of sum(dy), sum(dy * (x - mean)) (partials, 2C per chunk): adds this
+ * process's dgamma, dbeta and sets dx = ka*dy + kb*x + kc (sums over the global batch). */
+static void bn_backward_coeffs(float *ka, float *kb, float *kc, float *dgamma, float *dbeta,
+                               double *partials, size_t nch, const float *mean, const float *rstd,
+                               const float *gamma, int training, size_t N, int C,
+                               const BnSync *sync) {
     /* this process's sums give dgamma, dbeta (the gradient all-reduce adds the processes');
      * dx needs the sums over the global batch */
     for (int c = 0; c < C; c++) {
@@ -241,34 +271,179 @@ void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
             ka[c] = (float)a, kb[c] = 0, kc[c] = 0;
         }
     }
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < N; r++) {
-        float tx[dt == DT_F32 ? 1 : C], tg[dt_dout == DT_F32 ? 1 : C], td[dt_dx == DT_F32 ? 1 : C];
-        const float *dy = row_get(dout, dt_dout, r, C, tg), *xr = row_get(x, dt, r, C, tx);
-        float *d = row_dst(dx, dt_dx, r, C, td);
-#pragma omp simd
-        for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
-        row_put(dx, dt_dx, r, C, d);
-    }
 }
 
 void batchnorm_relu_mask_recompute(void *dout, const void *x, const float *mean,
                                    const float *rstd, const float *gamma, const float *beta,
-                                   size_t N, int C, double *partials, int dt, int dt_dout) {
+                                   const void *residual, size_t N, int C, double *partials, int dt,
+                                   int dt_dout) {
     float *scale = (float *)(partials + 2 * nchunks(N) * C), *shift = scale + C;
     bn_fold(scale, shift, mean, rstd, gamma, beta, C);
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < N; r++) {
-        float tx[dt == DT_F32 ? 1 : C], tg[dt_dout == DT_F32 ? 1 : C];
+        float tx[dt == DT_F32 ? 1 : C], tg[dt_dout == DT_F32 ? 1 : C],
+            tr[dt == DT_F32 || !residual ? 1 : C];
         const float *xr = row_get(x, dt, r, C, tx);
         const float *dr = row_get(dout, dt_dout, r, C, tg);
         float *d = row_dst(dout, dt_dout, r, C, tg);
+        if (residual) {
+            const float *res = row_get(residual, dt, r, C, tr);
 #pragma omp simd
-        for (int c = 0; c < C; c++) {
-            float v = xr[c] * scale[c] + shift[c]; /* the forward's expression, bit for bit */
-            d[c] = v > 0 ? dr[c] : 0;
+            for (int c = 0; c < C; c++) {
+                float v = xr[c] * scale[c] + shift[c] + res[c]; /* the forward's expression */
+                d[c] = v > 0 ? dr[c] : 0;
+            }
+        } else {
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float v = xr[c] * scale[c] + shift[c]; /* the forward's expression, bit for bit */
+                d[c] = v > 0 ? dr[c] : 0;
+            }
         }
         row_put(dout, dt_dout, r, C, d);
+    }
+}
+
+/* ---- the stem: batch norm + ReLU + max pool fused (no stem-sized activation but the conv
+ * output) ------------------------------------------------------------------------------------ */
+
+/* v (C) = the BN+ReLU output of row r as the unfused forward stored it (rounded to dt) */
+static inline void bn_relu_row(float *v, const void *x, int dt, size_t r, int C,
+                               const float *scale, const float *shift) {
+    float tx[dt == DT_F32 ? 1 : C];
+    const float *xr = row_get(x, dt, r, C, tx);
+#pragma omp simd
+    for (int c = 0; c < C; c++) {
+        float t = xr[c] * scale[c] + shift[c]; /* batchnorm_apply's expression */
+        v[c] = t > 0 ? t : 0;
+    }
+    if (dt == DT_BF16) {
+#pragma omp simd
+        for (int c = 0; c < C; c++) v[c] = bf16_to_f32(bf16_from_f32(v[c]));
+    }
+}
+
+void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, const float *mean,
+                                    const float *rstd, const float *gamma, const float *beta,
+                                    int B, int H, int W, int C, int k, int stride, int pad,
+                                    int dt) {
+    int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
+    float scale[C], shift[C];
+    bn_fold(scale, shift, mean, rstd, gamma, beta, C);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float v[C], to[dt == DT_F32 ? 1 : C];
+                uint8_t am[C];
+                size_t orow = ((size_t)b * OH + oh) * OW + ow;
+                float *o = row_dst(out, dt, orow, C, to);
+                for (int c = 0; c < C; c++) o[c] = -INFINITY, am[c] = 0;
+                for (int r = 0; r < k; r++) {
+                    int ih = oh * stride - pad + r;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int q = 0; q < k; q++) {
+                        int iw = ow * stride - pad + q;
+                        if (iw < 0 || iw >= W) continue;
+                        bn_relu_row(v, x, dt, ((size_t)b * H + ih) * W + iw, C, scale, shift);
+                        uint8_t pos = (uint8_t)(r * k + q);
+#pragma omp simd
+                        for (int c = 0; c < C; c++) { /* maxpool_forward's rule */
+                            int take = v[c] > o[c] || v[c] != v[c];
+                            o[c] = take ? v[c] : o[c];
+                            am[c] = take ? pos : am[c];
+                        }
+                    }
+                }
+                row_put(out, dt, orow, C, o);
+                if (argmax) memcpy(argmax + orow * C, am, (size_t)C);
+            }
+}
+
+/* d (C) = the max-pool gradient of input pixel (b, ih, iw): the sum of the gradients of the
+ * windows whose maximum it was, in the order (oh, ow) ascending */
+static inline void pool_grad_row(float *d, const float *d_out, const uint8_t *argmax, int b,
+                                 int ih, int iw, int OH, int OW, int C, int k, int stride,
+                                 int pad) {
+    for (int c = 0; c < C; c++) d[c] = 0;
+    /* windows oh with oh*stride - pad <= ih < oh*stride - pad + k */
+    int oh0 = ih + pad - k + 1 > 0 ? (ih + pad - k + 1 + stride - 1) / stride : 0;
+    int oh1 = (ih + pad) / stride, ow0 = iw + pad - k + 1 > 0 ? (iw + pad - k + 1 + stride - 1) / stride : 0;
+    int ow1 = (iw + pad) / stride;
+    if (oh1 >= OH) oh1 = OH - 1;
+    if (ow1 >= OW) ow1 = OW - 1;
+    for (int oh = oh0; oh <= oh1; oh++)
+        for (int ow = ow0; ow <= ow1; ow++) {
+            size_t o = (((size_t)b * OH + oh) * OW + ow) * C;
+            uint8_t pos = (uint8_t)((ih - (oh * stride - pad)) * k + (iw - (ow * stride - pad)));
+            const uint8_t *am = argmax + o;
+            const float *g = d_out + o;
+#pragma omp simd
+            for (int c = 0; c < C; c++) d[c] += am[c] == pos ? g[c] : 0.0f;
+        }
+}
+
+/* dy (C) of stem row r: the max-pool gradient (rounded to dt, as the unfused path stored it),
+ * masked by the ReLU recomputed from x; xr: x's row as floats (tx when dt is bf16) */
+static inline const float *stem_dy_row(float *dy, float *tx, const float *d_pool,
+                                       const uint8_t *argmax, const void *x, int dt, size_t r,
+                                       int H, int W, int OH, int OW, int C, int k, int stride,
+                                       int pad, const float *scale, const float *shift) {
+    int b = (int)(r / ((size_t)H * W)), p = (int)(r % ((size_t)H * W));
+    pool_grad_row(dy, d_pool, argmax, b, p / W, p % W, OH, OW, C, k, stride, pad);
+    if (dt == DT_BF16) {
+#pragma omp simd
+        for (int c = 0; c < C; c++) dy[c] = bf16_to_f32(bf16_from_f32(dy[c]));
+    }
+    const float *xr = row_get(x, dt, r, C, tx);
+#pragma omp simd
+    for (int c = 0; c < C; c++) {
+        float v = xr[c] * scale[c] + shift[c]; /* the forward's expression, bit for bit */
+        dy[c] = v > 0 ? dy[c] : 0;
+    }
+    return xr;
+}
+
+void batchnorm_relu_maxpool_backward(void *dx, float *dgamma, float *dbeta, const float *d_pool,
+                                     const uint8_t *argmax, const void *x, const float *mean,
+                                     const float *rstd, const float *gamma, const float *beta,
+                                     int training, int B, int H, int W, int C, int k, int stride,
+                                     int pad, double *partials, int dt, const BnSync *sync) {
+    int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
+    size_t N = (size_t)B * H * W, nch = nchunks(N);
+    float scale[C], shift[C];
+    bn_fold(scale, shift, mean, rstd, gamma, beta, C);
+    /* pass 1: batchnorm_backward's chunk sums, on the recomputed dy */
+#pragma omp parallel for schedule(static)
+    for (size_t kk = 0; kk < nch; kk++) {
+        size_t r0 = kk * BN_CHUNK, r1 = r0 + BN_CHUNK < N ? r0 + BN_CHUNK : N;
+        float sdy[C], sdx[C], dyr[C], tx[dt == DT_F32 ? 1 : C];
+        for (int c = 0; c < C; c++) sdy[c] = sdx[c] = 0;
+        for (size_t r = r0; r < r1; r++) {
+            const float *xr = stem_dy_row(dyr, tx, d_pool, argmax, x, dt, r, H, W, OH, OW, C, k,
+                                          stride, pad, scale, shift);
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                sdy[c] += dyr[c];
+                sdx[c] += dyr[c] * (xr[c] - mean[c]);
+            }
+        }
+        double *p = partials + 2 * kk * C;
+        for (int c = 0; c < C; c++) p[c] = sdy[c], p[C + c] = sdx[c];
+    }
+    float *ka = (float *)(partials + 2 * nch * C), *kb = ka + C, *kc = kb + C;
+    bn_backward_coeffs(ka, kb, kc, dgamma, dbeta, partials, nch, mean, rstd, gamma, training, N, C,
+                       sync);
+    /* pass 2: dx, in place over x when dx == x (each row is read before it is written) */
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++) {
+        float dy[C], tx[dt == DT_F32 ? 1 : C], td[dt == DT_F32 ? 1 : C];
+        const float *xr = stem_dy_row(dy, tx, d_pool, argmax, x, dt, r, H, W, OH, OW, C, k, stride,
+                                      pad, scale, shift);
+        float *d = row_dst(dx, dt, r, C, td);
+#pragma omp simd
+        for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+        row_put(dx, dt, r, C, d);
     }
 }
 
@@ -341,22 +516,7 @@ void maxpool_backward(void *d_in, const float *d_out, const uint8_t *argmax, int
                 float td[dt == DT_F32 ? 1 : C];
                 size_t irow = ((size_t)b * H + ih) * W + iw;
                 float *d = row_dst(d_in, dt, irow, C, td);
-                for (int c = 0; c < C; c++) d[c] = 0;
-                /* windows oh with oh*stride - pad <= ih < oh*stride - pad + k */
-                int oh0 = ih + pad - k + 1 > 0 ? (ih + pad - k + 1 + stride - 1) / stride : 0;
-                int oh1 = (ih + pad) / stride, ow0 = iw + pad - k + 1 > 0 ? (iw + pad - k + 1 + stride - 1) / stride : 0;
-                int ow1 = (iw + pad) / stride;
-                if (oh1 >= OH) oh1 = OH - 1;
-                if (ow1 >= OW) ow1 = OW - 1;
-                for (int oh = oh0; oh <= oh1; oh++)
-                    for (int ow = ow0; ow <= ow1; ow++) {
-                        size_t o = (((size_t)b * OH + oh) * OW + ow) * C;
-                        uint8_t pos = (uint8_t)((ih - (oh * stride - pad)) * k + (iw - (ow * stride - pad)));
-                        const uint8_t *am = argmax + o;
-                        const float *g = d_out + o;
-#pragma omp simd
-                        for (int c = 0; c < C; c++) d[c] += am[c] == pos ? g[c] : 0.0f;
-                    }
+                pool_grad_row(d, d_out, argmax, b, ih, iw, OH, OW, C, k, stride, pad);
                 row_put(d_in, dt, irow, C, d);
             }
 }

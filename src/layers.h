@@ -81,13 +81,34 @@ void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
 void batchnorm_apply(void *out, const void *x, const float *mean, const float *rstd,
                      const float *gamma, const float *beta, const void *residual, int relu,
                      size_t N, int C, double *partials, int dt);
-/* Applies the ReLU mask of a BN+ReLU forward (same x, mean, rstd, gamma, beta) to dout in place,
- * recomputing the pre-activation instead of reading the forward's output: lets the caller reuse
- * the output buffer for the gradient (the stem's max-pool backward does). Then call
- * batchnorm_backward with relu_out = NULL. */
+/* The statistics half of batchnorm_forward_sync: mean, rstd (and the running statistics, nbt)
+ * of x, without writing an output (batchnorm_forward_sync = this + batchnorm_apply). */
+void batchnorm_stats_sync(float *mean, float *rstd, const void *x, float *run_mean, float *run_var,
+                          int64_t *nbt, int training, size_t N, int C, double *partials, int dt,
+                          const BnSync *sync);
+/* Applies the ReLU mask of a BN(+residual)+ReLU forward (same x, mean, rstd, gamma, beta,
+ * residual; residual may be NULL) to dout in place, recomputing the pre-activation instead of
+ * reading the forward's output, which therefore need not be kept. Then call batchnorm_backward
+ * with relu_out = NULL: the same bits as passing the forward's output as relu_out. */
 void batchnorm_relu_mask_recompute(void *dout, const void *x, const float *mean,
                                    const float *rstd, const float *gamma, const float *beta,
-                                   size_t N, int C, double *partials, int dt, int dt_dout);
+                                   const void *residual, size_t N, int C, double *partials, int dt,
+                                   int dt_dout);
+/* The stem fused: out (B,OH,OW,C) = maxpool(relu(BN(x))) with given mean/rstd (x (B,H,W,C) of
+ * type dt), the BN+ReLU output never stored: bit-identical to batchnorm_apply into a buffer and
+ * maxpool_forward on it (values and argmax). argmax may be NULL (recomputation). */
+void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, const float *mean,
+                                    const float *rstd, const float *gamma, const float *beta,
+                                    int B, int H, int W, int C, int k, int stride, int pad, int dt);
+/* Its backward from d_pool (B,OH,OW,C) float32, the gradient wrt the pooled output: dx (B,H,W,C)
+ * of type dt (may be x itself: overwritten row by row), dgamma/dbeta added to. Bit-identical to
+ * maxpool_backward into a dt buffer, batchnorm_relu_mask_recompute, batchnorm_backward_sync
+ * (relu_out NULL, dt_dout = dt_dx = dt), without the stem-sized gradient buffer. */
+void batchnorm_relu_maxpool_backward(void *dx, float *dgamma, float *dbeta, const float *d_pool,
+                                     const uint8_t *argmax, const void *x, const float *mean,
+                                     const float *rstd, const float *gamma, const float *beta,
+                                     int training, int B, int H, int W, int C, int k, int stride,
+                                     int pad, double *partials, int dt, const BnSync *sync);
 /* References: the same contract without fusion-specific tricks, double accumulation, serial. */
 void batchnorm_forward_ref(float *out, float *mean, float *rstd, const float *x,
                            const float *gamma, const float *beta, float *run_mean, float *run_var,

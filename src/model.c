@@ -34,7 +34,7 @@ typedef struct {
     int conv_B[NCACHE], nconv, next_evict;
     int t_w, t_bn;   /* tensor index of the conv weight, of the BN weight (bias +1, mean +2,
                         var +3, num_batches_tracked +4) */
-    void *c, *a;     /* conv output, BN(+ReLU) output (NULL when written elsewhere); of type dt */
+    void *c;         /* conv output, of type dt (the only activation kept per unit) */
     float *mean, *rstd;
 } Unit;
 
@@ -61,21 +61,28 @@ struct Model {
     float *params, *grads, *buffers;
     int64_t *counters;
     Unit units[RESNET_MAX_UNITS];
-    void *block_out[RESNET_MAX_BLOCKS]; /* activations (void *): of type dt */
-    void *xin;                   /* (B,S,S,3) */
-    void *pool_out;              /* (B,PH,PW,C) */
-    uint8_t *argmax;
+    const float *x;              /* the last forward's images (B,3,S,S), the caller's: converted
+                                    to (B,S,S,3) of type dt into xa for the first conv's forward,
+                                    and again in the backward for its weight gradient */
+    void *xa;                    /* block inputs (B * max activation, type dt): the forward's
+                                    ping-pong with g[1]; in the backward the recomputed input of
+                                    the current block; the images' NHWC copy for the first conv */
+    uint8_t *argmax;             /* the stem's max pool (B,PH,PW,C) */
     float *h, *dh;               /* (B,D) */
     HeadLayer head[MAX_HEAD];
     int nhead;
     float *hs[2];                /* head gradient scratch (B, max width) */
     float *g[3];                 /* encoder gradient / scratch buffers (B * max activation) */
+    int bwd_ready;               /* a training forward ran and no backward consumed it yet */
     void *gb;                    /* bf16 only: the gradient going into a conv (B * max act.) */
     void *ascratch;             /* BN+ReLU outputs inside blocks: written in the forward, read by
                                     the next conv, recomputed from the conv output in backward */
     size_t act_max;              /* floats per row of the largest activation */
     void *scratch;               /* oneDNN scratchpad */
     size_t scratch_bytes;
+    void *wshared;               /* every conv's weights in its primitives' layout, one conv at a
+                                    time (conv_share_weights) */
+    size_t wshared_bytes;
     float *wtmp;
     size_t wtmp_floats;
     double *partials;
@@ -84,7 +91,7 @@ struct Model {
 
 /* ---- optional phase timers (model_profile) ---------------------------------------------------- */
 
-static double g_prof[MODEL_PROF_N];
+static double g_prof[MODEL_PROF_N], g_prof_unit[RESNET_MAX_UNITS][3];
 static int g_prof_on;
 static const char *const g_prof_names[MODEL_PROF_N] = {
     "conv forward", "conv backward data", "conv backward weights", "batch norm forward",
@@ -102,12 +109,22 @@ static double prof_now(void) {
 #define PROF_BEGIN double prof_t0_ = g_prof_on ? prof_now() : 0
 #define PROF_END(k) \
     if (g_prof_on) g_prof[k] += prof_now() - prof_t0_
+/* a conv pass k (0 fwd, 1 bwd data, 2 wgrad) of unit i: the phase total and the unit's own */
+#define PROF_END_UNIT(k, i)                        \
+    if (g_prof_on) {                               \
+        double dt_ = prof_now() - prof_t0_;        \
+        g_prof[k] += dt_, g_prof_unit[i][k] += dt_; \
+    }
 
 void model_profile(int on) {
     g_prof_on = on;
     const char *e = getenv("SIMCLR_PROFILE_CPU");
     g_prof_cpu = e && !strcmp(e, "1");
     memset(g_prof, 0, sizeof g_prof);
+    memset(g_prof_unit, 0, sizeof g_prof_unit);
+}
+double model_profile_unit(int i, int pass) {
+    return i >= 0 && i < RESNET_MAX_UNITS && pass >= 0 && pass < 3 ? g_prof_unit[i][pass] : 0;
 }
 const char *model_profile_get(int k, double *seconds) {
     *seconds = g_prof[k];
@@ -256,6 +273,15 @@ static Conv *unit_conv(Model *m, Unit *u, int B, int first) {
     }
     u->conv[slot] = c;
     u->conv_B[slot] = B;
+    if (conv_weight_bytes(c) > m->wshared_bytes) { /* grow, and point every conv at the new one */
+        sc_free(m->wshared);
+        m->wshared_bytes = conv_weight_bytes(c);
+        m->wshared = sc_alloc(m->wshared_bytes);
+        for (int i = 0; i < m->spec.nunits; i++)
+            for (int k = 0; k < m->units[i].nconv; k++)
+                if (m->units[i].conv[k] != c) conv_share_weights(m->units[i].conv[k], m->wshared);
+    }
+    conv_share_weights(c, m->wshared);
     if (conv_scratch_bytes(c) > m->scratch_bytes) {
         sc_free(m->scratch);
         m->scratch_bytes = conv_scratch_bytes(c);
@@ -338,7 +364,6 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
     size_t S = (size_t)cfg->image_size, act = 0, part = 0;
     m->act_bytes = 0;
 #define ACT_ALLOC(n) (m->act_bytes += (n), sc_alloc(n))
-    m->xin = ACT_ALLOC(B * S * S * 3 * es);
     for (int i = 0; i < sp->nunits; i++) {
         const ResUnit *ru = &sp->units[i];
         Unit *u = &m->units[i];
@@ -347,22 +372,18 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
          * gradient goes into the stem's own output buffer, see encoder_backward */
         if (i > 0 || !sp->pool) act = maxz(act, n);
         u->c = ACT_ALLOC(B * n * es);
-        if (ru->relu && i == 0) u->a = ACT_ALLOC(B * n * es); /* blocks: m->ascratch */
         u->mean = sc_alloc(ru->K * sizeof(float));
         u->rstd = sc_alloc(ru->K * sizeof(float));
         part = maxz(part, batchnorm_partials(B * ru->OH * ru->OW, ru->K));
     }
     if (sp->pool) {
         size_t n = (size_t)sp->pool_H * sp->pool_W * sp->units[0].K;
-        m->pool_out = ACT_ALLOC(B * n * es);
         m->argmax = ACT_ALLOC(B * n);
         act = maxz(act, n);
     }
-    for (int b = 0; b < sp->nblocks; b++) {
-        const ResBlock *blk = &sp->blocks[b];
-        m->block_out[b] = ACT_ALLOC(B * blk->OH * blk->OW * blk->K * es);
-    }
+    /* block outputs are not kept: recomputed from the conv outputs where needed */
     m->act_max = act;
+    m->xa = ACT_ALLOC(B * maxz(act, S * S * 3) * es); /* also the images' NHWC copy */
     for (int k = 0; k < 3; k++) m->g[k] = ACT_ALLOC(B * act * sizeof(float));
     if (m->dt == DT_BF16) m->gb = ACT_ALLOC(B * act * es);
     m->ascratch = ACT_ALLOC(B * act * es);
@@ -398,9 +419,9 @@ void model_free(Model *m) {
     for (int i = 0; i < m->spec.nunits; i++) {
         Unit *u = &m->units[i];
         for (int k = 0; k < u->nconv; k++) conv_free(u->conv[k]);
-        sc_free(u->c), sc_free(u->a), sc_free(u->mean), sc_free(u->rstd);
+        sc_free(u->c), sc_free(u->mean), sc_free(u->rstd);
     }
-    for (int b = 0; b < m->spec.nblocks; b++) sc_free(m->block_out[b]);
+    sc_free(m->xa);
     for (int l = 0; l < m->nhead; l++) {
         HeadLayer *hl = &m->head[l];
         sc_free(hl->u), sc_free(hl->r), sc_free(hl->mean), sc_free(hl->rstd);
@@ -410,8 +431,8 @@ void model_free(Model *m) {
     sc_free(m->ascratch);
     for (int k = 0; k < 2; k++) sc_free(m->hs[k]);
     sc_free(m->params), sc_free(m->grads), sc_free(m->buffers), sc_free(m->counters);
-    sc_free(m->xin), sc_free(m->pool_out), sc_free(m->argmax), sc_free(m->h), sc_free(m->dh);
-    sc_free(m->scratch), sc_free(m->wtmp), sc_free(m->partials);
+    sc_free(m->argmax), sc_free(m->h), sc_free(m->dh);
+    sc_free(m->scratch), sc_free(m->wtmp), sc_free(m->partials), sc_free(m->wshared);
     sc_free(m);
 }
 
@@ -435,7 +456,7 @@ static int unit_forward(Model *m, int i, void *out, const void *in, const void *
     PROF_BEGIN;
     conv_set_weights(c, tp(m, u->t_w));
     conv_forward(c, u->c, in, m->scratch);
-    PROF_END(0);
+    PROF_END_UNIT(0, i);
     const ResUnit *ru = &m->spec.units[i];
     int t = u->t_bn;
     prof_t0_ = g_prof_on ? prof_now() : 0;
@@ -446,17 +467,80 @@ static int unit_forward(Model *m, int i, void *out, const void *in, const void *
     return 0;
 }
 
+/* ---- recomputation of activations that are not kept --------------------------------------- */
+
+static void unit_apply(Model *m, int i, void *out, const void *residual, int relu) {
+    Unit *u = &m->units[i];
+    const ResUnit *ru = &m->spec.units[i];
+    int t = u->t_bn;
+    PROF_BEGIN;
+    batchnorm_apply(out, u->c, u->mean, u->rstd, tp(m, t), tp(m, t + 1), residual, relu,
+                    (size_t)m->B * ru->OH * ru->OW, ru->K, m->partials, m->dt);
+    PROF_END(3);
+}
+
+/* the stem's output (after the pool when there is one) into dst, bit-identical to the forward's */
+static void stem_recompute(Model *m, void *dst) {
+    const ResUnit *r0 = &m->spec.units[0];
+    Unit *u0 = &m->units[0];
+    if (!m->spec.pool) {
+        unit_apply(m, 0, dst, NULL, 1);
+        return;
+    }
+    PROF_BEGIN;
+    batchnorm_relu_maxpool_forward(dst, NULL, u0->c, u0->mean, u0->rstd, tp(m, u0->t_bn),
+                                   tp(m, u0->t_bn + 1), m->B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->dt);
+    PROF_END(5);
+}
+
+/* the output of block b into dst: out(b) = relu(bn(c_last) + residual), the residual being the
+ * downsample's BN output or out(b-1); from the nearest block with a downsample (or the stem)
+ * forwards, each step in place over dst (batchnorm_apply's out may alias its residual) */
+static void block_recompute(Model *m, int b, void *dst) {
+    const ResNetSpec *sp = &m->spec;
+    int s = b;
+    while (s > 0 && sp->blocks[s].down < 0) s--;
+    if (sp->blocks[s].down >= 0) unit_apply(m, sp->blocks[s].down, dst, NULL, 0);
+    else stem_recompute(m, dst);
+    for (int k = s; k <= b; k++) {
+        const ResBlock *blk = &sp->blocks[k];
+        unit_apply(m, blk->unit[blk->nconv - 1], dst, dst, 1);
+    }
+}
+
+/* ---- the encoder ------------------------------------------------------------------------------ */
+
 static int encoder_forward(Model *m, const float *x, int B) {
     const ResNetSpec *sp = &m->spec;
     int S = sp->image_size;
-    nchw_to_nhwc(m->xin, x, B, 3, S * S, m->dt);
-    Unit *u0 = &m->units[0];
-    if (unit_forward(m, 0, u0->a, m->xin, NULL, 1, B)) return -1;
-    const void *cur = u0->a;
+    void *xin = m->xa; /* the first conv reads it before anything writes xa */
+    m->x = x;
+    nchw_to_nhwc(xin, x, B, 3, S * S, m->dt);
+    /* block inputs and outputs alternate between xa and g[1] (free until the backward) */
+    void *cur = m->xa, *nxt = m->g[1], *t;
     if (sp->pool) {
+        /* conv, BN statistics, then BN + ReLU + max pool in one pass: the stem-sized BN+ReLU
+         * output is never stored (the backward recomputes its ReLU mask from the conv output) */
+        Unit *u0 = &m->units[0];
         const ResUnit *r0 = &sp->units[0];
-        maxpool_forward(m->pool_out, m->argmax, u0->a, B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->dt);
-        cur = m->pool_out;
+        Conv *c = unit_conv(m, u0, B, 1);
+        if (!c) return sc_error_prefix("%s", r0->conv);
+        PROF_BEGIN;
+        conv_set_weights(c, tp(m, u0->t_w));
+        conv_forward(c, u0->c, xin, m->scratch);
+        PROF_END_UNIT(0, 0);
+        int t0 = u0->t_bn;
+        prof_t0_ = g_prof_on ? prof_now() : 0;
+        batchnorm_stats_sync(u0->mean, u0->rstd, u0->c, tb(m, t0 + 2), tb(m, t0 + 3), tc(m, t0 + 4),
+                             m->training, (size_t)B * r0->OH * r0->OW, r0->K, m->partials, m->dt,
+                             m->bn_sync);
+        PROF_END(3);
+        prof_t0_ = g_prof_on ? prof_now() : 0;
+        batchnorm_relu_maxpool_forward(cur, m->argmax, u0->c, u0->mean, u0->rstd, tp(m, t0),
+                                       tp(m, t0 + 1), B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->dt);
+        PROF_END(5);
+    } else if (unit_forward(m, 0, cur, xin, NULL, 1, B)) {
+        return -1;
     }
     for (int b = 0; b < sp->nblocks; b++) {
         const ResBlock *blk = &sp->blocks[b];
@@ -466,17 +550,16 @@ static int encoder_forward(Model *m, const float *x, int B) {
             if (unit_forward(m, blk->down, m->g[0], cur, NULL, 0, B)) return -1;
             res = m->g[0];
         }
-        const void *xin = cur;
+        const void *bin = cur;
         for (int j = 0; j < blk->nconv; j++) {
             int last = j == blk->nconv - 1;
             /* a BN+ReLU output inside the block lives in ascratch until the next conv has read it
              * (a bottleneck's second one overwrites the first after conv2 consumed it) */
-            if (unit_forward(m, blk->unit[j], last ? m->block_out[b] : m->ascratch, xin,
-                             last ? res : NULL, 1, B))
+            if (unit_forward(m, blk->unit[j], last ? nxt : m->ascratch, bin, last ? res : NULL, 1, B))
                 return -1;
-            xin = m->ascratch;
+            bin = m->ascratch;
         }
-        cur = m->block_out[b];
+        t = cur, cur = nxt, nxt = t;
     }
     avgpool_forward(m->h, cur, B, sp->final_H * sp->final_W, sp->feat_dim, m->dt);
     return 0;
@@ -504,7 +587,9 @@ int model_forward(Model *m, const float *x, int B, int training) {
         return sc_error_set("model_forward: batch of %d rows, expected 1..%d", B, m->max_batch);
     m->B = B;
     m->training = training != 0;
+    m->bwd_ready = 0;
     if (encoder_forward(m, x, B)) return -1;
+    m->bwd_ready = 1;
     PROF_BEGIN;
     head_forward(m, B);
     PROF_END(6);
@@ -544,7 +629,10 @@ static Conv *cur_conv(Model *m, int i) {
 /* The gradients between layers are float32 (g, p, q: wrt block outputs, conv inputs); the
  * gradient INTO a conv (wrt its output, after its BN's backward) is of the activation type: in
  * float32 it is computed in place in p/q/g, in bf16 into the bf16 buffer gb (consumed by the conv's
- * two backward passes before the next BN backward writes it again). */
+ * two backward passes before the next BN backward writes it again).
+ * Only the conv outputs (with their BN mean/rstd) are kept from the forward: each block's input is
+ * recomputed into xa, the BN+ReLU outputs inside a block into ascratch, and the ReLU masks of the
+ * block outputs and of the stem straight from the conv outputs; all bit-identical to the forward. */
 static void encoder_backward(Model *m, const float *dh) {
     const ResNetSpec *sp = &m->spec;
     int B = m->B, dt = m->dt, bf = dt == DT_BF16;
@@ -552,11 +640,28 @@ static void encoder_backward(Model *m, const float *dh) {
     avgpool_backward(g, dh, B, sp->final_H * sp->final_W, sp->feat_dim);
     for (int b = sp->nblocks - 1; b >= 0; b--) {
         const ResBlock *blk = &sp->blocks[b];
-        const void *block_in = b > 0 ? m->block_out[b - 1] : sp->pool ? m->pool_out : m->units[0].a;
+        void *block_in = m->xa;
+        if (b > 0) block_recompute(m, b - 1, block_in);
+        else stem_recompute(m, block_in);
         int last = blk->unit[blk->nconv - 1];
-        /* g: grad wrt the block output; masked by its ReLU in place -> grad of the sum */
+        /* g: grad wrt the block output; masked in place by its ReLU (recomputed from the last conv
+         * output and the shortcut) -> grad of the sum, which the shortcut reads at the end */
+        const void *res = block_in;
+        if (blk->down >= 0) {
+            unit_apply(m, blk->down, p, NULL, 0); /* p is free until the BN backward below */
+            res = p;
+        }
+        {
+            Unit *ul = &m->units[last];
+            const ResUnit *rl = &sp->units[last];
+            PROF_BEGIN;
+            batchnorm_relu_mask_recompute(g, ul->c, ul->mean, ul->rstd, tp(m, ul->t_bn),
+                                          tp(m, ul->t_bn + 1), res, (size_t)B * rl->OH * rl->OW,
+                                          rl->K, m->partials, dt, DT_F32);
+            PROF_END(4);
+        }
         void *dc = bf ? m->gb : (void *)p; /* grad wrt the current conv's output */
-        unit_bn_backward(m, last, dc, g, m->block_out[b], B, DT_F32, dt);
+        unit_bn_backward(m, last, dc, g, NULL, B, DT_F32, dt);
         for (int j = blk->nconv - 1; j >= 0; j--) {
             int ui = blk->unit[j];
             const void *x_in = block_in;
@@ -575,10 +680,10 @@ static void encoder_backward(Model *m, const float *dh) {
             Conv *c = cur_conv(m, ui);
             PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[ui].t_w), dc, x_in, m->wtmp, m->scratch);
-            PROF_END(2);
+            PROF_END_UNIT(2, ui);
             prof_t0_ = g_prof_on ? prof_now() : 0;
             conv_backward_data(c, q, dc, m->scratch);
-            PROF_END(1);
+            PROF_END_UNIT(1, ui);
             if (j > 0) {
                 int prev = blk->unit[j - 1];
                 dc = bf ? m->gb : (void *)q;
@@ -593,10 +698,10 @@ static void encoder_backward(Model *m, const float *dh) {
             Conv *c = cur_conv(m, blk->down);
             PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[blk->down].t_w), dd, block_in, m->wtmp, m->scratch);
-            PROF_END(2);
+            PROF_END_UNIT(2, blk->down);
             prof_t0_ = g_prof_on ? prof_now() : 0;
             conv_backward_data(c, q, dd, m->scratch);
-            PROF_END(1);
+            PROF_END_UNIT(1, blk->down);
             const ResUnit *ru = &sp->units[blk->down];
             add_inplace(p, q, (size_t)B * ru->H * ru->W * ru->C);
         } else {
@@ -604,30 +709,32 @@ static void encoder_backward(Model *m, const float *dh) {
         }
         t = g, g = p, p = t;
     }
-    /* g: grad wrt the pool output (or the stem output) */
+    /* g: grad wrt the pool output (or the stem output, which xa still holds) */
     const ResUnit *r0 = &sp->units[0];
     Unit *u0 = &m->units[0];
     void *d0; /* grad wrt the stem conv's output, of type dt */
     if (sp->pool) {
-        /* the stem output a0 is not needed any more except for its ReLU mask, which is recomputed
-         * from the conv output: its buffer takes the stem gradient (saves 3 stem-sized buffers);
-         * in bf16 that gradient is bf16 too */
-        PROF_BEGIN;
-        maxpool_backward(u0->a, g, m->argmax, B, r0->OH, r0->OW, r0->K, 3, 2, 1, dt);
-        PROF_END(5);
-        d0 = u0->a;
+        /* max pool, ReLU mask and BN backward in one kernel; the gradient overwrites the stem's
+         * conv output, its last use (so the backward runs once per forward) */
         int t0 = u0->t_bn;
-        size_t N = (size_t)B * r0->OH * r0->OW;
-        batchnorm_relu_mask_recompute(d0, u0->c, u0->mean, u0->rstd, tp(m, t0), tp(m, t0 + 1), N,
-                                      r0->K, m->partials, dt, dt);
-        unit_bn_backward(m, 0, d0, d0, NULL, B, dt, dt);
+        PROF_BEGIN;
+        batchnorm_relu_maxpool_backward(u0->c, tg(m, t0), tg(m, t0 + 1), g, m->argmax, u0->c,
+                                        u0->mean, u0->rstd, tp(m, t0), tp(m, t0 + 1), m->training,
+                                        B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->partials, dt,
+                                        m->bn_sync);
+        PROF_END(4);
+        d0 = u0->c;
     } else {
         d0 = bf ? m->gb : (void *)g;
-        unit_bn_backward(m, 0, d0, g, u0->a, B, DT_F32, dt);
+        unit_bn_backward(m, 0, d0, g, m->xa, B, DT_F32, dt);
     }
+    /* the images again, into xa (free now; the caller keeps x until the backward) */
     PROF_BEGIN;
-    conv_backward_weights(cur_conv(m, 0), tg(m, m->units[0].t_w), d0, m->xin, m->wtmp, m->scratch);
-    PROF_END(2);
+    nchw_to_nhwc(m->xa, m->x, B, 3, sp->image_size * sp->image_size, dt);
+    PROF_END(5);
+    prof_t0_ = g_prof_on ? prof_now() : 0;
+    conv_backward_weights(cur_conv(m, 0), tg(m, m->units[0].t_w), d0, m->xa, m->wtmp, m->scratch);
+    PROF_END_UNIT(2, 0);
 }
 
 static void head_backward(Model *m, const float *dz) {
@@ -668,7 +775,8 @@ static void head_backward(Model *m, const float *dz) {
 }
 
 void model_backward(Model *m, const float *dz) {
-    SC_ASSERT(m->B > 0);
+    SC_ASSERT(m->B > 0 && m->bwd_ready);
+    m->bwd_ready = 0;
     PROF_BEGIN;
     head_backward(m, dz);
     PROF_END(6);
@@ -676,7 +784,8 @@ void model_backward(Model *m, const float *dz) {
 }
 
 void model_backward_h(Model *m, const float *dh) {
-    SC_ASSERT(m->B > 0);
+    SC_ASSERT(m->B > 0 && m->bwd_ready);
+    m->bwd_ready = 0;
     encoder_backward(m, dh);
 }
 
@@ -717,13 +826,17 @@ double model_forward_flops(const Model *m, int B) {
     return 2 * macs;
 }
 
-const void *model_block_output(const Model *m, int i) {
-    if (i < 0) return m->spec.pool ? m->pool_out : m->units[0].a;
-    return i < m->spec.nblocks ? m->block_out[i] : NULL;
+const void *model_block_output(Model *m, int i) {
+    if (i >= m->spec.nblocks || m->B < 1) return NULL;
+    /* recomputed into g[2], which the backward overwrites before reading */
+    if (i < 0) stem_recompute(m, m->g[2]);
+    else block_recompute(m, i, m->g[2]);
+    return m->g[2];
 }
 
 int model_act_dtype(const Model *m) { return m->dt; }
 size_t model_activation_bytes(const Model *m) { return m->act_bytes; }
+size_t model_scratch_bytes(const Model *m) { return m->scratch_bytes; }
 
 const char *model_conv_impl(const Model *m) {
     return m->spec.nunits > 1 ? conv_impl_name(m->units[1].conv[0], 0) : "none";

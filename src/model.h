@@ -110,12 +110,15 @@ int model_bf16_native(void);
 int model_create(Model **m, const ModelConfig *cfg, int max_batch, uint64_t seed);
 void model_free(Model *m);
 /* x (B,3,S,S) NCHW, 1 <= B <= max_batch. training != 0: batch statistics, running stats updated
- * (momentum 0.1, unbiased var). Returns 0, or -1 (B out of range, primitive creation failed). */
+ * (momentum 0.1, unbiased var). Returns 0, or -1 (B out of range, primitive creation failed).
+ * x must stay valid and unchanged until the backward of this forward: the backward reads the
+ * images again (the first conv's weight gradient) instead of keeping a copy. */
 int model_forward(Model *m, const float *x, int B, int training);
 const float *model_h(const Model *m); /* (B, D) after the last forward */
 const float *model_z(const Model *m); /* (B, out_dim); equals h when head_layers == 0 */
 /* dz (B, out_dim) for the B of the last forward; adds into the grads. When only the encoder is
- * trained from h, model_backward_h takes dh (B, D) and skips the head. */
+ * trained from h, model_backward_h takes dh (B, D) and skips the head. One backward per forward:
+ * it consumes what the forward saved (the stem's conv output becomes its gradient). */
 void model_backward(Model *m, const float *dz);
 void model_backward_h(Model *m, const float *dh);
 void model_zero_grad(Model *m);
@@ -140,20 +143,28 @@ int model_max_batch(const Model *m);
  * step costs about 3x this (forward + backward data + backward weights). */
 double model_forward_flops(const Model *m, int B);
 /* Activation block index boundaries for tests: the output (B, OH, OW, K) channels-last of
- * block i (0..nblocks-1), or of the stem (i = -1, after the max pool when there is one). Valid
- * after model_forward; model_backward reuses some of these buffers (the stem's) as scratch. */
-const void *model_block_output(const Model *m, int i);
+ * block i (0..nblocks-1), or of the stem (i = -1, after the max pool when there is one).
+ * Block outputs are not kept: each call recomputes one from the saved conv outputs into a
+ * scratch buffer (valid until the next call, a backward or a forward). Call it after
+ * model_forward and before model_backward (which overwrites the stem's conv output). */
+const void *model_block_output(Model *m, int i);
 /* Type of the activation buffers (DT_F32 or DT_BF16, bf16.h), e.g. of model_block_output. */
 int model_act_dtype(const Model *m);
 /* Bytes of every activation and gradient buffer allocated for max_batch rows (the memory that
  * grows with the batch; divide by max_batch for the bytes per view). */
 size_t model_activation_bytes(const Model *m);
+/* Bytes of the shared convolution scratch (oneDNN scratchpads, the im2col matrices of the GEMM
+ * path): it too grows with the batch. */
+size_t model_scratch_bytes(const Model *m);
 /* Phase timers for `simclr bench --profile`: model_profile(1) resets and starts accumulating
  * wall time per phase k in [0, MODEL_PROF_N) (conv forward / backward data / backward weights,
  * BN forward / backward, pool+input+add, head); model_profile_get returns the phase name. */
 #define MODEL_PROF_N 7
 void model_profile(int on);
 const char *model_profile_get(int k, double *seconds);
+/* The same timers per conv unit i (state_dict order, 0 = stem) and pass (0 forward, 1 backward
+ * data, 2 backward weights): seconds accumulated since model_profile(1). */
+double model_profile_unit(int i, int pass);
 /* Synchronized batch norm: every BN of the encoder and the head computes its training-mode
  * statistics (and the backward's two reductions) over the global batch of all processes
  * (layers.h, BnSync; kept by pointer, NULL switches it off). Evaluation mode is unaffected. */

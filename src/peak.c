@@ -1,6 +1,8 @@
 /* peak.c - measured fp32 FMA and bf16 dot-product peaks (see peak.h). */
 #include "peak.h"
 
+#include <time.h>
+
 #include <immintrin.h>
 #include <omp.h>
 
@@ -80,10 +82,17 @@ static volatile float g_sink;
 /* FLOP/s of `threads` threads, each running chunks of `iters` rounds until `seconds` have passed
  * (timed per thread, so a thread that waits for a core on a busy machine does less work, not
  * a fixed amount late); all FLOPs over the wall time of the parallel region. */
-static double run(int kind, long iters, int threads, double seconds) {
-    double t0 = 0, t1 = 0, flops = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : flops)
+static double thread_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static double run(int kind, long iters, int threads, double seconds, double *per_cpu) {
+    double t0 = 0, t1 = 0, flops = 0, cpu = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : flops, cpu)
     {
+        double c0 = thread_cpu();
 #pragma omp barrier
 #pragma omp master
         t0 = sc_now();
@@ -94,23 +103,27 @@ static double run(int kind, long iters, int threads, double seconds) {
             v += kind == K_AVX512 ? fma_avx512(iters) : kind == K_AVX2 ? fma_avx2(iters) : dpbf16(iters);
             flops += flops_per_iter(kind) * iters;
         } while (sc_now() - start < seconds);
+        cpu += thread_cpu() - c0;
 #pragma omp atomic
         g_sink += v;
 #pragma omp barrier
 #pragma omp master
         t1 = sc_now();
     }
+    *per_cpu = cpu > 0 ? flops / cpu : 0;
     return flops / (t1 - t0);
 }
 
-static double measure(int kind, int threads, double seconds) {
+static double measure(int kind, int threads, double seconds, double *core) {
     /* chunks of ~1 MFLOP... 100 MFLOP: short against the budget, long against sc_now() */
     long iters = (long)(2e7 / flops_per_iter(kind));
-    double best = 0;
+    double best = 0, best_cpu = 0;
     for (int k = 0; k < 3; k++) {
-        double f = run(kind, iters, threads, seconds / 3);
+        double pc, f = run(kind, iters, threads, seconds / 3, &pc);
         if (f > best) best = f;
+        if (pc > best_cpu) best_cpu = pc;
     }
+    *core = best_cpu / 1e9;
     return best / 1e9;
 }
 
@@ -122,8 +135,9 @@ void peak_measure(Peak *p, int threads, double seconds) {
     p->has_avx512 = __builtin_cpu_supports("avx512f");
     p->has_fma = __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
     p->has_bf16 = peak_cpu_has_bf16();
-    p->fp32_gflops = p->has_avx512 ? measure(K_AVX512, threads, seconds)
-                     : p->has_fma  ? measure(K_AVX2, threads, seconds)
+    p->fp32_core_gflops = p->bf16_core_gflops = 0;
+    p->fp32_gflops = p->has_avx512 ? measure(K_AVX512, threads, seconds, &p->fp32_core_gflops)
+                     : p->has_fma  ? measure(K_AVX2, threads, seconds, &p->fp32_core_gflops)
                                    : 0;
-    p->bf16_gflops = p->has_bf16 ? measure(K_BF16, threads, seconds) : 0;
+    p->bf16_gflops = p->has_bf16 ? measure(K_BF16, threads, seconds, &p->bf16_core_gflops) : 0;
 }

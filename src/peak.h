@@ -23,6 +23,9 @@ typedef struct {
     int has_avx512, has_fma, has_bf16; /* what cpuid reports */
     double fp32_gflops;               /* FMA peak on `threads` threads */
     double bf16_gflops;               /* vdpbf16ps peak; 0 when the CPU lacks AVX512-BF16 */
+    /* the same per CPU-second of the measuring threads (the peak of one core, robust on a shared
+     * machine where the wall-time figures drop): the reference for CPU-time rates */
+    double fp32_core_gflops, bf16_core_gflops;
 } Peak;
 
 /* cpuid: AVX512F + AVX512-BF16 available (and enabled by the OS). */

@@ -15,6 +15,7 @@ struct RunLog {
     FILE *f;
     char *path;
     TbWriter *tb; /* NULL, or the TensorBoard mirror of every line */
+    char acc_tag[2][96]; /* the TensorBoard tags of acc_top1, acc_top5 */
 };
 
 /* Prints a double as JSON: %.9g, with non-finite values as null (JSON has no NaN). */
@@ -81,8 +82,8 @@ int runlog_step(RunLog *l, const StepMetrics *m) {
     fputs("}\n", l->f);
     if (ferror(l->f)) return sc_error_set("%s: write failed: %s", l->path, strerror(errno));
     if (l->tb) { /* the same values (views/s rounded as in the file) */
-        const char *tags[5] = {"train/loss", "train/contrastive_top1", "train/contrastive_top5",
-                               "train/lr", "train/views_per_s"};
+        const char *tags[5] = {"train/loss", l->acc_tag[0], l->acc_tag[1], "train/lr",
+                               "train/views_per_s"};
         double v[5] = {m->loss, m->top1, m->top5, m->lr, round(vps * 10) / 10};
         for (int k = 0; k < 5; k++)
             if (tb_scalar(l->tb, tags[k], m->step, v[k])) return -1;
@@ -110,9 +111,11 @@ int runlog_eval(RunLog *l, long step, int epoch, const char *name, double top1, 
     return 0;
 }
 
-void runlog_set_tensorboard(RunLog *l, TbWriter *tb) {
+void runlog_set_tensorboard(RunLog *l, TbWriter *tb, const char *accuracy) {
     tb_close(l->tb);
     l->tb = tb;
+    snprintf(l->acc_tag[0], sizeof l->acc_tag[0], "%s_top1", accuracy);
+    snprintf(l->acc_tag[1], sizeof l->acc_tag[1], "%s_top5", accuracy);
 }
 
 int runlog_flush(RunLog *l) {
@@ -121,6 +124,8 @@ int runlog_flush(RunLog *l) {
     if (l->tb && tb_flush(l->tb)) return -1;
     return 0;
 }
+
+TbWriter *runlog_tensorboard(RunLog *l) { return l ? l->tb : NULL; }
 
 void runlog_close(RunLog *l) {
     if (!l) return;
@@ -132,10 +137,15 @@ void runlog_close(RunLog *l) {
 
 /* ---- reading ----------------------------------------------------------------------------- */
 
+/* Appends v at index n of one of a group of arrays that share the capacity *cap (all of them
+ * are pushed for every line, the group's last with last = 1, which records the new capacity):
+ * geometric growth, so reading a long run is linear in its lines. */
 static void push(double **a, long n, long *cap, double v, int last) {
-    (void)cap;
-    (void)last;
-    *a = sc_xrealloc(*a, (size_t)(n + 1) * sizeof **a);
+    if (n >= *cap) {
+        long grown = *cap < 64 ? 64 : 2 * *cap;
+        *a = sc_xrealloc(*a, (size_t)grown * sizeof **a);
+        if (last) *cap = grown;
+    }
     (*a)[n] = v;
 }
 

@@ -37,9 +37,12 @@ int runlog_step(RunLog *log, const StepMetrics *m);
 int runlog_eval(RunLog *log, long step, int epoch, const char *name, double top1, double top5);
 int runlog_flush(RunLog *log);
 /* Mirrors every following line into a TensorBoard event file (the log takes ownership): step
- * lines as train/loss, train/contrastive_top1, train/contrastive_top5, train/lr,
- * train/views_per_s; evaluation lines as eval/<name>_top1, eval/<name>_top5; same step. */
-void runlog_set_tensorboard(RunLog *log, TbWriter *tb);
+ * lines as train/loss, <accuracy>_top1, <accuracy>_top5 (pretrain: accuracy "train/contrastive",
+ * finetune: "train/accuracy"), train/lr, train/views_per_s (and train/probe_top1); evaluation
+ * lines as eval/<name>_top1, eval/<name>_top5; same step. accuracy is copied. */
+void runlog_set_tensorboard(RunLog *log, TbWriter *tb, const char *accuracy);
+/* The TensorBoard mirror (NULL when none): for more than the metrics (an image). */
+TbWriter *runlog_tensorboard(RunLog *log);
 void runlog_close(RunLog *log);
 
 /* ---- reading metrics back (plot, tests) -------------------------------------------------- */

@@ -41,23 +41,26 @@ static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *sha
 enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
 #define J_MAX_DEPTH 32
 
-typedef struct JVal {
-    int type;
-    char *s;         /* J_STR: decoded, NUL-terminated; J_NUM: raw text */
-    size_t slen;     /* J_STR: decoded length (may contain NUL) */
-    int is_uint;     /* J_NUM: a non-negative integer that fits in uint64 */
-    uint64_t u;
-    int n;           /* J_ARR / J_OBJ: number of items */
-    struct JVal *items;
-    char **keys;     /* J_OBJ */
-    size_t *klen;
-} JVal;
-
+/* The header is read in one pass straight into the tensor table (no JSON tree: memory is the
+ * table's, a small multiple of the header's size). Syntax errors stop at once; the first error of
+ * content (a wrong type, an unknown field or dtype) is kept in `content` and reported when the
+ * whole header has parsed, so that a syntax error anywhere wins, as with a parse-then-check
+ * reader. */
 typedef struct {
     const char *what; /* file name for messages */
     const uint8_t *p, *end, *start;
     int depth;
+    char content[512]; /* the first error of content, "" while none */
 } JParser;
+
+static void jcontent(JParser *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jcontent(JParser *j, const char *fmt, ...) {
+    if (j->content[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->content, sizeof j->content, fmt, ap);
+    va_end(ap);
+}
 
 static int jerr(JParser *j, const char *fmt, ...) {
     char msg[256];
@@ -67,17 +70,6 @@ static int jerr(JParser *j, const char *fmt, ...) {
     va_end(ap);
     return sc_error_set("%s: invalid JSON header at byte %ld of the header: %s", j->what,
                         (long)(j->p - j->start), msg);
-}
-
-static void jfree(JVal *v) {
-    if (!v) return;
-    free(v->s);
-    for (int i = 0; i < v->n; i++) {
-        jfree(&v->items[i]);
-        if (v->keys) free(v->keys[i]);
-    }
-    free(v->items), free(v->keys), free(v->klen);
-    memset(v, 0, sizeof *v);
 }
 
 static void jws(JParser *j) {
@@ -186,9 +178,8 @@ static int jstring(JParser *j, char **out, size_t *outlen) {
     return 0;
 }
 
-static int jvalue(JParser *j, JVal *v);
-
-static int jnumber(JParser *j, JVal *v) {
+/* A number: validated; *is_uint and *u when it is a non-negative integer that fits in 64 bits. */
+static int jnumber(JParser *j, int *is_uint, uint64_t *u) {
     const uint8_t *a = j->p;
     int neg = 0, frac = 0;
     if (j->p < j->end && *j->p == '-') neg = 1, j->p++;
@@ -210,20 +201,16 @@ static int jnumber(JParser *j, JVal *v) {
         if (j->p >= j->end || *j->p < '0' || *j->p > '9') return jerr(j, "bad exponent");
         while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
     }
-    v->type = J_NUM;
-    size_t n = (size_t)(j->p - a);
-    v->s = malloc(n + 1);
-    if (!v->s) return jerr(j, "out of memory");
-    memcpy(v->s, a, n), v->s[n] = 0;
+    *is_uint = 0, *u = 0;
     if (!neg && !frac) {
-        uint64_t u = 0;
-        v->is_uint = 1;
+        uint64_t v = 0;
+        *is_uint = 1;
         for (const uint8_t *q = a; q < int_end; q++) {
             uint64_t d = (uint64_t)(*q - '0');
-            if (u > (UINT64_MAX - d) / 10) { v->is_uint = 0; break; }
-            u = u * 10 + d;
+            if (v > (UINT64_MAX - d) / 10) { *is_uint = 0; break; }
+            v = v * 10 + d;
         }
-        v->u = u;
+        *u = v;
     }
     return 0;
 }
@@ -235,73 +222,31 @@ static int jlit(JParser *j, const char *lit) {
     return 0;
 }
 
-static int jpush(JParser *j, JVal *v, int *cap) {
-    if (v->n < *cap) return 0;
-    int nc = *cap ? *cap * 2 : 4;
-    JVal *it = realloc(v->items, nc * sizeof *it);
-    if (!it) return jerr(j, "out of memory");
-    v->items = it;
-    if (v->type == J_OBJ) {
-        char **k = realloc(v->keys, nc * sizeof *k);
-        if (!k) return jerr(j, "out of memory");
-        v->keys = k;
-        size_t *kl = realloc(v->klen, nc * sizeof *kl);
-        if (!kl) return jerr(j, "out of memory");
-        v->klen = kl;
-    }
-    *cap = nc;
-    return 0;
-}
+static int jskip(JParser *j);
 
-static int key_cmp(const void *a, const void *b, void *ctx) {
-    const JVal *v = ctx;
-    int x = *(const int *)a, y = *(const int *)b;
-    size_t n = v->klen[x] < v->klen[y] ? v->klen[x] : v->klen[y];
-    int c = memcmp(v->keys[x], v->keys[y], n);
-    return c ? c : (v->klen[x] > v->klen[y]) - (v->klen[x] < v->klen[y]);
-}
-
-/* Duplicate keys of a parsed object, found by sorting: O(n log n). (Comparing each key with all
- * earlier ones took a minute for a 5.7 MB header of 100k keys.) */
-static int jcheck_dups(JParser *j, const JVal *v) {
-    if (v->n < 2) return 0;
-    int *idx = malloc(sizeof(int) * (size_t)v->n);
-    if (!idx) return jerr(j, "out of memory");
-    for (int i = 0; i < v->n; i++) idx[i] = i;
-    qsort_r(idx, (size_t)v->n, sizeof *idx, key_cmp, (void *)v);
-    int rc = 0;
-    for (int i = 1; i < v->n && !rc; i++)
-        if (!key_cmp(&idx[i - 1], &idx[i], (void *)v))
-            rc = jerr(j, "duplicate key '%s'", v->keys[idx[i]]);
-    free(idx);
-    return rc;
-}
-
-static int jcontainer(JParser *j, JVal *v, int obj) {
+/* Container syntax shared by the readers: at '{' or '[' (with obj), calls item(j, key, ctx) for
+ * every member (key NULL in arrays; the key is the callee's to keep or free) with j->p at the
+ * value. */
+static int jeach(JParser *j, int obj, int (*item)(JParser *, char *key, size_t klen, void *ctx),
+                 void *ctx) {
     if (++j->depth > J_MAX_DEPTH) return jerr(j, "nested deeper than %d", J_MAX_DEPTH);
-    v->type = obj ? J_OBJ : J_ARR;
     j->p++;
-    int cap = 0;
     jws(j);
     if (j->p < j->end && *j->p == (obj ? '}' : ']')) { j->p++; j->depth--; return 0; }
     for (;;) {
-        if (jpush(j, v, &cap)) return -1;
-        JVal *it = &v->items[v->n];
-        memset(it, 0, sizeof *it);
+        char *k = NULL;
+        size_t kl = 0;
         if (obj) {
-            v->keys[v->n] = NULL;
             jws(j);
             if (j->p >= j->end || *j->p != '"') return jerr(j, "expected a string key");
-            char *k;
-            size_t kl;
             if (jstring(j, &k, &kl)) return -1;
-            v->keys[v->n] = k, v->klen[v->n] = kl;
             jws(j);
-            if (j->p >= j->end || *j->p != ':') { v->n++; return jerr(j, "expected ':'"); }
+            if (j->p >= j->end || *j->p != ':') { free(k); return jerr(j, "expected ':'"); }
             j->p++;
         }
-        v->n++;
-        if (jvalue(j, it)) return -1;
+        jws(j);
+        if (j->p >= j->end) { free(k); return jerr(j, "unexpected end"); }
+        if (item(j, k, kl, ctx)) return -1;
         jws(j);
         if (j->p >= j->end) return jerr(j, "unterminated %s", obj ? "object" : "array");
         if (*j->p == ',') { j->p++; continue; }
@@ -309,21 +254,284 @@ static int jcontainer(JParser *j, JVal *v, int obj) {
         return jerr(j, "expected ',' or '%c'", obj ? '}' : ']');
     }
     j->depth--;
-    return obj ? jcheck_dups(j, v) : 0;
+    return 0;
 }
 
-static int jvalue(JParser *j, JVal *v) {
+static int skip_item(JParser *j, char *key, size_t klen, void *ctx) {
+    free(key);
+    return jskip(j);
+}
+
+/* Any JSON value, validated and dropped. */
+static int jskip(JParser *j) {
     jws(j);
     if (j->p >= j->end) return jerr(j, "unexpected end");
     switch (*j->p) {
-    case '{': return jcontainer(j, v, 1);
-    case '[': return jcontainer(j, v, 0);
-    case '"': v->type = J_STR; return jstring(j, &v->s, &v->slen);
-    case 't': v->type = J_BOOL; return jlit(j, "true");
-    case 'f': v->type = J_BOOL; return jlit(j, "false");
-    case 'n': v->type = J_NULL; return jlit(j, "null");
-    default: return jnumber(j, v);
+    case '{': return jeach(j, 1, skip_item, NULL);
+    case '[': return jeach(j, 0, skip_item, NULL);
+    case '"': {
+        char *s;
+        size_t n;
+        if (jstring(j, &s, &n)) return -1;
+        free(s);
+        return 0;
     }
+    case 't': return jlit(j, "true");
+    case 'f': return jlit(j, "false");
+    case 'n': return jlit(j, "null");
+    default: {
+        int is_uint;
+        uint64_t u;
+        return jnumber(j, &is_uint, &u);
+    }
+    }
+}
+
+/* The keys of one object, for the duplicate check: (pointer, length) pairs. */
+typedef struct {
+    const char *s;
+    size_t n;
+} KeyRef;
+
+static int keyref_cmp(const void *a, const void *b) {
+    const KeyRef *x = a, *y = b;
+    size_t n = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->s, y->s, n);
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* Duplicate keys, found by sorting: O(n log n). (Comparing each key with all earlier ones took
+ * a minute for a 5.7 MB header of 100k keys.) keys is reordered. */
+static int jcheck_dups(JParser *j, KeyRef *keys, size_t n) {
+    if (n < 2) return 0;
+    qsort(keys, n, sizeof *keys, keyref_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (!keyref_cmp(&keys[i - 1], &keys[i])) return jerr(j, "duplicate key '%s'", keys[i].s);
+    return 0;
+}
+
+/* ---- the header's schema ------------------------------------------------------------------ */
+
+typedef struct {
+    JParser *j;
+    const char *name; /* the tensor's */
+    int count, ok;    /* array entries seen; all of them non-negative integers */
+    uint64_t v[ST_MAX_DIMS > 2 ? ST_MAX_DIMS : 2];
+    uint64_t big;     /* an entry above INT64_MAX (shapes) */
+} UintArray;
+
+static int uint_item(JParser *j, char *key, size_t klen, void *ctx) {
+    UintArray *a = ctx;
+    int is_uint = 0;
+    uint64_t u = 0;
+    if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')) {
+        if (jnumber(j, &is_uint, &u)) return -1;
+    } else if (jskip(j))
+        return -1;
+    if (!is_uint) a->ok = 0;
+    if (u > (uint64_t)INT64_MAX) a->big = 1;
+    if (a->count < (int)(sizeof a->v / sizeof *a->v)) a->v[a->count] = u;
+    a->count++;
+    return 0;
+}
+
+/* One tensor's info object {dtype, shape, data_offsets}, into t, begin and end. */
+typedef struct {
+    StTensor *t;
+    uint64_t begin, end;
+    int seen; /* bits: dtype 1, shape 2, data_offsets 4 */
+    int content_ok;
+    KeyRef keys[8];
+    int nkeys;
+    char *keep[8]; /* the key strings, freed after the duplicate check */
+} TensorInfo;
+
+static int tensor_field(JParser *j, char *key, size_t klen, void *ctx) {
+    TensorInfo *ti = ctx;
+    StTensor *t = ti->t;
+    const char *name = t->name;
+    if (ti->nkeys < 8) {
+        ti->keep[ti->nkeys] = key;
+        ti->keys[ti->nkeys++] = (KeyRef){key, klen};
+    } else { /* more than 8 fields: unknown ones, an error of content anyway */
+        jcontent(j, "%s: tensor '%s': unknown field '%s'", j->what, name, key);
+        free(key);
+        return jskip(j);
+    }
+    if (!strcmp(key, "dtype")) {
+        ti->seen |= 1;
+        if (*j->p != '"') {
+            jcontent(j, "%s: tensor '%s': dtype must be a string", j->what, name);
+            return jskip(j);
+        }
+        char *s;
+        size_t n;
+        if (jstring(j, &s, &n)) return -1;
+        t->dtype = ST_NUM_DTYPES;
+        for (int k = 0; k < ST_NUM_DTYPES; k++)
+            if (!strcmp(s, DT_NAME[k]) && strlen(DT_NAME[k]) == n) t->dtype = (StDtype)k;
+        if (t->dtype == ST_NUM_DTYPES) jcontent(j, "%s: tensor '%s': unknown dtype '%s'", j->what, name, s);
+        free(s);
+        return 0;
+    }
+    if (!strcmp(key, "shape")) {
+        ti->seen |= 2;
+        if (*j->p != '[') {
+            jcontent(j, "%s: tensor '%s': shape must be an array", j->what, name);
+            return jskip(j);
+        }
+        UintArray a = {.j = j, .name = name, .ok = 1};
+        if (jeach(j, 0, uint_item, &a)) return -1;
+        if (a.count > ST_MAX_DIMS) {
+            jcontent(j, "%s: tensor '%s': %d dimensions, at most %d supported", j->what, name, a.count,
+                     ST_MAX_DIMS);
+            return 0;
+        }
+        if (!a.ok || a.big) {
+            jcontent(j, "%s: tensor '%s': shape entries must be non-negative integers", j->what, name);
+            return 0;
+        }
+        t->ndim = a.count;
+        for (int i = 0; i < a.count; i++) t->shape[i] = (int64_t)a.v[i];
+        return 0;
+    }
+    if (!strcmp(key, "data_offsets")) {
+        ti->seen |= 4;
+        UintArray a = {.j = j, .name = name, .ok = 1};
+        if (*j->p == '[') {
+            if (jeach(j, 0, uint_item, &a)) return -1;
+        } else {
+            a.ok = 0;
+            if (jskip(j)) return -1;
+        }
+        if (!a.ok || a.count != 2) {
+            jcontent(j, "%s: tensor '%s': data_offsets must be [begin, end] (non-negative integers)",
+                     j->what, name);
+            return 0;
+        }
+        ti->begin = a.v[0], ti->end = a.v[1];
+        return 0;
+    }
+    jcontent(j, "%s: tensor '%s': unknown field '%s'", j->what, name, key);
+    return jskip(j);
+}
+
+/* At a tensor's value: reads it into t (name set). */
+static int tensor_info(JParser *j, StTensor *t, uint64_t *begin, uint64_t *end) {
+    const char *name = t->name;
+    if (*j->p != '{') {
+        jcontent(j, "%s: tensor '%s': expected an object {dtype, shape, data_offsets}", j->what, name);
+        return jskip(j);
+    }
+    const char *before = j->content;
+    int had = before[0] != 0;
+    TensorInfo ti = {.t = t};
+    int rc = jeach(j, 1, tensor_field, &ti);
+    if (!rc) rc = jcheck_dups(j, ti.keys, (size_t)ti.nkeys);
+    for (int i = 0; i < ti.nkeys; i++) free(ti.keep[i]);
+    if (rc) return -1;
+    *begin = ti.begin, *end = ti.end;
+    if (had || j->content[0]) return 0; /* this tensor (or an earlier one) is wrong already */
+    if (ti.seen != 7) {
+        jcontent(j, "%s: tensor '%s': missing field '%s'", j->what, name,
+                 !(ti.seen & 1) ? "dtype" : !(ti.seen & 2) ? "shape" : "data_offsets");
+        return 0;
+    }
+    uint64_t numel = 1;
+    int overflow = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        uint64_t d = (uint64_t)t->shape[i];
+        if (d && numel > UINT64_MAX / d) overflow = 1;
+        numel *= d;
+    }
+    size_t es = DT_SIZE[t->dtype];
+    char sb[160];
+    if (overflow || numel > SIZE_MAX / es) {
+        jcontent(j, "%s: tensor '%s': shape %s overflows", j->what, name,
+                 shape_str(sb, sizeof sb, t->ndim, t->shape));
+        return 0;
+    }
+    t->numel = (size_t)numel, t->nbytes = (size_t)numel * es;
+    return 0;
+}
+
+/* The root object: tensors into st (growing its arrays), __metadata__ into its key/value lists. */
+typedef struct {
+    SafeTensors *st;
+    int cap, meta_cap, meta_seen;
+    uint64_t *beg, *end;
+} HeaderRead;
+
+typedef struct {
+    char *k, *v;
+} MetaPair;
+
+static int meta_pair_cmp(const void *a, const void *b) {
+    return strcmp(((const MetaPair *)a)->k, ((const MetaPair *)b)->k);
+}
+
+static int meta_item(JParser *j, char *key, size_t klen, void *ctx) {
+    HeaderRead *h = ctx;
+    SafeTensors *st = h->st;
+    if (*j->p != '"') {
+        jcontent(j, "%s: __metadata__ value of '%s' is not a string", j->what, key);
+        free(key);
+        return jskip(j);
+    }
+    char *v;
+    size_t vn;
+    if (jstring(j, &v, &vn)) {
+        free(key);
+        return -1;
+    }
+    if (st->nmeta == h->meta_cap) {
+        h->meta_cap = h->meta_cap ? 2 * h->meta_cap : 8;
+        st->meta_key = sc_xrealloc(st->meta_key, sizeof(char *) * (size_t)h->meta_cap);
+        st->meta_val = sc_xrealloc(st->meta_val, sizeof(char *) * (size_t)h->meta_cap);
+    }
+    st->meta_key[st->nmeta] = key;
+    st->meta_val[st->nmeta++] = v;
+    (void)klen;
+    return 0;
+}
+
+static int root_item(JParser *j, char *key, size_t klen, void *ctx) {
+    HeaderRead *h = ctx;
+    SafeTensors *st = h->st;
+    if (klen == 12 && !memcmp(key, "__metadata__", 12)) {
+        free(key);
+        if (h->meta_seen++) return jerr(j, "duplicate key '__metadata__'");
+        if (*j->p != '{') {
+            jcontent(j, "%s: __metadata__ must be an object of strings", j->what);
+            return jskip(j);
+        }
+        if (jeach(j, 1, meta_item, h)) return -1;
+        KeyRef *keys = sc_xrealloc(NULL, sizeof(KeyRef) * (size_t)(st->nmeta ? st->nmeta : 1));
+        for (int i = 0; i < st->nmeta; i++) keys[i] = (KeyRef){st->meta_key[i], strlen(st->meta_key[i])};
+        int rc = jcheck_dups(j, keys, (size_t)st->nmeta);
+        free(keys);
+        if (rc) return -1;
+        /* sorted by key (as C strings) for safetensors_meta's binary search */
+        MetaPair *mp = sc_xrealloc(NULL, sizeof(MetaPair) * (size_t)(st->nmeta ? st->nmeta : 1));
+        for (int i = 0; i < st->nmeta; i++) mp[i] = (MetaPair){st->meta_key[i], st->meta_val[i]};
+        qsort(mp, (size_t)st->nmeta, sizeof *mp, meta_pair_cmp);
+        for (int i = 0; i < st->nmeta; i++) st->meta_key[i] = mp[i].k, st->meta_val[i] = mp[i].v;
+        free(mp);
+        return 0;
+    }
+    if (strlen(key) != klen) jcontent(j, "%s: a tensor name contains a NUL character", j->what);
+    if (st->n == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 16;
+        st->t = sc_xrealloc(st->t, sizeof(StTensor) * (size_t)h->cap);
+        h->beg = sc_xrealloc(h->beg, sizeof(uint64_t) * (size_t)h->cap);
+        h->end = sc_xrealloc(h->end, sizeof(uint64_t) * (size_t)h->cap);
+    }
+    StTensor *t = &st->t[st->n];
+    memset(t, 0, sizeof *t);
+    t->name = key;
+    h->beg[st->n] = h->end[st->n] = 0;
+    st->n++; /* owned by st from here (freed by safetensors_close) */
+    return tensor_info(j, t, &h->beg[st->n - 1], &h->end[st->n - 1]);
 }
 
 /* ---- reader ----------------------------------------------------------------------------- */
@@ -348,57 +556,6 @@ static int name_cmp(const void *a, const void *b, void *ctx) {
     return strcmp(t[*(const int *)a].name, t[*(const int *)b].name);
 }
 
-/* Reads one tensor's info object into t; begin/end out. */
-static int tensor_info(const char *what, const char *name, const JVal *o, StTensor *t,
-                       uint64_t *begin, uint64_t *end) {
-    if (o->type != J_OBJ)
-        return sc_error_set("%s: tensor '%s': expected an object {dtype, shape, data_offsets}", what, name);
-    const JVal *dt = NULL, *sh = NULL, *off = NULL;
-    for (int i = 0; i < o->n; i++) {
-        if (!strcmp(o->keys[i], "dtype")) dt = &o->items[i];
-        else if (!strcmp(o->keys[i], "shape")) sh = &o->items[i];
-        else if (!strcmp(o->keys[i], "data_offsets")) off = &o->items[i];
-        else return sc_error_set("%s: tensor '%s': unknown field '%s'", what, name, o->keys[i]);
-    }
-    if (!dt || !sh || !off)
-        return sc_error_set("%s: tensor '%s': missing field '%s'", what, name,
-                            !dt ? "dtype" : !sh ? "shape" : "data_offsets");
-    if (dt->type != J_STR) return sc_error_set("%s: tensor '%s': dtype must be a string", what, name);
-    t->dtype = ST_NUM_DTYPES;
-    for (int k = 0; k < ST_NUM_DTYPES; k++)
-        if (!strcmp(dt->s, DT_NAME[k]) && strlen(DT_NAME[k]) == dt->slen) t->dtype = (StDtype)k;
-    if (t->dtype == ST_NUM_DTYPES)
-        return sc_error_set("%s: tensor '%s': unknown dtype '%s'", what, name, dt->s);
-    if (sh->type != J_ARR) return sc_error_set("%s: tensor '%s': shape must be an array", what, name);
-    if (sh->n > ST_MAX_DIMS)
-        return sc_error_set("%s: tensor '%s': %d dimensions, at most %d supported", what, name,
-                            sh->n, ST_MAX_DIMS);
-    t->ndim = sh->n;
-    uint64_t numel = 1;
-    int overflow = 0;
-    for (int i = 0; i < sh->n; i++) {
-        const JVal *d = &sh->items[i];
-        if (d->type != J_NUM || !d->is_uint || d->u > (uint64_t)INT64_MAX)
-            return sc_error_set("%s: tensor '%s': shape entries must be non-negative integers",
-                                what, name);
-        t->shape[i] = (int64_t)d->u;
-        if (d->u && numel > UINT64_MAX / d->u) overflow = 1;
-        numel *= d->u;
-    }
-    if (off->type != J_ARR || off->n != 2 || off->items[0].type != J_NUM ||
-        off->items[1].type != J_NUM || !off->items[0].is_uint || !off->items[1].is_uint)
-        return sc_error_set("%s: tensor '%s': data_offsets must be [begin, end] (non-negative "
-                            "integers)", what, name);
-    *begin = off->items[0].u, *end = off->items[1].u;
-    size_t es = DT_SIZE[t->dtype];
-    char sb[160];
-    if (overflow || numel > SIZE_MAX / es)
-        return sc_error_set("%s: tensor '%s': shape %s overflows", what, name,
-                            shape_str(sb, sizeof sb, t->ndim, t->shape));
-    t->numel = (size_t)numel, t->nbytes = (size_t)numel * es;
-    return 0;
-}
-
 int safetensors_parse(SafeTensors **out, const char *what, const uint8_t *buf, size_t len) {
     assert_little_endian();
     *out = NULL;
@@ -414,55 +571,38 @@ int safetensors_parse(SafeTensors **out, const char *what, const uint8_t *buf, s
                             what, (unsigned long long)N, len);
     if (N < 2) return sc_error_set("%s: header length %llu, too short for a JSON object", what,
                                    (unsigned long long)N);
-    JParser j = {what, buf + 8, buf + 8 + N, buf + 8, 0};
-    JVal root = {0};
+    JParser j = {what, buf + 8, buf + 8 + N, buf + 8, 0, ""};
     jws(&j);
     if (j.p >= j.end || *j.p != '{') {
         jerr(&j, "the header must be a JSON object");
         return -1;
     }
-    if (jvalue(&j, &root)) { jfree(&root); return -1; }
-    jws(&j);
-    if (j.p != j.end) { jfree(&root); return jerr(&j, "trailing characters after the JSON object"); }
-
     SafeTensors *st = calloc(1, sizeof *st);
-    if (!st) { jfree(&root); return sc_error_set("%s: out of memory", what); }
+    if (!st) return sc_error_set("%s: out of memory", what);
     st->path = sc_strdup(what);
-    st->t = calloc(root.n ? root.n : 1, sizeof *st->t);
-    uint64_t *beg = calloc(root.n ? root.n : 1, sizeof *beg), *end = calloc(root.n ? root.n : 1, sizeof *end);
-    int *order = calloc(root.n ? root.n : 1, sizeof *order);
-    int rc = 0;
-    if (!st->t || !beg || !end || !order) { rc = sc_error_set("%s: out of memory", what); goto done; }
-    for (int i = 0; i < root.n && !rc; i++) {
-        const char *key = root.keys[i];
-        if (strlen(key) != root.klen[i]) {
-            rc = sc_error_set("%s: a tensor name contains a NUL character", what);
-            break;
-        }
-        if (!strcmp(key, "__metadata__")) {
-            const JVal *m = &root.items[i];
-            if (m->type != J_OBJ) { rc = sc_error_set("%s: __metadata__ must be an object of strings", what); break; }
-            st->meta_key = calloc(m->n ? m->n : 1, sizeof(char *));
-            st->meta_val = calloc(m->n ? m->n : 1, sizeof(char *));
-            if (!st->meta_key || !st->meta_val) { rc = sc_error_set("%s: out of memory", what); break; }
-            for (int k = 0; k < m->n; k++) {
-                if (m->items[k].type != J_STR) {
-                    rc = sc_error_set("%s: __metadata__ value of '%s' is not a string", what, m->keys[k]);
-                    break;
-                }
-                st->meta_key[k] = sc_strdup(m->keys[k]);
-                st->meta_val[k] = sc_strdup(m->items[k].s);
-                st->nmeta = k + 1;
-            }
-            continue;
-        }
-        StTensor *t = &st->t[st->n];
-        if (tensor_info(what, key, &root.items[i], t, &beg[st->n], &end[st->n])) { rc = -1; break; }
-        t->name = sc_strdup(key);
-        order[st->n] = st->n;
-        st->n++;
+    HeaderRead h = {.st = st};
+    int *order = NULL;
+    uint64_t *beg = NULL, *end = NULL;
+    int rc = jeach(&j, 1, root_item, &h);
+    beg = h.beg, end = h.end;
+    if (!rc) {
+        jws(&j);
+        if (j.p != j.end) rc = jerr(&j, "trailing characters after the JSON object");
     }
+    if (!rc) { /* tensor names: duplicates (sorted), then the lookup order */
+        st->by_name = malloc(sizeof(int) * (size_t)(st->n ? st->n : 1));
+        if (!st->by_name) { rc = sc_error_set("%s: out of memory", what); goto done; }
+        for (int i = 0; i < st->n; i++) st->by_name[i] = i;
+        qsort_r(st->by_name, (size_t)st->n, sizeof(int), name_cmp, st->t);
+        for (int i = 1; i < st->n && !rc; i++)
+            if (!strcmp(st->t[st->by_name[i - 1]].name, st->t[st->by_name[i]].name))
+                rc = jerr(&j, "duplicate key '%s'", st->t[st->by_name[i]].name);
+    }
+    if (!rc && j.content[0]) rc = sc_error_set("%s", j.content);
     if (rc) goto done;
+    order = calloc(st->n ? st->n : 1, sizeof *order);
+    if (!order) { rc = sc_error_set("%s: out of memory", what); goto done; }
+    for (int i = 0; i < st->n; i++) order[i] = i;
     /* tiling: sorted by begin, each tensor starts where the previous ended */
     qsort_r(order, st->n, sizeof *order, sort_by_begin, beg);
     const uint64_t buflen = len - 8 - N;
@@ -493,10 +633,6 @@ int safetensors_parse(SafeTensors **out, const char *what, const uint8_t *buf, s
         t->data = buf + 8 + N + beg[i];
         at = end[i];
     }
-    st->by_name = malloc(sizeof(int) * (size_t)(st->n ? st->n : 1));
-    if (!st->by_name) { rc = sc_error_set("%s: out of memory", what); goto done; }
-    for (int i = 0; i < st->n; i++) st->by_name[i] = i;
-    qsort_r(st->by_name, (size_t)st->n, sizeof(int), name_cmp, st->t);
     if (at != buflen) {
         rc = sc_error_set("%s: the tensors hold %llu bytes of data but the file has %llu after the "
                           "header (trailing or missing bytes)", what, (unsigned long long)at,
@@ -505,7 +641,6 @@ int safetensors_parse(SafeTensors **out, const char *what, const uint8_t *buf, s
     }
 done:
     free(beg), free(end), free(order);
-    jfree(&root);
     if (rc) { safetensors_close(st); return -1; }
     *out = st;
     return 0;
@@ -536,8 +671,13 @@ const StTensor *safetensors_find(const SafeTensors *st, const char *name) {
 }
 
 const char *safetensors_meta(const SafeTensors *st, const char *key) {
-    for (int i = 0; i < st->nmeta; i++)
-        if (!strcmp(st->meta_key[i], key)) return st->meta_val[i];
+    int lo = 0, hi = st->nmeta; /* binary search: the keys are sorted */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(st->meta_key[mid], key);
+        if (!c) return st->meta_val[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return NULL;
 }
 

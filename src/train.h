@@ -121,6 +121,7 @@ int trainer_step(Trainer *t, const float *x, const int *labels, TrainStats *st);
 
 /* ---- the phases of trainer_step, for commands that compose their own step ---- */
 void trainer_zero_grad(Trainer *t);
+/* x must stay valid and unchanged until trainer_backward (model_forward). */
 int trainer_forward(Trainer *t, const float *x);
 /* Runs cfg.loss (or NT-Xent) into t->grad; fills st (lr included). Returns 0, TRAIN_NONFINITE
  * or -1. */

@@ -139,6 +139,131 @@ TEST(conv_onednn_matches_reference) {
     }
 }
 
+/* Convs sharing one weight buffer (conv_share_weights, as the model runs them: each forward right
+ * after its conv_set_weights, backward data later from the remembered weights) give the same bits
+ * as Convs with their own buffers; both paths (direct, im2col + GEMM), fp32 and bf16. */
+TEST(conv_shared_weights_bit_identical) {
+    static const int cases[][8] = {{2, 8, 8, 8, 16, 3, 1, 1}, {3, 9, 9, 8, 16, 3, 2, 1},
+                                   {5, 3, 3, 16, 24, 3, 1, 1}};
+    enum { NC = 3 };
+    for (int dt = DT_F32; dt <= DT_BF16; dt++) {
+        Conv *own[NC], *sh[NC];
+        ConvShape s[NC];
+        float *w[NC], *in[NC], *dout[NC];
+        void *inb[NC], *doutb[NC];
+        size_t wbytes = 0, scr = 0, wt = 0;
+        for (int k = 0; k < NC; k++) {
+            const int *q = cases[k];
+            SC_ASSERT(!conv_shape_init(&s[k], q[0], q[1], q[2], q[3], q[4], q[5], q[5], q[6], q[7]));
+            s[k].dt = dt;
+            SC_ASSERT(!conv_create(&own[k], &s[k], 1) && !conv_create(&sh[k], &s[k], 1));
+            size_t ni = (size_t)q[0] * q[1] * q[2] * q[3], no = (size_t)s[k].B * s[k].OH * s[k].OW * s[k].K;
+            w[k] = randv((size_t)q[4] * q[3] * q[5] * q[5], 400 + k, -1, 1);
+            in[k] = randv(ni, 410 + k, -1, 1), dout[k] = randv(no, 420 + k, -1, 1);
+            inb[k] = in[k], doutb[k] = dout[k];
+            if (dt == DT_BF16) {
+                inb[k] = malloc(ni * 2), doutb[k] = malloc(no * 2);
+                bf16_from_f32_array(inb[k], in[k], ni), bf16_from_f32_array(doutb[k], dout[k], no);
+            }
+            if (conv_weight_bytes(sh[k]) > wbytes) wbytes = conv_weight_bytes(sh[k]);
+            if (conv_scratch_bytes(own[k]) > scr) scr = conv_scratch_bytes(own[k]);
+            if (conv_wtmp_floats(own[k]) > wt) wt = conv_wtmp_floats(own[k]);
+        }
+        void *wbuf = sc_alloc(wbytes), *scratch = sc_alloc(scr + 64);
+        float *wtmp = sc_alloc(wt * 4);
+        for (int k = 0; k < NC; k++) conv_share_weights(sh[k], wbuf);
+        int same = 1;
+        float *o[2][NC], *di[2][NC], *dw[2][NC];
+        for (int v = 0; v < 2; v++) {
+            Conv **cv = v ? sh : own;
+            for (int k = 0; k < NC; k++) { /* all forwards, then all backwards in reverse */
+                size_t no = (size_t)s[k].B * s[k].OH * s[k].OW * s[k].K;
+                o[v][k] = calloc(no, 4);
+                conv_set_weights(cv[k], w[k]);
+                conv_forward(cv[k], o[v][k], inb[k], scratch);
+            }
+            for (int k = NC - 1; k >= 0; k--) {
+                size_t ni = (size_t)s[k].B * s[k].H * s[k].W * s[k].C;
+                size_t nw = (size_t)s[k].K * s[k].C * s[k].R * s[k].S;
+                di[v][k] = malloc(ni * 4), dw[v][k] = calloc(nw, 4);
+                conv_backward_weights(cv[k], dw[v][k], doutb[k], inb[k], wtmp, scratch);
+                conv_backward_data(cv[k], di[v][k], doutb[k], scratch);
+            }
+        }
+        for (int k = 0; k < NC; k++) {
+            size_t no = (size_t)s[k].B * s[k].OH * s[k].OW * s[k].K * dt_size(dt);
+            size_t ni = (size_t)s[k].B * s[k].H * s[k].W * s[k].C * 4;
+            size_t nw = (size_t)s[k].K * s[k].C * s[k].R * s[k].S * 4;
+            same &= !memcmp(o[0][k], o[1][k], no) && !memcmp(di[0][k], di[1][k], ni) &&
+                    !memcmp(dw[0][k], dw[1][k], nw);
+            for (int v = 0; v < 2; v++) free(o[v][k]), free(di[v][k]), free(dw[v][k]);
+            conv_free(own[k]), conv_free(sh[k]);
+            if (dt == DT_BF16) free(inb[k]), free(doutb[k]);
+            free(w[k]), free(in[k]), free(dout[k]);
+        }
+        CHECK(same, "shared weight buffer (%s): outputs and gradients differ", dt ? "bf16" : "fp32");
+        sc_free(wbuf), sc_free(scratch), sc_free(wtmp);
+    }
+}
+
+/* The memory-saving forms the model runs give the same bits as the plain layer sequence they
+ * replace: the stem's fused BN + ReLU + max pool (forward and backward, in place over the conv
+ * output) and the ReLU mask of a block output recomputed from its conv output and shortcut. */
+TEST(fused_stem_and_recomputed_masks_bit_identical) {
+    int B = 3, H = 11, W = 14, C = 20, OH = pool_out_size(H, 3, 2, 1), OW = pool_out_size(W, 3, 2, 1);
+    size_t N = (size_t)B * H * W, n = N * C, no = (size_t)B * OH * OW * C; /* 462 rows: 2 chunks */
+    float *g = randv(C, 440, 0.5, 1.5), *b = randv(C, 441, -0.5, 0.5), *dp = randv(no, 442, -1, 1);
+    double *part = malloc(batchnorm_partials(N, C) * sizeof(double));
+    for (int dt = DT_F32; dt <= DT_BF16; dt++) {
+        size_t es = dt_size(dt);
+        float *xf = randv(n, 443, -2, 2), *res = randv(n, 444, -1, 1), *dy = randv(n, 445, -1, 1);
+        void *x = xf, *r = res;
+        if (dt == DT_BF16) {
+            x = malloc(n * 2), r = malloc(n * 2);
+            bf16_from_f32_array(x, xf, n), bf16_from_f32_array(r, res, n);
+        }
+        float mean[20], rstd[20], dg1[20] = {0}, db1[20] = {0}, dg2[20] = {0}, db2[20] = {0};
+        void *a = malloc(n * es), *p1 = malloc(no * es), *p2 = malloc(no * es), *d1 = malloc(n * es);
+        void *x2 = malloc(n * es);
+        uint8_t *am1 = malloc(no), *am2 = malloc(no);
+        /* forward: stats + apply + max pool against the fused pass */
+        batchnorm_forward(a, mean, rstd, x, g, b, NULL, NULL, NULL, NULL, 1, 1, N, C, part, dt);
+        maxpool_forward(p1, am1, a, B, H, W, C, 3, 2, 1, dt);
+        float m2[20], r2[20];
+        batchnorm_stats_sync(m2, r2, x, NULL, NULL, NULL, 1, N, C, part, dt, NULL);
+        batchnorm_relu_maxpool_forward(p2, am2, x, m2, r2, g, b, B, H, W, C, 3, 2, 1, dt);
+        CHECK(!memcmp(mean, m2, sizeof mean) && !memcmp(rstd, r2, sizeof rstd) &&
+                  !memcmp(p1, p2, no * es) && !memcmp(am1, am2, no),
+              "fused stem forward (%s) differs from BN+ReLU then max pool", dt ? "bf16" : "fp32");
+        /* backward: max pool backward into a dt buffer, mask, BN backward; against the fused
+         * kernel writing in place over a copy of x */
+        maxpool_backward(d1, dp, am1, B, H, W, C, 3, 2, 1, dt);
+        batchnorm_relu_mask_recompute(d1, x, mean, rstd, g, b, NULL, N, C, part, dt, dt);
+        batchnorm_backward(d1, dg1, db1, d1, NULL, x, mean, rstd, g, 1, N, C, part, dt, dt, dt);
+        memcpy(x2, x, n * es);
+        batchnorm_relu_maxpool_backward(x2, dg2, db2, dp, am1, x2, mean, rstd, g, b, 1, B, H, W, C,
+                                        3, 2, 1, part, dt, NULL);
+        CHECK(!memcmp(d1, x2, n * es) && !memcmp(dg1, dg2, sizeof dg1) && !memcmp(db1, db2, sizeof db1),
+              "fused stem backward (%s) differs from the unfused sequence", dt ? "bf16" : "fp32");
+        /* a block's last BN: relu_out = the stored output against the mask recomputed from x and
+         * the residual; the masked dout and the gradients must agree */
+        float *dA = malloc(n * 4), *dB = malloc(n * 4);
+        void *dxA = malloc(n * es), *dxB = malloc(n * es);
+        batchnorm_forward(a, mean, rstd, x, g, b, NULL, NULL, NULL, r, 1, 1, N, C, part, dt);
+        memcpy(dA, dy, n * 4), memcpy(dB, dy, n * 4);
+        memset(dg1, 0, sizeof dg1), memset(dg2, 0, sizeof dg2);
+        batchnorm_backward(dxA, dg1, db1, dA, a, x, mean, rstd, g, 1, N, C, part, dt, DT_F32, dt);
+        batchnorm_relu_mask_recompute(dB, x, mean, rstd, g, b, r, N, C, part, dt, DT_F32);
+        batchnorm_backward(dxB, dg2, db2, dB, NULL, x, mean, rstd, g, 1, N, C, part, dt, DT_F32, dt);
+        CHECK(!memcmp(dA, dB, n * 4) && !memcmp(dxA, dxB, n * es) && !memcmp(dg1, dg2, sizeof dg1),
+              "recomputed block-output mask (%s) differs from the stored output's", dt ? "bf16" : "fp32");
+        if (dt == DT_BF16) free(x), free(r);
+        free(xf), free(res), free(dy), free(a), free(p1), free(p2), free(d1), free(x2), free(am1),
+            free(am2), free(dA), free(dB), free(dxA), free(dxB);
+    }
+    free(g), free(b), free(dp), free(part);
+}
+
 /* Relative error of got against want over a whole tensor: ||got - want|| / ||want||. */
 static double rel_l2(const float *got, const float *want, size_t n) {
     double d = 0, w = 0;
@@ -422,9 +547,9 @@ TEST(layers_bf16_equal_rounded_fp32) {
     bf16_from_f32_array(dyb, dy, n);
     bf16_round_array(dyc, dy, n);
     batchnorm_forward(o, m1, r1, x, g, b, NULL, NULL, NULL, NULL, 1, 1, N, C, part, DT_F32);
-    batchnorm_relu_mask_recompute(dyc, x, m1, r1, g, b, N, C, part, DT_F32, DT_F32);
+    batchnorm_relu_mask_recompute(dyc, x, m1, r1, g, b, NULL, N, C, part, DT_F32, DT_F32);
     batchnorm_backward(dyc, dg1, db1, dyc, NULL, x, m1, r1, g, 1, N, C, part, DT_F32, DT_F32, DT_F32);
-    batchnorm_relu_mask_recompute(dyb, xb, m1, r1, g, b, N, C, part, DT_BF16, DT_BF16);
+    batchnorm_relu_mask_recompute(dyb, xb, m1, r1, g, b, NULL, N, C, part, DT_BF16, DT_BF16);
     batchnorm_backward(dyb, dg2, db2, dyb, NULL, xb, m1, r1, g, 1, N, C, part, DT_BF16, DT_BF16, DT_BF16);
     bf16_round_array(dyc, dyc, n);
     bf16_to_f32_array(dx2, dyb, n);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Checks a run's TensorBoard log against its metrics.jsonl (tests/cli/tensorboard.sh):
 
-    check_tensorboard.py RUN_DIR [--image]
+    check_tensorboard.py RUN_DIR [--image] [--finetune]
 
 Decodes RUN_DIR/tensorboard/events.out.tfevents.* with a decoder built from the published
 schema (tools/tensorboard_event.proto compiled by protoc, python3-protobuf) and checks:
@@ -10,7 +10,9 @@ schema (tools/tensorboard_event.proto compiled by protoc, python3-protobuf) and 
   - the first event is file_version "brain.Event:2"; every event has a wall time;
   - every scalar (tag, step, value) equals a value of metrics.jsonl (as float32) and every
     metrics value appears once: train/loss, train/contrastive_top1/top5, train/lr,
-    train/views_per_s, train/probe_top1 (--online-probe), eval/knn_top1/top5;
+    train/views_per_s, train/probe_top1 (--online-probe), eval/knn_top1/top5; with --finetune
+    (a `simclr finetune` run) train/accuracy_top1/top5 (the batch's classification accuracy)
+    instead of the contrastive ones, and eval/test_top1/top5;
   - with --image: one "augmentations" image at step 0, a PNG whose size matches the event.
 Prints a summary; exits 1 on any mismatch.
 """
@@ -52,6 +54,7 @@ def f32(x):
 
 def main():
     run, want_image = sys.argv[1], "--image" in sys.argv
+    acc = "train/accuracy" if "--finetune" in sys.argv else "train/contrastive"
     assert crc32c(b"123456789") == 0xE3069283, "CRC-32C check value"
     tmp = tempfile.mkdtemp()
     subprocess.check_call(["protoc", "-I", os.path.join(ROOT, "tools"), "--python_out", tmp,
@@ -103,9 +106,10 @@ def main():
             else:
                 errors.append("unexpected value kind %s" % kind)
     want = {}
-    names = {"loss": "train/loss", "acc_top1": "train/contrastive_top1", "acc_top5": "train/contrastive_top5",
+    names = {"loss": "train/loss", "acc_top1": acc + "_top1", "acc_top5": acc + "_top5",
              "lr": "train/lr", "views_per_s": "train/views_per_s", "probe_top1": "train/probe_top1",
-             "knn_top1": "eval/knn_top1", "knn_top5": "eval/knn_top5"}
+             "knn_top1": "eval/knn_top1", "knn_top5": "eval/knn_top5",
+             "test_top1": "eval/test_top1", "test_top5": "eval/test_top5"}
     for line in open(os.path.join(run, "metrics.jsonl")):
         m = json.loads(line)
         for k, tag in names.items():

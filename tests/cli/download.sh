@@ -3,7 +3,9 @@
 # contacted: every --url is local): small generated archives in the real layouts (the fixtures'
 # stl10_binary/ and cifar-100-binary/, a generated cifar-10-batches-bin/), a connection cut
 # mid-transfer (resumed with an HTTP Range request, in the same run and in a later run), a server
-# that ignores Range, a wrong checksum, a truncated archive, 404, a refused connection.
+# that ignores Range, a wrong checksum, a truncated archive, 404, a refused connection, a host name
+# that never resolves (.invalid, RFC 6761), a full disk (a tmpfs smaller than the archive, then
+# one with room for the archive but not for what it unpacks to; root only, else "skipped").
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 F="$ROOT/tests/fixtures/data"
@@ -22,7 +24,7 @@ tar -czf "$S/bad.tar.gz" -C "$TMP/bad" stl10_binary
 md5() { md5sum "$1" | cut -d' ' -f1; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 $PY "$ROOT/tools/http_test_server.py" "$S" "$TMP/port" "$TMP/log" --lifetime 240 & SRV=$!
-trap 'kill $SRV 2>/dev/null; rm -rf "$TMP"' EXIT
+on_exit 'kill $SRV 2>/dev/null'
 for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
 U="http://127.0.0.1:$(cat "$TMP/port")"
 D="$TMP/data"
@@ -90,5 +92,42 @@ expect_fail "an incomplete copy is not overwritten" "stl10_binary: exists but is
 expect_fail "unknown dataset" "expected stl10, cifar10 or cifar100, got 'imagenet'" "$SIMCLR" download imagenet --data "$D3"
 expect_fail "no --data" "--data is required" "$SIMCLR" download stl10
 expect_fail "bad --checksum" "--checksum: expected sha256:HEX" "$SIMCLR" download stl10 --data "$D3" --checksum sha1:abc
+expect_fail "unreachable URL (a name that never resolves)" "simclr-test.invalid/x.tar.gz: .*resolve" \
+  timeout 60 "$SIMCLR" download cifar100 --data "$D3" --url "http://simclr-test.invalid/x.tar.gz"
+check "... one line" "$(wc -l <"$TMP/err")" -eq 3   # "downloading URL", "  -> FILE", the error
+check "nothing left behind by it" -z "$(ls -A "$D3" | grep -v '^stl10_binary$')"
+
+# ---- a full disk: during the download, then during the unpacking ----
+# an archive of random (incompressible) CIFAR-10 records, about 3 MB
+mkdir -p "$TMP/big/cifar-10-batches-bin"
+for f in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+  $PY -c "import os,sys; sys.stdout.buffer.write(b''.join(bytes([i % 10]) + os.urandom(3072) for i in range(160)))" \
+    > "$TMP/big/cifar-10-batches-bin/$f.bin"
+done
+tar -czf "$S/big.tar.gz" -C "$TMP/big" cifar-10-batches-bin
+BIG=(download cifar10 --checksum "md5:$(md5 "$S/big.tar.gz")" --url "$U/big.tar.gz" --quiet)
+if tmpfs small 1m; then
+  M="$TMP/small"
+  expect_fail "disk full during the download" "cifar-10-binary.tar.gz.part: cannot write: No space left on device.*run the same command again" \
+    "$SIMCLR" "${BIG[@]}" --data "$M/d"
+  check "... one error line" "$(grep -c 'simclr: error' "$TMP/err")" -eq 1
+  check "no archive, no dataset folder, only the resumable .part" "$(ls -A "$M/d" | tr '\n' ' ')" = "cifar-10-binary.tar.gz.part cifar-10-binary.tar.gz.part.src "
+  mount -o remount,size=16m "$M"
+  expect_ok "a later run with room resumes and finishes" "$SIMCLR" "${BIG[@]}" --data "$M/d"
+  check "... from the kept bytes" -n "$(grep 'resuming .*cifar-10-binary.tar.gz.part at byte [1-9]' "$TMP/err")"
+  check "records identical" -z "$(diff -r "$TMP/big/cifar-10-batches-bin" "$M/d/cifar-10-batches-bin" 2>&1)"
+  rm -rf "$M/d"
+  mount -o remount,size=$(( $(stat -c %s "$S/big.tar.gz") + (1 << 20) )) "$M"
+  expect_fail "disk full during the unpacking" "cannot write: No space left on device.*the verified archive .*cifar-10-binary.tar.gz is kept" \
+    "$SIMCLR" "${BIG[@]}" --data "$M/d"
+  check "... one error line" "$(grep -c 'simclr: error' "$TMP/err")" -eq 1
+  check "nothing unpacked is left, the archive is" "$(ls -A "$M/d" | tr '\n' ' ')" = "cifar-10-binary.tar.gz "
+  mount -o remount,size=16m "$M"
+  n=$(grep -c . "$TMP/log")
+  expect_ok "a later run with room unpacks the kept archive" "$SIMCLR" "${BIG[@]}" --data "$M/d"
+  check "... without downloading again" "$(grep -c . "$TMP/log")" -eq "$n"
+  check "records identical" -z "$(diff -r "$TMP/big/cifar-10-batches-bin" "$M/d/cifar-10-batches-bin" 2>&1)"
+  check "only the dataset folder is left" "$(ls -A "$M/d")" = cifar-10-batches-bin
+fi
 check "only 127.0.0.1 was contacted (every URL above is local)" -z "$(grep -v '^\(GET\|HEAD\) /' "$TMP/log")"
 finish

@@ -59,6 +59,23 @@ expect_fail "plain state_dict without --arch" "no stored configuration.*--arch, 
 expect_ok "plain state_dict with the architecture" "$SIMCLR" export --checkpoint "$TMP/plain.safetensors" \
   --arch resnet18 --stem imagenet --width 0.125 --image-size 32 --normalize imagenet --output "$TMP/plain.onnx"
 check "same model as from the simclr checkpoint" -z "$(cmp <(tail -c 100000 "$TMP/plain.onnx") <(tail -c 100000 "$TMP/r18h.onnx") 2>&1)"
+# a stored configuration without the architecture options: refused in one line that names them
+$PY - "$TMP/r18/last.safetensors" "$TMP/noarch.safetensors" <<'PYEOF'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+cfg = json.loads(h["__metadata__"]["config"])
+for k in ("arch", "stem", "width", "image-size"):
+    cfg.pop(k)
+h["__metadata__"]["config"] = json.dumps(cfg)
+j = json.dumps(h, separators=(",", ":")).encode()
+j += b" " * (-len(j) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
+PYEOF
+expect_fail "stored configuration without the architecture" "noarch.safetensors: .*the checkpoint holds resnet18 x0.125" \
+  "$SIMCLR" export --checkpoint "$TMP/noarch.safetensors" --output "$TMP/x.onnx"
+check "... in one line" "$(wc -l <"$TMP/err")" -eq 1
 # bad input
 expect_fail "missing --output" "--output is required" "$SIMCLR" export --checkpoint "$TMP/r18/last.safetensors"
 expect_fail "missing checkpoint" "nope.safetensors" "$SIMCLR" export --checkpoint "$TMP/nope.safetensors" --output "$TMP/x.onnx"

@@ -11,18 +11,6 @@ T=(--arch resnet18 --width 0.125 --stem cifar --image-size 16 --limit 256 --batc
    --seed 7 --threads 2 --loader-threads 1 --checkpoint-every 1)
 strip() { sed 's/, "views_per_s.*//' "$1"; }   # metrics lines without the timing
 one_line_err() { check "$1: one-line message" "$(wc -l <"$TMP/err")" -eq 1; }
-MNT=()
-cleanup() { for m in "${MNT[@]}"; do umount "$m" 2>/dev/null; done; rm -rf "$TMP"; }
-trap cleanup EXIT
-# tmpfs NAME SIZE: mounts a tmpfs at $TMP/NAME; fails (and says why) when mounting is impossible
-tmpfs() {
-  mkdir -p "$TMP/$1"
-  if mount -t tmpfs -o "size=$2" tmpfs "$TMP/$1" 2>"$TMP/mount.err"; then MNT+=("$TMP/$1"); return 0; fi
-  echo "skipped: $1 tests: cannot mount a tmpfs ($(head -c 200 "$TMP/mount.err"))"; return 1
-}
-# fill DIR BYTES: leaves about BYTES free on DIR's file system
-fill() { local avail; avail=$(df -B1 --output=avail "$1" | tail -n 1)
-  fallocate -l $((avail - $2)) "$1/filler" 2>/dev/null || dd if=/dev/zero of="$1/filler" bs=4096 count=$(((avail - $2) / 4096)) 2>/dev/null; }
 
 # ---- labels (findings 5, 6) ---------------------------------------------------------------
 F1='\x00\x00\x80\x3f'; F2='\x00\x00\x00\x40'

@@ -48,4 +48,12 @@ expect_one_line "fold index out of range at the end of a long line" "folds.txt: 
 printf '0 1\n\n2 x3\n' >"$TMP/folds2.txt"
 expect_one_line "bad fold after a good one; line numbers count empty lines" "folds2.txt: line 3: .*found 'x3'" \
   "$SIMCLR" linear-eval $DIG --folds --fold-indices "$TMP/folds2.txt"
+# image: the JPEG decompression bombs the image fuzzer found (doc/fuzzing.md): a few hundred bytes
+# declaring 65468 x 64976 pixels, baseline and progressive; refused from the header, before any
+# allocation (they used to take over 2 minutes and 6 GB each)
+for b in baseline progressive; do
+  mkdir -p "$TMP/bomb_$b"; cp "$R/image/jpeg_bomb_$b" "$TMP/bomb_$b/x.jpg"
+  expect_one_line "JPEG bomb ($b) in a folder, --strict-images" "x.jpg: cannot decode JPEG: 65468x64976 = 4253848768 pixels.*decompression bomb" \
+    timeout 20 "$SIMCLR" augment-preview --dataset folder --data "$TMP/bomb_$b" --strict-images --images 1 --views 1 --image-size 16 --output "$TMP/x.png"
+done
 finish

@@ -15,9 +15,10 @@ cp "$TMP"/src/p{1,2}.png "$L/train/a/"; cp "$TMP"/src/p{3,4}.png "$L/train/b/"; 
 cp "$TMP"/src/p6.png "$L/test/a/"; cp "$TMP"/src/p7.png "$L/test/b/"; echo junk > "$L/test/b/broken.png"
 
 expect_ok "pretrain on a folder with splits (train by default)" "$S" pretrain --dataset folder --data "$L" \
-    --image-size 32 --width 0.125 --batch-size 2 --epochs 1 --threads 2 --out "$TMP/run"
+    --image-size 32 --width 0.125 --batch-size 2 --epochs 1 --threads 2 --out "$TMP/run" --eval-every 1
 grep -q "folder train (5 images" "$TMP/out"; check "pretrain read the train split (5 images)" $? -eq 0
 grep -q "empty class folder skipped" "$TMP/err"; check "empty class folder: a note" $? -eq 0
+check "... once, though the kNN monitor opens the folder again" "$(grep -c 'empty class folder skipped' "$TMP/err")" -eq 1
 CK="$TMP/run/last.safetensors"
 
 expect_ok "features of the test split" "$S" features --checkpoint "$CK" --dataset folder --data "$L" \
