@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "eval_cli.h"
 #include "onnx_export.h"
+#include "recipe.h"
 #include "safetensors.h"
 
 SIMCLR_COMMAND(cmd_export, "export", "write a checkpoint's encoder (and head) as an ONNX model")
@@ -36,12 +37,25 @@ int cmd_export(int argc, char **argv) {
     /* a plain state_dict has no stored configuration: the architecture must be given */
     SafeTensors *st;
     if (safetensors_open(&st, in.checkpoint)) sc_fatal("--checkpoint: %s", sc_error());
-    int has_cfg = safetensors_meta(st, "config") != NULL;
+    const char *cfg = safetensors_meta(st, "config");
+    int has_cfg = cfg != NULL;
+    /* a stored configuration without some architecture options: the defaults would build another
+     * model (refused later by the tensor shapes): name what is missing */
+    char missing[128] = "", v[64];
+    static const char *const arch_opts[] = {"arch", "stem", "width", "image-size", NULL};
+    for (int k = 0; has_cfg && arch_opts[k]; k++)
+        if (json_get(cfg, arch_opts[k], v, sizeof v) && !opts_was_set(tables, 3, arch_opts[k])) {
+            size_t n = strlen(missing);
+            snprintf(missing + n, sizeof missing - n, "%s--%s", n ? ", " : "", arch_opts[k]);
+        }
     safetensors_close(st);
     if (!has_cfg && !(opts_was_set(tables, 3, "arch") && opts_was_set(tables, 3, "stem") &&
                       opts_was_set(tables, 3, "image-size")))
         sc_fatal("--checkpoint %s: no stored configuration (not a simclr checkpoint): give --arch, "
                  "--stem and --image-size (and --width, --head-layers as trained)", in.checkpoint);
+    if (missing[0])
+        sc_fatal("--checkpoint %s: the stored configuration lacks the architecture options %s: "
+                 "give them as trained", in.checkpoint, missing);
     Model *m;
     uint64_t hash;
     if (eval_build_model(&in, tables, 3, &m, &hash)) sc_fatal("%s", sc_error());

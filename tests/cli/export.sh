@@ -43,39 +43,40 @@ run_case r50h32 r50 h i32.npy --image-size 32
 expect_ok "features without the normalisation" "$SIMCLR" features --checkpoint "$TMP/r18/last.safetensors" \
   --dataset npy --data "$TMP/i32.npy" --normalize none --threads 2 --output "$TMP/wrong.npy"
 expect_fail "a mismatch is detected" "FAIL: relative error above" $PY "$ROOT/tools/check_onnx.py" check "$TMP/r18h.onnx" "$TMP/i32.npy" "$TMP/wrong.npy" h
-# a checkpoint without its stored configuration (a plain state_dict): the architecture must be given
-$PY - "$TMP/r18/last.safetensors" "$TMP/plain.safetensors" <<'PYEOF'
+# rewrite_header SRC DST plain|noarch: the checkpoint without its stored configuration (a plain
+# state_dict), or with a stored configuration that lacks the architecture options
+rewrite_header() { $PY - "$@" <<'PYEOF'
 import json, struct, sys
 b = open(sys.argv[1], "rb").read()
 n = struct.unpack("<Q", b[:8])[0]
 h = json.loads(b[8:8 + n])
-h.pop("__metadata__")
+if sys.argv[3] == "plain":
+    h.pop("__metadata__")
+else:
+    cfg = json.loads(h["__metadata__"]["config"])
+    for k in ("arch", "stem", "width", "image-size"):
+        cfg.pop(k)
+    h["__metadata__"]["config"] = json.dumps(cfg)
 j = json.dumps(h, separators=(",", ":")).encode()
 j += b" " * (-len(j) % 8)
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
 PYEOF
+}
+# a plain state_dict: the architecture must be given
+rewrite_header "$TMP/r18/last.safetensors" "$TMP/plain.safetensors" plain
 expect_fail "plain state_dict without --arch" "no stored configuration.*--arch, --stem and --image-size" \
   "$SIMCLR" export --checkpoint "$TMP/plain.safetensors" --output "$TMP/x.onnx"
 expect_ok "plain state_dict with the architecture" "$SIMCLR" export --checkpoint "$TMP/plain.safetensors" \
   --arch resnet18 --stem imagenet --width 0.125 --image-size 32 --normalize imagenet --output "$TMP/plain.onnx"
 check "same model as from the simclr checkpoint" -z "$(cmp <(tail -c 100000 "$TMP/plain.onnx") <(tail -c 100000 "$TMP/r18h.onnx") 2>&1)"
 # a stored configuration without the architecture options: refused in one line that names them
-$PY - "$TMP/r18/last.safetensors" "$TMP/noarch.safetensors" <<'PYEOF'
-import json, struct, sys
-b = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n])
-cfg = json.loads(h["__metadata__"]["config"])
-for k in ("arch", "stem", "width", "image-size"):
-    cfg.pop(k)
-h["__metadata__"]["config"] = json.dumps(cfg)
-j = json.dumps(h, separators=(",", ":")).encode()
-j += b" " * (-len(j) % 8)
-open(sys.argv[2], "wb").write(struct.pack("<Q", len(j)) + j + b[8 + n:])
-PYEOF
-expect_fail "stored configuration without the architecture" "noarch.safetensors: .*the checkpoint holds resnet18 x0.125" \
+rewrite_header "$TMP/r18/last.safetensors" "$TMP/noarch.safetensors" noarch
+expect_fail "stored configuration without the architecture" "noarch.safetensors: the stored configuration lacks the architecture options --arch, --stem, --width, --image-size" \
   "$SIMCLR" export --checkpoint "$TMP/noarch.safetensors" --output "$TMP/x.onnx"
 check "... in one line" "$(wc -l <"$TMP/err")" -eq 1
+expect_ok "... and given, it exports the same model" "$SIMCLR" export --checkpoint "$TMP/noarch.safetensors" \
+  --arch resnet18 --stem imagenet --width 0.125 --image-size 32 --output "$TMP/noarch.onnx"
+check "same model as from the simclr checkpoint" -z "$(cmp <(tail -c 100000 "$TMP/noarch.onnx") <(tail -c 100000 "$TMP/r18h.onnx") 2>&1)"
 # bad input
 expect_fail "missing --output" "--output is required" "$SIMCLR" export --checkpoint "$TMP/r18/last.safetensors"
 expect_fail "missing checkpoint" "nope.safetensors" "$SIMCLR" export --checkpoint "$TMP/nope.safetensors" --output "$TMP/x.onnx"
