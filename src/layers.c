@@ -330,33 +330,87 @@ void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, c
     int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
     float scale[C], shift[C];
     bn_fold(scale, shift, mean, rstd, gamma, beta, C);
+#pragma omp parallel
+    {
+        /* the k input rows of one output row, BN+ReLU'd once (each input row is computed about
+         * k / stride times in all instead of k*k times) */
+        float *rows = sc_alloc(sizeof(float) * k * W * C);
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int oh = 0; oh < OH; oh++) {
+                for (int r = 0; r < k; r++) {
+                    int ih = oh * stride - pad + r;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int iw = 0; iw < W; iw++)
+                        bn_relu_row(rows + ((size_t)r * W + iw) * C, x, dt,
+                                    ((size_t)b * H + ih) * W + iw, C, scale, shift);
+                }
+                for (int ow = 0; ow < OW; ow++) {
+                    float to[dt == DT_F32 ? 1 : C];
+                    uint8_t am[C];
+                    size_t orow = ((size_t)b * OH + oh) * OW + ow;
+                    float *o = row_dst(out, dt, orow, C, to);
+                    for (int c = 0; c < C; c++) o[c] = -INFINITY, am[c] = 0;
+                    for (int r = 0; r < k; r++) {
+                        int ih = oh * stride - pad + r;
+                        if (ih < 0 || ih >= H) continue;
+                        for (int q = 0; q < k; q++) {
+                            int iw = ow * stride - pad + q;
+                            if (iw < 0 || iw >= W) continue;
+                            const float *v = rows + ((size_t)r * W + iw) * C;
+                            uint8_t pos = (uint8_t)(r * k + q);
+#pragma omp simd
+                            for (int c = 0; c < C; c++) { /* maxpool_forward's rule */
+                                int take = v[c] > o[c] || v[c] != v[c];
+                                o[c] = take ? v[c] : o[c];
+                                am[c] = take ? pos : am[c];
+                            }
+                        }
+                    }
+                    row_put(out, dt, orow, C, o);
+                    if (argmax) memcpy(argmax + orow * C, am, (size_t)C);
+                }
+            }
+        sc_free(rows);
+    }
+}
+
+void batchnorm_relu_maxpool_recompute(void *out, const uint8_t *argmax, const void *x,
+                                      const float *mean, const float *rstd, const float *gamma,
+                                      const float *beta, int B, int H, int W, int C, int k,
+                                      int stride, int pad, int dt) {
+    int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
+    float scale[C], shift[C];
+    bn_fold(scale, shift, mean, rstd, gamma, beta, C);
+    long off[256]; /* window position -> element offset from the window's top-left corner */
+    for (int p = 0; p < k * k; p++) off[p] = ((long)(p / k) * W + p % k) * C;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
-                float v[C], to[dt == DT_F32 ? 1 : C];
-                uint8_t am[C];
+                float v[C];
                 size_t orow = ((size_t)b * OH + oh) * OW + ow;
-                float *o = row_dst(out, dt, orow, C, to);
-                for (int c = 0; c < C; c++) o[c] = -INFINITY, am[c] = 0;
-                for (int r = 0; r < k; r++) {
-                    int ih = oh * stride - pad + r;
-                    if (ih < 0 || ih >= H) continue;
-                    for (int q = 0; q < k; q++) {
-                        int iw = ow * stride - pad + q;
-                        if (iw < 0 || iw >= W) continue;
-                        bn_relu_row(v, x, dt, ((size_t)b * H + ih) * W + iw, C, scale, shift);
-                        uint8_t pos = (uint8_t)(r * k + q);
+                const uint8_t *am = argmax + orow * C;
+                /* the window's maximum is the BN+ReLU output at its argmax, computed again; the
+                 * corner may lie in the padding, the argmax never does */
+                long tl = (((long)b * H + oh * stride - pad) * W + ow * stride - pad) * C;
+                if (dt == DT_F32) {
+                    const float *xf = x;
 #pragma omp simd
-                        for (int c = 0; c < C; c++) { /* maxpool_forward's rule */
-                            int take = v[c] > o[c] || v[c] != v[c];
-                            o[c] = take ? v[c] : o[c];
-                            am[c] = take ? pos : am[c];
-                        }
+                    for (int c = 0; c < C; c++) {
+                        float t = xf[tl + off[am[c]] + c] * scale[c] + shift[c]; /* batchnorm_apply's */
+                        v[c] = t > 0 ? t : 0;
+                    }
+                    memcpy((float *)out + orow * C, v, sizeof(float) * C);
+                } else {
+                    const uint16_t *xh = x;
+                    uint16_t *oh16 = (uint16_t *)out + orow * C;
+#pragma omp simd
+                    for (int c = 0; c < C; c++) {
+                        float t = bf16_to_f32(xh[tl + off[am[c]] + c]) * scale[c] + shift[c];
+                        oh16[c] = bf16_from_f32(t > 0 ? t : 0);
                     }
                 }
-                row_put(out, dt, orow, C, o);
-                if (argmax) memcpy(argmax + orow * C, am, (size_t)C);
             }
 }
 

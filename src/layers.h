@@ -100,6 +100,12 @@ void batchnorm_relu_mask_recompute(void *dout, const void *x, const float *mean,
 void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, const float *mean,
                                     const float *rstd, const float *gamma, const float *beta,
                                     int B, int H, int W, int C, int k, int stride, int pad, int dt);
+/* The same output again from the argmax the forward wrote (one BN+ReLU per output instead of
+ * a window of them): bit-identical to batchnorm_relu_maxpool_forward's out. */
+void batchnorm_relu_maxpool_recompute(void *out, const uint8_t *argmax, const void *x,
+                                      const float *mean, const float *rstd, const float *gamma,
+                                      const float *beta, int B, int H, int W, int C, int k,
+                                      int stride, int pad, int dt);
 /* Its backward from d_pool (B,OH,OW,C) float32, the gradient wrt the pooled output: dx (B,H,W,C)
  * of type dt (may be x itself: overwritten row by row), dgamma/dbeta added to. Bit-identical to
  * maxpool_backward into a dt buffer, batchnorm_relu_mask_recompute, batchnorm_backward_sync

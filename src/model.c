@@ -488,8 +488,9 @@ static void stem_recompute(Model *m, void *dst) {
         return;
     }
     PROF_BEGIN;
-    batchnorm_relu_maxpool_forward(dst, NULL, u0->c, u0->mean, u0->rstd, tp(m, u0->t_bn),
-                                   tp(m, u0->t_bn + 1), m->B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->dt);
+    batchnorm_relu_maxpool_recompute(dst, m->argmax, u0->c, u0->mean, u0->rstd, tp(m, u0->t_bn),
+                                     tp(m, u0->t_bn + 1), m->B, r0->OH, r0->OW, r0->K, 3, 2, 1,
+                                     m->dt);
     PROF_END(5);
 }
 

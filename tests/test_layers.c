@@ -235,6 +235,10 @@ TEST(fused_stem_and_recomputed_masks_bit_identical) {
         CHECK(!memcmp(mean, m2, sizeof mean) && !memcmp(rstd, r2, sizeof rstd) &&
                   !memcmp(p1, p2, no * es) && !memcmp(am1, am2, no),
               "fused stem forward (%s) differs from BN+ReLU then max pool", dt ? "bf16" : "fp32");
+        memset(p2, 0, no * es);
+        batchnorm_relu_maxpool_recompute(p2, am2, x, m2, r2, g, b, B, H, W, C, 3, 2, 1, dt);
+        CHECK(!memcmp(p1, p2, no * es), "stem output recomputed from the argmax (%s) differs",
+              dt ? "bf16" : "fp32");
         /* backward: max pool backward into a dt buffer, mask, BN backward; against the fused
          * kernel writing in place over a copy of x */
         maxpool_backward(d1, dp, am1, B, H, W, C, 3, 2, 1, dt);
