@@ -4,13 +4,8 @@
  * The input is the JSON text; its first byte also picks keep_set, the recipe and the image size. */
 #include "fuzz.h"
 
-#include "augment.h"
-#include "dataset.h"
-#include "loader.h"
-#include "model.h"
-#include "optim.h"
-#include "option_tables.h"
 #include "recipe.h"
+#include "run_cli.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1 || size > (1 << 16)) return 0;
@@ -20,15 +15,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int sel = data[0];
 
     ModelConfig mc;
-    model_config_default(&mc);
     TrainOptions to;
-    train_options_default(&to);
     DatasetConfig dc;
-    dataset_config_default(&dc);
     AugmentConfig ac;
-    augment_config_default(&ac);
     LoaderConfig lc;
-    loader_config_default(&lc);
+    RunTables rt; /* pretrain's (and finetune's) library option tables */
+    run_tables_init(&rt, &mc, &to, &dc, &ac, &lc);
     const char *out = NULL;
     long long steps = 0;
     int force = 0, recipe = 0;
@@ -39,19 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                  {"recipe", OPT_CHOICE, &recipe, "recipe", .choices = RECIPE_CHOICES},
                  {"eps", OPT_DOUBLE, &eps, "a double", .min = 0, .max = 1},
                  {0}};
-    Opt model_tab[MODEL_OPTS_MAX];
-    model_opts(model_tab, &mc);
-    Opt optim_tab[OPTIM_NUM_OPTS + 1];
-    optim_opts(optim_tab, &to);
-    Opt data_tab[DATASET_OPTS_MAX];
-    dataset_opts(data_tab, &dc);
-    Opt aug_tab[AUGMENT_OPTS_MAX];
-    augment_opts(aug_tab, &ac);
-    Opt loader_tab[LOADER_OPTS_MAX];
-    loader_opts(loader_tab, &lc);
-    Opt *tables[] = {own, model_tab, optim_tab, data_tab, aug_tab, loader_tab};
+    Opt *tables[] = {own, rt.model, rt.optim, rt.data, rt.aug, rt.loader};
     const int NT = (int)(sizeof tables / sizeof *tables);
-    if (sel & 1) own[0].set = 1, model_tab[0].set = 1; /* as if given on the command line */
+    if (sel & 1) own[0].set = 1, rt.model[0].set = 1; /* as if given on the command line */
     static const char *const skip[] = {"resume", "out", "force", NULL};
 
     fuzz_check(opts_apply_json(tables, NT, json, sel & 2, (sel & 4) ? skip : NULL));
