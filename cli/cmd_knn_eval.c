@@ -1,4 +1,5 @@
-/* cmd_knn_eval.c - `simclr knn-eval`: weighted kNN (k=200, t=0.1) on L2-normalised features. */
+/* cmd_knn_eval.c - `simclr knn-eval`: weighted kNN (k=200, t=0.1) on L2-normalised features,
+ * optionally centred (--knn-norm center) or standardised on the train features first. */
 #include <stdlib.h>
 
 #include "cli.h"
@@ -12,9 +13,13 @@ int cmd_knn_eval(int argc, char **argv) {
     eval_inputs_init(&in);
     int k = 200;
     double t = 0.1;
+    int norm = KNN_L2;
     Opt own[] = {
         {"knn-k", OPT_INT, &k, "neighbours that vote", .min = 1, .max = 1 << 30, .alias = "k"},
         {"knn-temperature", OPT_DOUBLE, &t, "vote weight exp(cosine similarity / t)", .min = 1e-6, .max = 1e6},
+        {"knn-norm", OPT_CHOICE, &norm, "features before the cosine: l2 (as they are), center "
+         "(minus the train features' mean: SimpleShot's CL2N), standardize (also divided by the "
+         "train features' std)", KNN_NORM_CHOICES},
         {0}};
     Opt *tables[EVAL_MAX_TABLES + 1];
     int nt = eval_inputs_tables(&in, tables, 0);
@@ -31,7 +36,7 @@ int cmd_knn_eval(int argc, char **argv) {
         const int *ytr = d.ytr;
         size_t ntr = d.ntr;
         if (in.folds) eval_fold(&d, f, &Xtr, &ytr, &ntr);
-        if (knn_eval(Xtr, ytr, ntr, d.Xte, d.yte, d.nte, d.D, d.K, k, (float)t, &top1[f], &top5[f],
+        if (knn_eval(Xtr, ytr, ntr, d.Xte, d.yte, d.nte, d.D, d.K, k, (float)t, norm, &top1[f], &top5[f],
                      NULL))
             sc_fatal("%s", sc_error());
         if (in.folds) printf("fold %d: top-1 %.2f%%  top-5 %.2f%%\n", f, 100 * top1[f], 100 * top5[f]);
@@ -40,11 +45,11 @@ int cmd_knn_eval(int argc, char **argv) {
     eval_mean_std(top1, d.nfolds, &m1, &s1);
     eval_mean_std(top5, d.nfolds, &m5, &s5);
     if (in.folds)
-        printf("kNN (k %d, t %g): top-1 %.2f +- %.2f%%  top-5 %.2f +- %.2f%% over %d folds\n", k, t,
-               100 * m1, 100 * s1, 100 * m5, 100 * s5, d.nfolds);
+        printf("kNN (k %d, t %g, %s): top-1 %.2f +- %.2f%%  top-5 %.2f +- %.2f%% over %d folds\n", k,
+               t, knn_norm_name(norm), 100 * m1, 100 * s1, 100 * m5, 100 * s5, d.nfolds);
     else
-        printf("kNN (k %d, t %g): top-1 %.2f%%  top-5 %.2f%%  (%zu train, %zu test, %d features, "
-               "%.2fs)\n", k, t, 100 * m1, 100 * m5, d.ntr, d.nte, d.D, secs);
+        printf("kNN (k %d, t %g, %s): top-1 %.2f%%  top-5 %.2f%%  (%zu train, %zu test, %d "
+               "features, %.2fs)\n", k, t, knn_norm_name(norm), 100 * m1, 100 * m5, d.ntr, d.nte, d.D, secs);
     if (in.json) {
         EvalJson j;
         if (eval_json_begin(&j, in.json)) sc_fatal("%s", sc_error());
@@ -59,6 +64,7 @@ int cmd_knn_eval(int argc, char **argv) {
         }
         eval_json_num(&j, "k", k);
         eval_json_num(&j, "temperature", t);
+        eval_json_str(&j, "norm", knn_norm_name(norm));
         eval_json_num(&j, "n_train", (double)d.ntr);
         eval_json_num(&j, "n_test", (double)d.nte);
         eval_json_num(&j, "dim", d.D);

@@ -49,7 +49,7 @@ static void on_signal(int sig) {
 
 typedef struct {
     int recipe, epochs, batch, threads, checkpoint_every, eval_every, eval_k, shuffle, force;
-    int log_every, eval_dataset, save_init, test_on_train, force_override, tensorboard, online_probe;
+    int log_every, eval_dataset, eval_norm, save_init, test_on_train, force_override, tensorboard, online_probe;
     float probe_lr;
     long long max_steps, stop_after, limit, eval_limit, nan_step;
     int seed;
@@ -117,7 +117,7 @@ typedef struct {
     size_t *ib, *iq;     /* their indices */
     float *fb, *fq;      /* features (nb, D), (nq, D) */
     int *yb, *yq;
-    int chunk, classes, k;
+    int chunk, classes, k, norm;
     float t;
     AugmentConfig aug;   /* resize only, the training normalisation */
 } KnnEval;
@@ -151,7 +151,7 @@ static int knn_run(Model *m, KnnEval *e, double *top1, double *top5) {
         features_extract(m, e->query, &e->aug, FEATURES_H, e->chunk, e->iq, e->nq, e->fq, e->yq, 0))
         return sc_error_prefix("kNN evaluation");
     return knn_eval(e->fb, e->yb, e->nb, e->fq, e->yq, e->nq, model_feature_dim(m), e->classes,
-                    e->k, e->t, top1, top5, NULL);
+                    e->k, e->t, e->norm, top1, top5, NULL);
 }
 
 static int open_labeled(Dataset **ds, const DatasetConfig *base, int kind, const char *data,
@@ -202,6 +202,7 @@ static int knn_setup(KnnEval *e, const PretrainOptions *po, const DatasetConfig 
     e->aug.mode = AUGMENT_NONE;
     e->k = po->eval_k;
     e->t = po->eval_t;
+    e->norm = po->eval_norm;
     return 0;
 }
 
@@ -223,7 +224,7 @@ static void knn_free(KnnEval *e) {
 static const char *const resume_harmless[] = {
     "threads", "loader-threads", "checkpoint-every", "log-every", "eval-every", "eval-limit",
     "eval-dataset", "eval-data", "eval-split", "eval-train-split", "test-on-train", "knn-k",
-    "knn-temperature", "tensorboard",
+    "knn-temperature", "knn-norm", "tensorboard",
     NULL};
 
 /* ---- the ablation losses on the Trainer ---------------------------------------------------- */
@@ -314,7 +315,7 @@ static const char *help_resolve(void *ctx, Opt **tables, int nt) {
 
 int cmd_pretrain(int argc, char **argv) {
     PretrainOptions po = {.recipe = RECIPE_STHALLES, .epochs = 100, .batch = 256, .threads = 0,
-                          .checkpoint_every = 10, .eval_every = 0, .eval_k = 200, .shuffle = 1,
+                          .checkpoint_every = 10, .eval_every = 0, .eval_k = 200, .eval_norm = KNN_L2, .shuffle = 1,
                           .log_every = 1, .max_steps = 0, .stop_after = 0, .limit = 0, .probe_lr = 1e-3f,
                           .eval_limit = 10000, .nan_step = -1, .seed = 0, .eval_t = 0.1f,
                           .eval_split = NULL, .eval_train_split = NULL};
@@ -384,6 +385,8 @@ int cmd_pretrain(int argc, char **argv) {
          "(evenly spaced; 0: all)", .min = 0, .max = 1e12},
         {"knn-k", OPT_INT, &po.eval_k, "kNN neighbours", .min = 1, .max = 1e6},
         {"knn-temperature", OPT_FLOAT, &po.eval_t, "kNN vote temperature", .min = 1e-6, .max = 1e6},
+        {"knn-norm", OPT_CHOICE, &po.eval_norm, "kNN features before the cosine: l2 (as they are), "
+         "center (minus the voting images' mean), standardize (also / their std)", KNN_NORM_CHOICES},
         {"save-init", OPT_FLAG, &po.save_init, "also write init.safetensors: the weights before "
          "training (the random-init baseline of the same encoder)"},
         {"log-every", OPT_INT, &po.log_every, "metrics line every N steps", .min = 1, .max = 1e9},

@@ -63,7 +63,7 @@ determinism=(
   "test_gemm"
   "test_ntxent ntxent_same_result_for_any_thread_count"
   "test_linear_eval grid_search_is_deterministic_across_threads loss_grad_bits_independent_of_threads"
-  "test_knn independent_of_threads_and_scale"
+  "test_knn independent_of_threads_and_scale center_and_standardize_invariances"
   "test_pca independent_of_threads"
   "test_layers batchnorm_thread_independent"
   "test_model same_result_for_any_thread_count"

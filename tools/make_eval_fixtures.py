@@ -19,6 +19,11 @@ Files (all .npy):
   knn_{Xtr,ytr,Xte,yte}      clustered random features (400 x 32 / 150 x 32, 6 classes)
   knn_k{k}_{pred,stats}      numpy weighted kNN (L2-normalised, weights exp(sim/t)), t = 0.1:
                              pred = top class per test row, stats = [top-1, top-5]
+  knnpos_{Xtr,Xte}           the same points moved into the non-negative orthant with a scale per
+                             feature, relu(x + 3) * exp(N(0,1)), like ReLU features or pixels
+  knnpos_{norm}_k{k}_{pred,stats}  the kNN on them (k 20, 200) after norm = l2 (as they are),
+                             center (minus the train mean; SimpleShot's CL2N) or standardize
+                             (sklearn's StandardScaler fitted on train), then L2
 """
 import gzip
 import os
@@ -145,9 +150,14 @@ pca_fixture("fmnist", fm, 50)
 
 
 # ---- weighted kNN ----------------------------------------------------------------------------
-def knn_ref(Xtr, ytr, Xte, K, k, t):
-    a = Xtr.astype(np.float64); a /= np.linalg.norm(a, axis=1, keepdims=True)
-    b = Xte.astype(np.float64); b /= np.linalg.norm(b, axis=1, keepdims=True)
+def knn_ref(Xtr, ytr, Xte, K, k, t, norm="l2"):
+    a = Xtr.astype(np.float64); b = Xte.astype(np.float64)
+    if norm == "center":
+        mu = a.mean(axis=0); a = a - mu; b = b - mu
+    elif norm == "standardize":
+        sc = StandardScaler().fit(a); a = sc.transform(a); b = sc.transform(b)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
     sim = b @ a.T
     out = np.zeros((len(b), K))
     for i in range(len(b)):
@@ -171,3 +181,24 @@ for k in (1, 20, 200):
     save(f"knn_k{k}_pred", pred.astype(np.int64))
     save(f"knn_k{k}_stats", stats)
     print(f"kNN k={k}: top-1 {stats[0]:.4f} top-5 {stats[1]:.4f}")
+
+# the same points in the non-negative orthant, a scale per feature: here centring and standardising
+# change the neighbours (the C test would not notice a no-op)
+scale = np.exp(g.randn(D))
+Xtr_p = (np.maximum(Xtr_k.astype(np.float64) + 3, 0) * scale).astype(np.float32)
+Xte_p = (np.maximum(Xte_k.astype(np.float64) + 3, 0) * scale).astype(np.float32)
+assert (Xtr_p > 0).any(axis=1).all() and (Xte_p > 0).any(axis=1).all()
+save("knnpos_Xtr", Xtr_p); save("knnpos_Xte", Xte_p)
+preds = {}
+for norm in ("l2", "center", "standardize"):
+    for k in (20, 200):
+        s = knn_ref(Xtr_p, ytr_k, Xte_p, K, k, 0.1, norm)
+        pred = np.argsort(-s, axis=1, kind="stable")[:, 0]
+        stats = np.array([topk_acc(s, yte_k, 1), topk_acc(s, yte_k, 5)])
+        save(f"knnpos_{norm}_k{k}_pred", pred.astype(np.int64))
+        save(f"knnpos_{norm}_k{k}_stats", stats)
+        preds[norm, k] = pred
+        print(f"kNN positive features, {norm}, k={k}: top-1 {stats[0]:.4f} top-5 {stats[1]:.4f}")
+for k in (20, 200):
+    assert (preds["l2", k] != preds["center", k]).sum() > 0
+    assert (preds["center", k] != preds["standardize", k]).sum() > 0

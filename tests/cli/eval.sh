@@ -28,6 +28,15 @@ expect_ok "linear-eval, Adam solver" "$SIMCLR" linear-eval $DIG --solver adam --
 check "Adam JSON names the solver" -n "$(grep '"solver": "adam"' "$TMP/la.json")"
 expect_ok "knn-eval on digits features" "$SIMCLR" knn-eval $DIG --json "$TMP/knn.json"
 check "knn-eval top-1 >= 0.9" "$(awk -v v="$(json_num top1 "$TMP/knn.json")" 'BEGIN{print (v >= 0.9)}')" = 1
+# --knn-norm on non-negative features with a scale per feature (numpy/sklearn: 68.67 / 94.00% at k 20)
+POS="--train-features $F/knnpos_Xtr.npy --train-labels $F/knn_ytr.npy --test-features $F/knnpos_Xte.npy --test-labels $F/knn_yte.npy --k 20"
+expect_ok "knn-eval --knn-norm l2" "$SIMCLR" knn-eval $POS --json "$TMP/kl2.json"
+expect_ok "knn-eval --knn-norm standardize" "$SIMCLR" knn-eval $POS --knn-norm standardize --json "$TMP/kst.json"
+check "l2: numpy's top-1 (103 of 150)" "$(awk -v v="$(json_num top1 "$TMP/kl2.json")" 'BEGIN{printf "%.0f", 150 * v}')" = 103
+check "standardize: numpy's top-1 (141 of 150)" "$(awk -v v="$(json_num top1 "$TMP/kst.json")" 'BEGIN{printf "%.0f", 150 * v}')" = 141
+check "the JSON names the norm" -n "$(grep '"norm": "standardize"' "$TMP/kst.json")"
+check "the printed line names the norm" -n "$(grep -E 'kNN \(k 20, t 0.1, standardize\): top-1 94.00%' "$TMP/out")"
+expect_fail "unknown --knn-norm" "--knn-norm" "$SIMCLR" knn-eval $POS --knn-norm cosine
 # the same result on 1 and 2 threads (fixed-order reductions)
 "$SIMCLR" linear-eval $DIG --threads 1 --json "$TMP/t1.json" >/dev/null 2>&1
 "$SIMCLR" linear-eval $DIG --threads 2 --json "$TMP/t2.json" >/dev/null 2>&1
