@@ -11,68 +11,55 @@
 void openblas_set_num_threads(int);
 
 
-TEST(matches_numpy_reference) {
+/* The features prefix_X{tr,te}.npy (labels knn_y{tr,te}) against the numpy predictions and
+ * [top-1, top-5] of ref_pred.npy / ref_stats.npy, k neighbours, t 0.1 */
+static void check_against_numpy(const char *prefix, const char *ref, int k, int norm) {
     int64_t sh[8];
     size_t ntr, nte, np_;
-    float *Xtr = fixture_f32("eval/knn_Xtr.npy", sh);
+    char p[96];
+    snprintf(p, sizeof p, "eval/%s_Xtr.npy", prefix);
+    float *Xtr = fixture_f32(p, sh);
     int D = (int)sh[1];
-    float *Xte = fixture_f32("eval/knn_Xte.npy", sh);
+    snprintf(p, sizeof p, "eval/%s_Xte.npy", prefix);
+    float *Xte = fixture_f32(p, sh);
     int *ytr = fixture_labels("eval/knn_ytr.npy", &ntr), *yte = fixture_labels("eval/knn_yte.npy", &nte);
+    snprintf(p, sizeof p, "eval/%s_pred.npy", ref);
+    int *want = fixture_labels(p, &np_);
+    snprintf(p, sizeof p, "eval/%s_stats.npy", ref);
+    float *st = fixture_f32(p, sh);
+    int *pred = malloc(sizeof(int) * nte);
+    double t1, t5;
+    CHECK(knn_eval(Xtr, ytr, ntr, Xte, yte, nte, D, 6, k, 0.1f, norm, &t1, &t5, pred) == 0, "%s", sc_error());
+    int diff = 0;
+    for (size_t i = 0; i < nte; i++) diff += pred[i] != want[i];
+    printf("  %s, %s k=%d: top-1 %.4f top-5 %.4f (numpy %.4f %.4f), %d predictions differ\n", prefix,
+           knn_norm_name(norm), k, t1, t5, st[0], st[1], diff);
+    /* float32 similarities vs numpy's float64: no neighbour set or vote here is that close */
+    CHECK(diff == 0, "%s: %d of %zu predictions differ from numpy", ref, diff, nte);
+    CHECK_CLOSE("top-1", t1, st[0], 0, 1e-6);
+    CHECK_CLOSE("top-5", t5, st[1], 0, 1e-6);
+    free(want); free(st); free(pred); free(Xtr); free(Xte); free(ytr); free(yte);
+}
+
+TEST(matches_numpy_reference) {
     int ks[3] = {1, 20, 200};
     for (int q = 0; q < 3; q++) {
-        char p[64];
-        snprintf(p, sizeof p, "eval/knn_k%d_pred.npy", ks[q]);
-        int *want = fixture_labels(p, &np_);
-        snprintf(p, sizeof p, "eval/knn_k%d_stats.npy", ks[q]);
-        float *st = fixture_f32(p, sh);
-        int *pred = malloc(sizeof(int) * nte);
-        double t1, t5;
-        CHECK(knn_eval(Xtr, ytr, ntr, Xte, yte, nte, D, 6, ks[q], 0.1f, KNN_L2, &t1, &t5, pred) == 0, "%s", sc_error());
-        int diff = 0;
-        for (size_t i = 0; i < nte; i++) diff += pred[i] != want[i];
-        printf("  k=%d: top-1 %.4f top-5 %.4f (numpy %.4f %.4f), %d predictions differ\n", ks[q],
-               t1, t5, st[0], st[1], diff);
-        /* float32 similarities vs numpy's float64: no neighbour set or vote here is that close */
-        CHECK(diff == 0, "k=%d: %d of %zu predictions differ from numpy", ks[q], diff, nte);
-        CHECK_CLOSE("top-1", t1, st[0], 0, 1e-6);
-        CHECK_CLOSE("top-5", t5, st[1], 0, 1e-6);
-        free(want); free(st); free(pred);
+        char ref[64];
+        snprintf(ref, sizeof ref, "knn_k%d", ks[q]);
+        check_against_numpy("knn", ref, ks[q], KNN_L2);
     }
-    free(Xtr); free(Xte); free(ytr); free(yte);
 }
 
 /* non-negative features with a scale per feature: plain cosine, centred (SimpleShot's CL2N) and
  * standardised against numpy/sklearn (the fixture script checks that the three disagree) */
 TEST(norms_match_numpy_reference) {
-    int64_t sh[8];
-    size_t ntr, nte, np_;
-    float *Xtr = fixture_f32("eval/knnpos_Xtr.npy", sh);
-    int D = (int)sh[1];
-    float *Xte = fixture_f32("eval/knnpos_Xte.npy", sh);
-    int *ytr = fixture_labels("eval/knn_ytr.npy", &ntr), *yte = fixture_labels("eval/knn_yte.npy", &nte);
     const int norms[3] = {KNN_L2, KNN_CENTER, KNN_STANDARDIZE}, ks[2] = {20, 200};
     for (int a = 0; a < 3; a++)
         for (int q = 0; q < 2; q++) {
-            char p[80];
-            snprintf(p, sizeof p, "eval/knnpos_%s_k%d_pred.npy", knn_norm_name(norms[a]), ks[q]);
-            int *want = fixture_labels(p, &np_);
-            snprintf(p, sizeof p, "eval/knnpos_%s_k%d_stats.npy", knn_norm_name(norms[a]), ks[q]);
-            float *st = fixture_f32(p, sh);
-            int *pred = malloc(sizeof(int) * nte);
-            double t1, t5;
-            CHECK(knn_eval(Xtr, ytr, ntr, Xte, yte, nte, D, 6, ks[q], 0.1f, norms[a], &t1, &t5, pred) == 0,
-                  "%s", sc_error());
-            int diff = 0;
-            for (size_t i = 0; i < nte; i++) diff += pred[i] != want[i];
-            printf("  %s k=%d: top-1 %.4f top-5 %.4f (numpy %.4f %.4f), %d predictions differ\n",
-                   knn_norm_name(norms[a]), ks[q], t1, t5, st[0], st[1], diff);
-            CHECK(diff == 0, "%s k=%d: %d of %zu predictions differ from numpy",
-                  knn_norm_name(norms[a]), ks[q], diff, nte);
-            CHECK_CLOSE("top-1", t1, st[0], 0, 1e-6);
-            CHECK_CLOSE("top-5", t5, st[1], 0, 1e-6);
-            free(want); free(st); free(pred);
+            char ref[64];
+            snprintf(ref, sizeof ref, "knnpos_%s_k%d", knn_norm_name(norms[a]), ks[q]);
+            check_against_numpy("knnpos", ref, ks[q], norms[a]);
         }
-    free(Xtr); free(Xte); free(ytr); free(yte);
 }
 
 /* centring removes any common shift of train and test rows, standardising also any positive
