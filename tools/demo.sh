@@ -13,7 +13,8 @@
 # $RUN/results.md (RUN defaults to runs/demo, or runs/demo-fast). Settings can be changed with
 # environment variables: SIMCLR_DEMO_RUN, SIMCLR_DEMO_EPOCHS, SIMCLR_DEMO_WIDTH, SIMCLR_DEMO_STEM,
 # SIMCLR_DEMO_IMAGE_SIZE, SIMCLR_DEMO_PRECISION, SIMCLR_DEMO_BATCH, SIMCLR_DEMO_FT_EPOCHS,
-# SIMCLR_DEMO_FT_LR, SIMCLR_THREADS; extra pretrain options go in SIMCLR_DEMO_ARGS.
+# SIMCLR_DEMO_FT_LR, SIMCLR_THREADS; extra pretrain options go in SIMCLR_DEMO_ARGS, the linear
+# and kNN evaluation's options in SIMCLR_DEMO_LINEAR_ARGS and SIMCLR_DEMO_KNN_ARGS.
 # Needs only the simclr binary and the dataset-fashion-mnist package (tools/deps.sh); the raw
 # pixel arrays for the baselines are written as .npy by perl (Debian's perl-base).
 set -euo pipefail
@@ -50,6 +51,8 @@ FT_LR=${SIMCLR_DEMO_FT_LR:-0.05}
 # warm-started from the previous one, stopping after 2 penalties without a better held-out
 # accuracy, then the refit); SIMCLR_DEMO_LINEAR_ARGS="--l2 1e-3" fixes the penalty instead.
 read -r -a LINEAR <<<"${SIMCLR_DEMO_LINEAR_ARGS---max-iter 300 --patience 2}"
+# kNN protocol of every row and of the pretraining monitor (doc/eval.md: --knn-norm)
+read -r -a KNN <<<"${SIMCLR_DEMO_KNN_ARGS---knn-norm l2}"
 BATCH=${SIMCLR_DEMO_BATCH:-256}
 
 [ -x "$SIMCLR" ] || make -j2 simclr
@@ -70,7 +73,7 @@ PRE=(--dataset fashion-mnist --split train --arch resnet18 --stem "$STEM" --imag
      --width "$WIDTH" --precision "$PRECISION" --batch-size "$BATCH" --epochs "$EPOCHS"
      --optimizer adam --lr 3e-3 --weight-decay 1e-4 --temperature 0.2 --warmup-epochs 0.5
      --crop-min-scale 0.35 --jitter-strength 0.5 --blur-prob 0 --threads "$THREADS"
-     --checkpoint-every 1 --eval-every 1 --eval-limit 5000 --save-init --seed 0)
+     --checkpoint-every 1 --eval-every 1 --eval-limit 5000 --save-init --seed 0 "${KNN[@]}")
 [ "$LIMIT" -gt 0 ] && PRE+=(--limit "$LIMIT")
 # shellcheck disable=SC2206
 PRE+=(${SIMCLR_DEMO_ARGS:-})
@@ -142,7 +145,7 @@ evaluate() {  # name, train features, test features, tag
     --train-indices "$SUBSET" --test-features "$fte" --test-labels "$NPY/test_y.npy" \
     --threads "$THREADS" "${LINEAR[@]}" --json "$EV/$tag.linear1.json" >"$EV/$tag.linear1.log" 2>&1
   "$SIMCLR" knn-eval --train-features "$ftr" --train-labels "$NPY/train_y.npy" \
-    --test-features "$fte" --test-labels "$NPY/test_y.npy" --threads "$THREADS" \
+    --test-features "$fte" --test-labels "$NPY/test_y.npy" --threads "$THREADS" "${KNN[@]}" \
     --json "$EV/$tag.knn.json" >"$EV/$tag.knn.log" 2>&1
   ROWS+=("| $name | $(top1 "$EV/$tag.linear.json") | $(top1 "$EV/$tag.linear1.json") | $(top1 "$EV/$tag.knn.json") |")
   log "$name: linear $(top1 "$EV/$tag.linear.json")%, linear on 1% $(top1 "$EV/$tag.linear1.json")%, kNN $(top1 "$EV/$tag.knn.json")%"
@@ -194,7 +197,7 @@ VPS=$(sed -n 's/.*"views_per_s": \([0-9.]*\).*/\1/p' "$RUN/metrics.jsonl" | sort
   echo "the 1% column fits on the class-balanced subset simclr finetune drew (seed 0, --train-indices)."
   echo "Fine-tuning (simclr finetune, $FT_EPOCHS epochs, batch $FT_BATCH, SGD-Nesterov lr $FT_LR x $FT_BATCH/256, crop + flip): the"
   echo "whole network with a new linear classifier on that subset, from the SimCLR checkpoint or from"
-  echo "random initialisation. kNN: k = 200, cosine similarity, temperature 0.1 (simclr knn-eval)."
+  echo "random initialisation. kNN: k = 200, cosine similarity, temperature 0.1 (simclr knn-eval ${KNN[*]})."
   echo
   echo "Configuration: $CFG. Total time $((SECONDS - T0)) s."
   echo
