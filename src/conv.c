@@ -203,6 +203,12 @@ static void im2col_nhwc(void *col_, const void *in_, const ConvShape *s) {
             }
 }
 
+static int wgrad_chunks(void) {
+    const char *e = getenv("SIMCLR_CONV_WGRAD_CHUNKS");
+    int n = e ? atoi(e) : 2;
+    return n < 1 ? 1 : n > CONV_WGRAD_CHUNKS ? CONV_WGRAD_CHUNKS : n;
+}
+
 static size_t pd_scratch(const_dnnl_primitive_desc_t pd) {
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     return md ? dnnl_memory_desc_get_size(md) : 0;
@@ -217,10 +223,12 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
  * from omp_get_max_threads() at creation), run side by side by our own parallel loop. */
 static int wgrad_chunks_create(Conv *c, dnnl_primitive_attr_t attr, const dnnl_memory_desc_t *md_w_user) {
     const ConvShape *s = &c->s;
-    /* fewer chunks when the work per weight is small (e.g. 3x3 maps of ResNet's last stage):
-     * summing the partial weight gradients would cost more than it balances */
-    long long work = (long long)s->B * s->OH * s->OW / 1024;
-    int nch = work < 2 ? 2 : work > CONV_WGRAD_CHUNKS ? CONV_WGRAD_CHUNKS : (int)work;
+    /* 2 chunks: one per thread on the 2-core machines this is tuned for; more chunks cost CPU
+     * time (each single-threaded primitive runs less efficiently on a smaller batch, and every
+     * chunk adds a partial sum to reorder and add: 4 chunks ran the weight gradients of layers
+     * 1-3 at 52-67% of one core's peak per CPU-second, 2 chunks at 55-84%).
+     * SIMCLR_CONV_WGRAD_CHUNKS=1..CONV_WGRAD_CHUNKS overrides it (the bits follow the count). */
+    int nch = wgrad_chunks();
     if (nch > s->B) nch = s->B;
     int q = s->B / nch, r = s->B % nch, row = 0;
     c->nch = nch;
