@@ -5,6 +5,7 @@
 #include <dnnl.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include <stdlib.h>
@@ -181,6 +182,23 @@ void batchnorm_backward(void *dx, float *dgamma, float *dbeta, void *dout, const
                             C, partials, dt, dt_dout, dt_dx, NULL);
 }
 
+/* The two per-channel loops of batch norm's backward, shared by batchnorm_backward_sync and the
+ * fused stem's backward (same expressions, so the same bits): pass 1 accumulates one row's
+ * sum(dy) and sum(dy * (x - mean)); pass 2 writes dx = ka*dy + kb*x + kc. */
+static inline void bn_bwd_sums_row(float *sdy, float *sdx, const float *dy, const float *xr,
+                                   const float *mean, int C) {
+#pragma omp simd
+    for (int c = 0; c < C; c++) {
+        sdy[c] += dy[c];
+        sdx[c] += dy[c] * (xr[c] - mean[c]);
+    }
+}
+static inline void bn_bwd_dx_row(float *d, const float *dy, const float *xr, const float *ka,
+                                 const float *kb, const float *kc, int C) {
+#pragma omp simd
+    for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+}
+
 static void bn_backward_coeffs(float *ka, float *kb, float *kc, float *dgamma, float *dbeta,
                                double *partials, size_t nch, const float *mean, const float *rstd,
                                const float *gamma, int training, size_t N, int C,
@@ -213,11 +231,7 @@ void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
                 }
                 row_put(dout, dt_dout, r, C, dy);
             } else {
-#pragma omp simd
-                for (int c = 0; c < C; c++) {
-                    sdy[c] += dyr[c];
-                    sdx[c] += dyr[c] * (xr[c] - mean[c]);
-                }
+                bn_bwd_sums_row(sdy, sdx, dyr, xr, mean, C);
             }
         }
         double *p = partials + 2 * k * C;
@@ -231,8 +245,7 @@ void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
         float tx[dt == DT_F32 ? 1 : C], tg[dt_dout == DT_F32 ? 1 : C], td[dt_dx == DT_F32 ? 1 : C];
         const float *dy = row_get(dout, dt_dout, r, C, tg), *xr = row_get(x, dt, r, C, tx);
         float *d = row_dst(dx, dt_dx, r, C, td);
-#pragma omp simd
-        for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+        bn_bwd_dx_row(d, dy, xr, ka, kb, kc, C);
         row_put(dx, dt_dx, r, C, d);
     }
 }
@@ -323,18 +336,25 @@ static inline void bn_relu_row(float *v, const void *x, int dt, size_t r, int C,
     }
 }
 
+size_t batchnorm_relu_maxpool_work(int W, int C, int k, int threads) {
+    return (size_t)threads * k * W * C;
+}
+
 void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, const float *mean,
                                     const float *rstd, const float *gamma, const float *beta,
                                     int B, int H, int W, int C, int k, int stride, int pad,
-                                    int dt) {
+                                    int dt, float *work, int work_threads) {
     int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
     float scale[C], shift[C];
     bn_fold(scale, shift, mean, rstd, gamma, beta, C);
-#pragma omp parallel
+    /* at most work_threads threads (one slice of work each); the bits never depend on it */
+    int nthr = omp_get_max_threads() < work_threads ? omp_get_max_threads() : work_threads;
+    SC_ASSERT(nthr >= 1);
+#pragma omp parallel num_threads(nthr)
     {
         /* the k input rows of one output row, BN+ReLU'd once (each input row is computed about
-         * k / stride times in all instead of k*k times) */
-        float *rows = sc_alloc(sizeof(float) * k * W * C);
+         * k / stride times in all instead of k*k times), in this thread's slice of work */
+        float *rows = work + (size_t)omp_get_thread_num() * k * W * C;
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int oh = 0; oh < OH; oh++) {
@@ -371,7 +391,6 @@ void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, c
                     if (argmax) memcpy(argmax + orow * C, am, (size_t)C);
                 }
             }
-        sc_free(rows);
     }
 }
 
@@ -476,11 +495,7 @@ void batchnorm_relu_maxpool_backward(void *dx, float *dgamma, float *dbeta, cons
         for (size_t r = r0; r < r1; r++) {
             const float *xr = stem_dy_row(dyr, tx, d_pool, argmax, x, dt, r, H, W, OH, OW, C, k,
                                           stride, pad, scale, shift);
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                sdy[c] += dyr[c];
-                sdx[c] += dyr[c] * (xr[c] - mean[c]);
-            }
+            bn_bwd_sums_row(sdy, sdx, dyr, xr, mean, C);
         }
         double *p = partials + 2 * kk * C;
         for (int c = 0; c < C; c++) p[c] = sdy[c], p[C + c] = sdx[c];
@@ -495,8 +510,7 @@ void batchnorm_relu_maxpool_backward(void *dx, float *dgamma, float *dbeta, cons
         const float *xr = stem_dy_row(dy, tx, d_pool, argmax, x, dt, r, H, W, OH, OW, C, k, stride,
                                       pad, scale, shift);
         float *d = row_dst(dx, dt, r, C, td);
-#pragma omp simd
-        for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+        bn_bwd_dx_row(d, dy, xr, ka, kb, kc, C);
         row_put(dx, dt, r, C, d);
     }
 }

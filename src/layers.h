@@ -96,10 +96,14 @@ void batchnorm_relu_mask_recompute(void *dout, const void *x, const float *mean,
                                    int dt_dout);
 /* The stem fused: out (B,OH,OW,C) = maxpool(relu(BN(x))) with given mean/rstd (x (B,H,W,C) of
  * type dt), the BN+ReLU output never stored: bit-identical to batchnorm_apply into a buffer and
- * maxpool_forward on it (values and argmax). argmax may be NULL (recomputation). */
+ * maxpool_forward on it (values and argmax). argmax may be NULL (recomputation).
+ * work: batchnorm_relu_maxpool_work(W, C, k, work_threads) floats, the caller's (it allocates
+ * nothing); it runs on at most work_threads threads. */
+size_t batchnorm_relu_maxpool_work(int W, int C, int k, int threads);
 void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, const float *mean,
                                     const float *rstd, const float *gamma, const float *beta,
-                                    int B, int H, int W, int C, int k, int stride, int pad, int dt);
+                                    int B, int H, int W, int C, int k, int stride, int pad, int dt,
+                                    float *work, int work_threads);
 /* The same output again from the argmax the forward wrote (one BN+ReLU per output instead of
  * a window of them): bit-identical to batchnorm_relu_maxpool_forward's out. */
 void batchnorm_relu_maxpool_recompute(void *out, const uint8_t *argmax, const void *x,
