@@ -42,27 +42,6 @@ static inline void row_put(void *p, int dt, size_t r, int C, const float *tmp) {
     for (int c = 0; c < C; c++) h[c] = bf16_from_f32(tmp[c]);
 }
 
-/* acc[c] = sum over chunk rows of x[r,c] (sq == 0) or (x[r,c]-mean[c])^2 (sq == 1). */
-static void chunk_sum(double *acc, const void *x, int dt, const float *mean, size_t r0, size_t r1,
-                      int C, int sq) {
-    float s[C], tmp[dt == DT_F32 ? 1 : C];
-    for (int c = 0; c < C; c++) s[c] = 0;
-    for (size_t r = r0; r < r1; r++) {
-        const float *xr = row_get(x, dt, r, C, tmp);
-        if (sq) {
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                float d = xr[c] - mean[c];
-                s[c] += d * d;
-            }
-        } else {
-#pragma omp simd
-            for (int c = 0; c < C; c++) s[c] += xr[c];
-        }
-    }
-    for (int c = 0; c < C; c++) acc[c] = s[c];
-}
-
 /* y = x * scale + shift with scale = gamma * rstd, shift = beta - mean * scale: one definition,
  * so the backward's recomputation of the forward output is bit-identical to the forward. */
 static void bn_fold(float *scale, float *shift, const float *mean, const float *rstd,
@@ -117,17 +96,6 @@ void batchnorm_forward(void *out, float *mean, float *rstd, const void *x, const
                            training, N, C, partials, dt, NULL);
 }
 
-/* Per-channel totals of the chunk sums, in chunk order, into partials[0..C) (the slot of chunk
- * 0: channel c's slot is read before it is written), then summed over the processes. */
-static void chunk_totals(double *partials, size_t nch, int C, size_t stride, const BnSync *sync) {
-    for (int c = 0; c < C; c++) {
-        double s = 0;
-        for (size_t k = 0; k < nch; k++) s += partials[k * stride + c];
-        partials[c] = s;
-    }
-    if (sync && sync->world > 1) SC_ASSERT(sync->allreduce(sync->ctx, partials, (size_t)C) == 0);
-}
-
 void batchnorm_forward_sync(void *out, float *mean, float *rstd, const void *x,
                             const float *gamma, const float *beta, float *run_mean,
                             float *run_var, int64_t *nbt, const void *residual, int relu,
@@ -137,6 +105,29 @@ void batchnorm_forward_sync(void *out, float *mean, float *rstd, const void *x,
     batchnorm_apply(out, x, mean, rstd, gamma, beta, residual, relu, N, C, partials, dt);
 }
 
+/* One chunk's statistics from a single read of x: sum[c] of the rows, then (rows now in cache)
+ * m2[c] = sum (x - chunk mean)^2, float sums vectorised over channels. */
+static void chunk_stats(double *sum, double *m2, const void *x, int dt, size_t r0, size_t r1,
+                        int C) {
+    float s[C], q[C], mk[C], tmp[dt == DT_F32 ? 1 : C];
+    for (int c = 0; c < C; c++) s[c] = 0, q[c] = 0;
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = row_get(x, dt, r, C, tmp);
+#pragma omp simd
+        for (int c = 0; c < C; c++) s[c] += xr[c];
+    }
+    for (int c = 0; c < C; c++) mk[c] = s[c] / (float)(r1 - r0);
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = row_get(x, dt, r, C, tmp);
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            float d = xr[c] - mk[c];
+            q[c] += d * d;
+        }
+    }
+    for (int c = 0; c < C; c++) sum[c] = s[c], m2[c] = q[c];
+}
+
 void batchnorm_stats_sync(float *mean, float *rstd, const void *x, float *run_mean, float *run_var,
                           int64_t *nbt, int training, size_t N, int C, double *partials, int dt,
                           const BnSync *sync) {
@@ -144,19 +135,37 @@ void batchnorm_stats_sync(float *mean, float *rstd, const void *x, float *run_me
     if (training) {
         /* the statistics are over the global batch: Ng rows on all processes together */
         size_t Ng = sync && sync->world > 1 ? N * (size_t)sync->world : N;
+        /* per chunk (2C doubles each): its sum and its squared deviations from its own mean,
+         * one read of x; then, in chunk order (double): the total sum, hence the mean, and
+         * sum (x - mean)^2 = sum over chunks of m2_k + 2 d_k (s_k - n_k mk_k) + n_k d_k^2 with
+         * d_k = mk_k - mean (mk_k the float chunk mean the chunk used: exact algebra) */
 #pragma omp parallel for schedule(static)
-        for (size_t k = 0; k < nch; k++)
-            chunk_sum(partials + k * C, x, dt, NULL, k * BN_CHUNK,
-                      k * BN_CHUNK + BN_CHUNK < N ? k * BN_CHUNK + BN_CHUNK : N, C, 0);
-        chunk_totals(partials, nch, C, (size_t)C, sync);
-        for (int c = 0; c < C; c++) mean[c] = (float)(partials[c] / Ng);
-#pragma omp parallel for schedule(static)
-        for (size_t k = 0; k < nch; k++)
-            chunk_sum(partials + k * C, x, dt, mean, k * BN_CHUNK,
-                      k * BN_CHUNK + BN_CHUNK < N ? k * BN_CHUNK + BN_CHUNK : N, C, 1);
-        chunk_totals(partials, nch, C, (size_t)C, sync);
+        for (size_t k = 0; k < nch; k++) {
+            size_t r0 = k * BN_CHUNK, r1 = r0 + BN_CHUNK < N ? r0 + BN_CHUNK : N;
+            chunk_stats(partials + 2 * k * C, partials + 2 * k * C + C, x, dt, r0, r1, C);
+        }
+        double *tot = partials + 2 * nch * C; /* the 2C doubles after the chunks */
         for (int c = 0; c < C; c++) {
-            double s = partials[c];
+            double t = 0;
+            for (size_t k = 0; k < nch; k++) t += partials[2 * k * C + c];
+            tot[c] = t;
+        }
+        if (sync && sync->world > 1) SC_ASSERT(sync->allreduce(sync->ctx, tot, (size_t)C) == 0);
+        for (int c = 0; c < C; c++) mean[c] = (float)(tot[c] / Ng);
+        for (int c = 0; c < C; c++) {
+            double t = 0, mu = (double)mean[c];
+            for (size_t k = 0; k < nch; k++) {
+                size_t nk = (k + 1) * BN_CHUNK < N ? BN_CHUNK : N - k * BN_CHUNK;
+                double sk = partials[2 * k * C + c];
+                float mkf = (float)sk / (float)nk; /* chunk_stats' chunk mean, bit for bit */
+                double d = (double)mkf - mu;
+                t += partials[2 * k * C + C + c] + 2 * d * (sk - nk * (double)mkf) + nk * d * d;
+            }
+            tot[C + c] = t;
+        }
+        if (sync && sync->world > 1) SC_ASSERT(sync->allreduce(sync->ctx, tot + C, (size_t)C) == 0);
+        for (int c = 0; c < C; c++) {
+            double s = tot[C + c];
             double var = s / Ng;
             rstd[c] = (float)(1.0 / sqrt(var + BN_EPS));
             if (run_mean) {
@@ -204,10 +213,13 @@ static void bn_backward_coeffs(float *ka, float *kb, float *kc, float *dgamma, f
                                const float *gamma, int training, size_t N, int C,
                                const BnSync *sync);
 
-void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
-                             const void *relu_out, const void *x, const float *mean,
-                             const float *rstd, const float *gamma, int training, size_t N, int C,
-                             double *partials, int dt, int dt_dout, int dt_dx, const BnSync *sync) {
+/* batchnorm_backward_sync, and with scale != NULL the ReLU mask recomputed from x and the
+ * residual (batchnorm_relu_mask_recompute's expression) instead of read from relu_out */
+static void bn_backward(void *dx, float *dgamma, float *dbeta, void *dout, const void *relu_out,
+                        const float *scale, const float *shift, const void *residual,
+                        const void *x, const float *mean, const float *rstd, const float *gamma,
+                        int training, size_t N, int C, double *partials, int dt, int dt_dout,
+                        int dt_dx, const BnSync *sync) {
     size_t nch = nchunks(N);
     /* pass 1: per chunk sum(dy) and sum(dy * (x - mean)), masking dy in place */
 #pragma omp parallel for schedule(static)
@@ -219,7 +231,26 @@ void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
         for (size_t r = r0; r < r1; r++) {
             const float *dyr = row_get(dout, dt_dout, r, C, tg);
             const float *xr = row_get(x, dt, r, C, tx);
-            if (relu_out) {
+            if (scale) {
+                const float *res = residual ? row_get(residual, dt, r, C, to) : NULL;
+                float *dy = row_dst(dout, dt_dout, r, C, tg); /* == dyr */
+                if (res) {
+#pragma omp simd
+                    for (int c = 0; c < C; c++) {
+                        float v = xr[c] * scale[c] + shift[c] + res[c]; /* the forward's expression */
+                        dy[c] = v > 0 ? dyr[c] : 0;
+                    }
+                } else {
+#pragma omp simd
+                    for (int c = 0; c < C; c++) {
+                        float v = xr[c] * scale[c] + shift[c];
+                        dy[c] = v > 0 ? dyr[c] : 0;
+                    }
+                }
+                row_put(dout, dt_dout, r, C, dy);
+                if (dt_dout != DT_F32) dy = (float *)row_get(dout, dt_dout, r, C, tg); /* as stored */
+                bn_bwd_sums_row(sdy, sdx, dy, xr, mean, C);
+            } else if (relu_out) {
                 const float *o = row_get(relu_out, dt, r, C, to);
                 float *dy = row_dst(dout, dt_dout, r, C, tg); /* == dyr */
 #pragma omp simd
@@ -248,6 +279,25 @@ void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
         bn_bwd_dx_row(d, dy, xr, ka, kb, kc, C);
         row_put(dx, dt_dx, r, C, d);
     }
+}
+
+void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
+                             const void *relu_out, const void *x, const float *mean,
+                             const float *rstd, const float *gamma, int training, size_t N, int C,
+                             double *partials, int dt, int dt_dout, int dt_dx, const BnSync *sync) {
+    bn_backward(dx, dgamma, dbeta, dout, relu_out, NULL, NULL, NULL, x, mean, rstd, gamma, training,
+                N, C, partials, dt, dt_dout, dt_dx, sync);
+}
+
+void batchnorm_relu_mask_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
+                                       const void *x, const void *residual, const float *mean,
+                                       const float *rstd, const float *gamma, const float *beta,
+                                       int training, size_t N, int C, double *partials, int dt,
+                                       int dt_dout, int dt_dx, const BnSync *sync) {
+    float scale[C], shift[C];
+    bn_fold(scale, shift, mean, rstd, gamma, beta, C);
+    bn_backward(dx, dgamma, dbeta, dout, NULL, scale, shift, residual, x, mean, rstd, gamma,
+                training, N, C, partials, dt, dt_dout, dt_dx, sync);
 }
 
 /* From the chunk sums of sum(dy), sum(dy * (x - mean)) (partials, 2C per chunk): adds this

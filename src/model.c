@@ -632,17 +632,19 @@ static void encoder_backward(Model *m, const float *dh) {
             unit_apply(m, blk->down, p, NULL, 0); /* p is free until the BN backward below */
             res = p;
         }
+        void *dc = bf ? m->gb : (void *)p; /* grad wrt the current conv's output */
         {
+            /* the mask and the last BN's backward in one kernel (g masked in place) */
             Unit *ul = &m->units[last];
             const ResUnit *rl = &sp->units[last];
+            int tl = ul->t_bn;
             PROF_BEGIN;
-            batchnorm_relu_mask_recompute(g, ul->c, ul->mean, ul->rstd, tp(m, ul->t_bn),
-                                          tp(m, ul->t_bn + 1), res, (size_t)B * rl->OH * rl->OW,
-                                          rl->K, m->partials, dt, DT_F32);
+            batchnorm_relu_mask_backward_sync(dc, tg(m, tl), tg(m, tl + 1), g, ul->c, res, ul->mean,
+                                              ul->rstd, tp(m, tl), tp(m, tl + 1), m->training,
+                                              (size_t)B * rl->OH * rl->OW, rl->K, m->partials, dt,
+                                              DT_F32, dt, m->bn_sync);
             PROF_END(4);
         }
-        void *dc = bf ? m->gb : (void *)p; /* grad wrt the current conv's output */
-        unit_bn_backward(m, last, dc, g, NULL, B, DT_F32, dt);
         for (int j = blk->nconv - 1; j >= 0; j--) {
             int ui = blk->unit[j];
             const void *x_in = block_in;

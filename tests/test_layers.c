@@ -267,6 +267,17 @@ TEST(fused_stem_and_recomputed_masks_bit_identical) {
         batchnorm_backward(dxB, dg2, db2, dB, NULL, x, mean, rstd, g, 1, N, C, part, dt, DT_F32, dt);
         CHECK(!memcmp(dA, dB, n * 4) && !memcmp(dxA, dxB, n * es) && !memcmp(dg1, dg2, sizeof dg1),
               "recomputed block-output mask (%s) differs from the stored output's", dt ? "bf16" : "fp32");
+        /* the mask and the backward fused into one kernel: the same bits */
+        memcpy(dB, dy, n * 4);
+        float dg3[20] = {0}, db3[20] = {0};
+        memset(db2, 0, sizeof db2);
+        batchnorm_relu_mask_backward_sync(dxB, dg3, db3, dB, x, r, mean, rstd, g, b, 1, N, C, part, dt,
+                                          DT_F32, dt, NULL);
+        memset(dg2, 0, sizeof dg2);
+        batchnorm_backward(dxA, dg2, db2, dA, NULL, x, mean, rstd, g, 1, N, C, part, dt, DT_F32, dt);
+        CHECK(!memcmp(dA, dB, n * 4) && !memcmp(dxA, dxB, n * es) && !memcmp(dg2, dg3, sizeof dg2) &&
+                  !memcmp(db2, db3, sizeof db2),
+              "fused mask + BN backward (%s) differs from the two kernels", dt ? "bf16" : "fp32");
         if (dt == DT_BF16) free(x), free(r);
         free(work);
         free(xf), free(res), free(dy), free(a), free(p1), free(p2), free(d1), free(x2), free(am1),
