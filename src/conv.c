@@ -129,13 +129,22 @@ static void dnnl_init_once(void) {
 
 #define GEMM_CHUNKS 8 /* fixed split of the GEMMs over threads: the bits never depend on it */
 
+/* C (M, N) = A (M, Kd) . B (Kd, N) as GEMM_CHUNKS fixed blocks of rows (or of columns), one
+ * single-threaded oneDNN matmul primitive per block size, run side by side by our parallel loop;
+ * every element of C is one complete reduction by one block, so the bits never depend on the
+ * thread count. With pack_b, B is in a layout the primitive chose (filled by mm_pack_b once per
+ * weight change, read by every block: B is not repacked per block). */
 typedef struct {
-    int nkind, kind_rows[2], blk_kind[GEMM_CHUNKS];
+    int nkind, kind_len[2], blk_kind[GEMM_CHUNKS], used[GEMM_CHUNKS];
     dnnl_primitive_desc_t pd[2];
     dnnl_primitive_t p[2];
     dnnl_stream_t stream[GEMM_CHUNKS];
     dnnl_memory_t a[GEMM_CHUNKS], b[GEMM_CHUNKS], c[GEMM_CHUNKS], scr[GEMM_CHUNKS];
+    size_t off_a[GEMM_CHUNKS], off_b[GEMM_CHUNKS], off_c[GEMM_CHUNKS]; /* bytes, per block */
     size_t scr_bytes; /* per block, rounded to 64 */
+    dnnl_primitive_t reo_b; /* pack_b: (Kd, N) given as (N, Kd) row-major -> the packed layout */
+    dnnl_memory_t m_bu, m_bp;
+    size_t bp_bytes;
 } MmBlocks;
 
 struct Conv {
@@ -165,10 +174,14 @@ struct Conv {
     size_t ch_scr_bytes, ch_dw_bytes; /* per chunk, rounded to 64 */
     /* small output maps: forward and backward weights as im2col + GEMM (see conv.h) */
     int gemm;
-    void *w_krsc; /* (K, R, S, C); bf16: uint16 (the shared buffer when shared) */
-    /* bf16 GEMMs: one single-threaded oneDNN matmul per fixed block (forward: rows of the
-     * output, backward weights: output channels), at most 2 block sizes each */
-    MmBlocks mm_fwd, mm_wgt;
+    void *w_krsc; /* (K, R, S, C); bf16: uint16 (the shared buffer when shared); fp32: followed
+                     (at krsc_bytes rounded to 64) by the forward's packed copy */
+    dnnl_primitive_t reo_krsc; /* fp32: (K,C,R,S) -> (K,R,S,C) */
+    dnnl_memory_t m_krsc;
+    /* GEMMs as single-threaded oneDNN matmuls per fixed block: forward (rows of the output;
+     * fp32: weights packed once per step), bf16 backward weights (output channels), fp32
+     * backward data (columns of the im2col gradient) */
+    MmBlocks mm_fwd, mm_wgt, mm_bwd;
     size_t mm_col_bytes, mm_dyt_bytes; /* scratch layout: col, d_out transposed, per block */
 };
 
@@ -203,6 +216,38 @@ static void im2col_nhwc(void *col_, const void *in_, const ConvShape *s) {
             }
 }
 
+/* d_in (B,H,W,C) = col2im of dcol (B*OH*OW, R*S*C), as a gather: every input pixel sums the
+ * entries of the receptive fields that cover it, in (r, s) order (fixed: the bits never depend
+ * on the thread count); pixels no window covers get 0 */
+static void col2im_nhwc(float *d_in, const float *dcol, const ConvShape *s) {
+    size_t rsc = (size_t)s->R * s->S * s->C;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < s->B; b++)
+        for (int ih = 0; ih < s->H; ih++)
+            for (int iw = 0; iw < s->W; iw++) {
+                float *d = d_in + (((size_t)b * s->H + ih) * s->W + iw) * s->C;
+                for (int ch = 0; ch < s->C; ch++) d[ch] = 0;
+                for (int r = 0; r < s->R; r++) {
+                    int t = ih + s->pad - r, oh = t / s->stride;
+                    if (t < 0 || t % s->stride || oh >= s->OH) continue;
+                    for (int q = 0; q < s->S; q++) {
+                        int u = iw + s->pad - q, ow = u / s->stride;
+                        if (u < 0 || u % s->stride || ow >= s->OW) continue;
+                        const float *g = dcol + (((size_t)b * s->OH + oh) * s->OW + ow) * rsc +
+                                         ((size_t)r * s->S + q) * s->C;
+#pragma omp simd
+                        for (int ch = 0; ch < s->C; ch++) d[ch] += g[ch];
+                    }
+                }
+            }
+}
+
+static int wgrad_chunks(void) {
+    const char *e = getenv("SIMCLR_CONV_WGRAD_CHUNKS");
+    int n = e ? atoi(e) : 2;
+    return n < 1 ? 1 : n > CONV_WGRAD_CHUNKS ? CONV_WGRAD_CHUNKS : n;
+}
+
 static size_t pd_scratch(const_dnnl_primitive_desc_t pd) {
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     return md ? dnnl_memory_desc_get_size(md) : 0;
@@ -217,10 +262,12 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
  * from omp_get_max_threads() at creation), run side by side by our own parallel loop. */
 static int wgrad_chunks_create(Conv *c, dnnl_primitive_attr_t attr, const dnnl_memory_desc_t *md_w_user) {
     const ConvShape *s = &c->s;
-    /* fewer chunks when the work per weight is small (e.g. 3x3 maps of ResNet's last stage):
-     * summing the partial weight gradients would cost more than it balances */
-    long long work = (long long)s->B * s->OH * s->OW / 1024;
-    int nch = work < 2 ? 2 : work > CONV_WGRAD_CHUNKS ? CONV_WGRAD_CHUNKS : (int)work;
+    /* 2 chunks: one per thread on the 2-core machines this is tuned for; more chunks cost CPU
+     * time (each single-threaded primitive runs less efficiently on a smaller batch, and every
+     * chunk adds a partial sum to reorder and add: 4 chunks ran the weight gradients of layers
+     * 1-3 at 52-67% of one core's peak per CPU-second, 2 chunks at 55-84%).
+     * SIMCLR_CONV_WGRAD_CHUNKS=1..CONV_WGRAD_CHUNKS overrides it (the bits follow the count). */
+    int nch = wgrad_chunks();
     if (nch > s->B) nch = s->B;
     int q = s->B / nch, r = s->B % nch, row = 0;
     c->nch = nch;
@@ -289,39 +336,65 @@ fail:
     return rc;
 }
 
-/* GEMM_CHUNKS fixed blocks of `total` rows of C (rows, N) = A (rows, Kd) . B (Kd, N), A and C
- * row-major, B row-major (b_tag ab) or transposed (ba); one single-threaded matmul primitive per
- * block size (planned with 1 thread, run side by side by our parallel loop). */
-static int mm_blocks_create(MmBlocks *mb, long total, long Kd, long N, dnnl_format_tag_t b_tag,
-                            dnnl_data_type_t ct) {
+static dnnl_status_t md2(dnnl_memory_desc_t *md, long rows, long cols, dnnl_data_type_t t,
+                         long rs, long cs) {
+    dnnl_dims_t d = {rows, cols}, st = {rs, cs};
+    return dnnl_memory_desc_init_by_strides(md, 2, d, t, st);
+}
+
+/* Plans mb for C (M, N) = A (M, Kd) . B (Kd, N): A row-major of type at with leading dimension
+ * lda, C row-major of type ct with ldc (elements); B of type at: b_trans 0 row-major (Kd, N) with
+ * ldb, 1 row-major (N, Kd) with ldb, or with pack_b the layout the primitive picks. Blocks of rows
+ * (cols 0) or of columns of B and C (cols 1, B not packed). */
+static int mm_blocks_create(MmBlocks *mb, long M, long Kd, long N, int cols, dnnl_data_type_t at,
+                            long lda, int b_trans, long ldb, int pack_b, dnnl_data_type_t ct,
+                            long ldc) {
     int saved = omp_get_max_threads(), rc = -1;
     omp_set_num_threads(1);
     dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t rpd = NULL;
+    size_t ea = at == dnnl_bf16 ? 2 : 4, ec = ct == dnnl_bf16 ? 2 : 4;
+    long total = cols ? N : M;
+    SC_ASSERT(!(cols && pack_b));
     if (dnnl_primitive_attr_create(&attr) != dnnl_success ||
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
         goto out;
     for (int k = 0; k < GEMM_CHUNKS; k++) {
-        long rows = total * (k + 1) / GEMM_CHUNKS - total * k / GEMM_CHUNKS;
+        long i0 = total * k / GEMM_CHUNKS, len = total * (k + 1) / GEMM_CHUNKS - i0;
+        long rows = cols ? M : len, n = cols ? len : N;
+        mb->used[k] = len > 0;
+        if (!len) continue;
+        mb->off_a[k] = cols ? 0 : i0 * lda * ea;
+        mb->off_b[k] = cols ? i0 * ea : 0;
+        mb->off_c[k] = cols ? i0 * ec : i0 * ldc * ec;
         int kind = -1;
         for (int j = 0; j < mb->nkind; j++)
-            if (mb->kind_rows[j] == rows) kind = j;
+            if (mb->kind_len[j] == len) kind = j;
         dnnl_memory_desc_t ma, mbd, mc;
-        dnnl_dims_t da = {rows, Kd}, db = {Kd, N}, dc = {rows, N};
-        if (dnnl_memory_desc_init_by_tag(&ma, 2, da, dnnl_bf16, dnnl_ab) ||
-            dnnl_memory_desc_init_by_tag(&mbd, 2, db, dnnl_bf16, b_tag) ||
-            dnnl_memory_desc_init_by_tag(&mc, 2, dc, ct, dnnl_ab))
+        if (md2(&ma, rows, Kd, at, lda, 1) || md2(&mc, rows, n, ct, ldc, 1)) goto out;
+        if (pack_b && mb->nkind > 0) /* every block reads the one packed B of kind 0's layout */
+            mbd = *dnnl_primitive_desc_query_md(mb->pd[0], dnnl_query_weights_md, 0);
+        else if (pack_b) {
+            dnnl_dims_t db = {Kd, n};
+            if (dnnl_memory_desc_init_by_tag(&mbd, 2, db, at, dnnl_format_tag_any)) goto out;
+        } else if (md2(&mbd, Kd, n, at, b_trans ? 1 : ldb, b_trans ? ldb : 1))
             goto out;
         if (kind < 0) {
             SC_ASSERT(mb->nkind < 2);
             kind = mb->nkind++;
-            mb->kind_rows[kind] = (int)rows;
+            mb->kind_len[kind] = (int)len;
             dnnl_matmul_desc_t md;
             if (dnnl_matmul_desc_init(&md, &ma, &mbd, NULL, &mc) ||
                 dnnl_primitive_desc_create(&mb->pd[kind], &md, attr, g_engine, NULL) ||
                 dnnl_primitive_create(&mb->p[kind], mb->pd[kind]))
                 goto out;
+            if (pack_b && kind > 0 &&
+                !dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(mb->pd[kind], dnnl_query_weights_md, 0),
+                                        dnnl_primitive_desc_query_md(mb->pd[0], dnnl_query_weights_md, 0)))
+                goto out;
             if (round64(pd_scratch(mb->pd[kind])) > mb->scr_bytes) mb->scr_bytes = round64(pd_scratch(mb->pd[kind]));
         }
+        if (pack_b) mbd = *dnnl_primitive_desc_query_md(mb->pd[kind], dnnl_query_weights_md, 0);
         mb->blk_kind[k] = kind;
         if (dnnl_stream_create(&mb->stream[k], g_engine, dnnl_stream_default_flags) ||
             dnnl_memory_create(&mb->a[k], &ma, g_engine, DNNL_MEMORY_NONE) ||
@@ -330,14 +403,27 @@ static int mm_blocks_create(MmBlocks *mb, long total, long Kd, long N, dnnl_form
             goto out;
     }
     for (int k = 0; k < GEMM_CHUNKS; k++) {
+        if (!mb->used[k]) continue;
         dnnl_memory_desc_t md_scr;
         dnnl_dims_t sd = {(dnnl_dim_t)(mb->scr_bytes ? mb->scr_bytes : 1)};
         if (dnnl_memory_desc_init_by_tag(&md_scr, 1, sd, dnnl_u8, dnnl_a) ||
             dnnl_memory_create(&mb->scr[k], &md_scr, g_engine, DNNL_MEMORY_NONE))
             goto out;
     }
+    if (pack_b) {
+        const dnnl_memory_desc_t *mbp = dnnl_primitive_desc_query_md(mb->pd[0], dnnl_query_weights_md, 0);
+        dnnl_memory_desc_t mbu;
+        if (md2(&mbu, Kd, N, at, b_trans ? 1 : ldb, b_trans ? ldb : 1) ||
+            dnnl_reorder_primitive_desc_create(&rpd, &mbu, g_engine, mbp, g_engine, NULL) ||
+            dnnl_primitive_create(&mb->reo_b, rpd) ||
+            dnnl_memory_create(&mb->m_bu, &mbu, g_engine, DNNL_MEMORY_NONE) ||
+            dnnl_memory_create(&mb->m_bp, mbp, g_engine, DNNL_MEMORY_NONE))
+            goto out;
+        mb->bp_bytes = round64(dnnl_memory_desc_get_size(mbp));
+    }
     rc = 0;
 out:
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
     if (attr) dnnl_primitive_attr_destroy(attr);
     omp_set_num_threads(saved);
     return rc;
@@ -354,19 +440,29 @@ static void mm_blocks_free(MmBlocks *mb) {
         if (mb->p[j]) dnnl_primitive_destroy(mb->p[j]);
         if (mb->pd[j]) dnnl_primitive_desc_destroy(mb->pd[j]);
     }
+    if (mb->reo_b) dnnl_primitive_destroy(mb->reo_b);
+    if (mb->m_bu) dnnl_memory_destroy(mb->m_bu);
+    if (mb->m_bp) dnnl_memory_destroy(mb->m_bp);
 }
 
-/* Runs the blocks: block k reads A at a + row0 * lda_bytes, B at b, writes C at c + row0 *
- * ldc_bytes, scratch at scr + k * scr_bytes. */
-static void mm_blocks_run(MmBlocks *mb, long total, const char *a, size_t lda_bytes, const void *b,
-                          char *c, size_t ldc_bytes, char *scr) {
+/* pack_b: B (given as at the creation) into bp (mb->bp_bytes) */
+static void mm_pack_b(MmBlocks *mb, const void *b, void *bp) {
+    DNNL_RUN(dnnl_memory_set_data_handle(mb->m_bu, (void *)b));
+    DNNL_RUN(dnnl_memory_set_data_handle(mb->m_bp, bp));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, mb->m_bu}, {DNNL_ARG_TO, mb->m_bp}};
+    DNNL_RUN(dnnl_primitive_execute(mb->reo_b, g_stream, 2, args));
+    DNNL_RUN(dnnl_stream_wait(g_stream));
+}
+
+/* Runs the blocks on A at a, B at b (the packed one with pack_b), C at c; block k's scratch at
+ * scr + k * scr_bytes. */
+static void mm_blocks_run(MmBlocks *mb, const void *a, const void *b, void *c, char *scr) {
 #pragma omp parallel for schedule(static, 1)
     for (int k = 0; k < GEMM_CHUNKS; k++) {
-        long r0 = total * k / GEMM_CHUNKS;
-        if (total * (k + 1) / GEMM_CHUNKS == r0) continue;
-        DNNL_RUN(dnnl_memory_set_data_handle(mb->a[k], (void *)(a + r0 * lda_bytes)));
-        DNNL_RUN(dnnl_memory_set_data_handle(mb->b[k], (void *)b));
-        DNNL_RUN(dnnl_memory_set_data_handle(mb->c[k], c + r0 * ldc_bytes));
+        if (!mb->used[k]) continue;
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->a[k], (char *)a + mb->off_a[k]));
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->b[k], (char *)b + mb->off_b[k]));
+        DNNL_RUN(dnnl_memory_set_data_handle(mb->c[k], (char *)c + mb->off_c[k]));
         DNNL_RUN(dnnl_memory_set_data_handle(mb->scr[k], scr + k * mb->scr_bytes));
         dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, mb->a[k]}, {DNNL_ARG_WEIGHTS, mb->b[k]},
                                   {DNNL_ARG_DST, mb->c[k]}, {DNNL_ARG_SCRATCHPAD, mb->scr[k]}};
@@ -416,19 +512,35 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
                                                          pad_r));
     DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_w, &d, attr, g_engine, c->pd_fwd));
     DNNL_TRY(dnnl_primitive_create(&c->bwd_w, c->pd_bwd_w));
-    /* the GEMM path: dnnl_sgemm in fp32; in bf16 oneDNN matmul primitives (Debian's oneDNN 2.6
-     * has no bf16 GEMM function in its C API) */
+    /* the GEMM path: oneDNN matmul primitives (Debian's oneDNN 2.6 has no bf16 GEMM function in
+     * its C API; in fp32 they beat dnnl_sgemm because the weights are packed once, not once per
+     * block), and dnnl_sgemm for the fp32 weight gradient */
     c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
     if (c->gemm) {
+        long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
+        int bad;
         if (s->dt == DT_BF16) {
-            long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
-            if (mm_blocks_create(&c->mm_fwd, M, Kd, s->K, dnnl_ba, dnnl_bf16) ||
-                mm_blocks_create(&c->mm_wgt, s->K, M, Kd, dnnl_ab, dnnl_f32)) {
-                sc_error_set("oneDNN: bf16 matmul for a conv B%d %dx%dx%d -> %d", s->B, s->H, s->W, s->C, s->K);
-                goto fail;
-            }
+            bad = mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_bf16, Kd, 1, Kd, 0, dnnl_bf16, s->K) ||
+                  mm_blocks_create(&c->mm_wgt, s->K, M, Kd, 0, dnnl_bf16, M, 0, Kd, 0, dnnl_f32, Kd);
             c->mm_col_bytes = round64(2 * (size_t)M * Kd);
             c->mm_dyt_bytes = round64(2 * (size_t)M * s->K);
+        } else {
+            bad = mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_f32, Kd, 1, Kd, 1, dnnl_f32, s->K) ||
+                  (need_bwd_data &&
+                   mm_blocks_create(&c->mm_bwd, M, s->K, Kd, 1, dnnl_f32, s->K, 0, Kd, 0, dnnl_f32, Kd));
+            c->mm_col_bytes = round64(4 * (size_t)M * Kd); /* col, or the gradient wrt col */
+            dnnl_memory_desc_t md_krsc;
+            dnnl_primitive_desc_t kpd = NULL;
+            DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_krsc, 4, w_dims, dnnl_f32, dnnl_ohwi));
+            DNNL_TRY(dnnl_memory_create(&c->m_krsc, &md_krsc, g_engine, DNNL_MEMORY_NONE));
+            DNNL_TRY(dnnl_reorder_primitive_desc_create(&kpd, &md_w_user, g_engine, &md_krsc, g_engine, NULL));
+            dnnl_status_t st = dnnl_primitive_create(&c->reo_krsc, kpd);
+            dnnl_primitive_desc_destroy(kpd);
+            DNNL_TRY(st);
+        }
+        if (bad) {
+            sc_error_set("oneDNN: matmul for a conv B%d %dx%dx%d -> %d", s->B, s->H, s->W, s->C, s->K);
+            goto fail;
         }
     } else if (wgrad_chunks_create(c, attr, &md_w_user))
         goto fail;
@@ -473,10 +585,10 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     }
     c->wtmp_floats = (size_t)(c->gemm ? 1 : c->nch) * s->K * s->C * s->R * s->S;
     if (c->gemm) {
-        size_t col = s->dt == DT_BF16
-                         ? c->mm_col_bytes + c->mm_dyt_bytes +
-                               GEMM_CHUNKS * (c->mm_fwd.scr_bytes > c->mm_wgt.scr_bytes ? c->mm_fwd.scr_bytes : c->mm_wgt.scr_bytes)
-                         : sizeof(float) * s->B * s->OH * s->OW * s->R * s->S * s->C;
+        size_t mscr = c->mm_fwd.scr_bytes;
+        if (c->mm_wgt.scr_bytes > mscr) mscr = c->mm_wgt.scr_bytes;
+        if (c->mm_bwd.scr_bytes > mscr) mscr = c->mm_bwd.scr_bytes;
+        size_t col = c->mm_col_bytes + c->mm_dyt_bytes + GEMM_CHUNKS * mscr;
         if (col > c->scratch_bytes) c->scratch_bytes = col;
     }
     {
@@ -519,6 +631,9 @@ void conv_free(Conv *c) {
         if (mems[i]) dnnl_memory_destroy(mems[i]);
     mm_blocks_free(&c->mm_fwd);
     mm_blocks_free(&c->mm_wgt);
+    mm_blocks_free(&c->mm_bwd);
+    if (c->reo_krsc) dnnl_primitive_destroy(c->reo_krsc);
+    if (c->m_krsc) dnnl_memory_destroy(c->m_krsc);
     if (!c->wshared) {
         if (c->w_bwd != c->w_fwd) sc_free(c->w_bwd);
         sc_free(c->w_fwd);
@@ -534,7 +649,9 @@ size_t conv_wtmp_floats(const Conv *c) { return c->wtmp_floats; }
 const char *conv_impl_name(const Conv *c, int which) {
     const_dnnl_primitive_desc_t pd = which == 0 ? c->pd_fwd : which == 1 ? c->pd_bwd_d : c->pd_bwd_w;
     const char *name = "none";
-    if (c->gemm && which != 1) return c->s.dt == DT_BF16 ? "im2col+matmul_bf16" : "im2col+dnnl_sgemm";
+    if (c->gemm && c->s.dt == DT_BF16 && which != 1) return "im2col+matmul_bf16";
+    if (c->gemm && c->s.dt == DT_F32)
+        return which == 0 ? "im2col+matmul" : which == 1 ? "matmul+col2im" : "im2col+dnnl_sgemm";
     if (pd) dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
     return name;
 }
@@ -548,8 +665,14 @@ static void exec(dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args) {
     DNNL_RUN(dnnl_stream_wait(g_stream));
 }
 
+/* the GEMM path's weights: (K,R,S,C), and in fp32 the forward's packed copy after it */
 static size_t krsc_bytes(const Conv *c) {
-    return c->gemm ? dt_size(c->s.dt) * c->s.K * c->s.C * c->s.R * c->s.S : 0;
+    if (!c->gemm) return 0;
+    size_t n = dt_size(c->s.dt) * c->s.K * c->s.C * c->s.R * c->s.S;
+    return c->s.dt == DT_F32 ? round64(n) + c->mm_fwd.bp_bytes : n;
+}
+static void *packed_w(const Conv *c) {
+    return (char *)c->w_krsc + round64(sizeof(float) * c->s.K * c->s.C * c->s.R * c->s.S);
 }
 
 size_t conv_weight_bytes(const Conv *c) {
@@ -572,6 +695,13 @@ void conv_share_weights(Conv *c, void *wbuf) {
 /* w (K,C,R,S) -> the GEMM path's (K,R,S,C) of type dt */
 static void weights_krsc(Conv *c, const float *w) {
     const ConvShape *s = &c->s;
+    if (s->dt == DT_F32) {
+        set(c->m_w_user, w);
+        set(c->m_krsc, c->w_krsc);
+        dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_krsc}};
+        exec(c->reo_krsc, 2, a);
+        return;
+    }
     size_t rs = (size_t)s->R * s->S;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < s->K; k++)
@@ -590,6 +720,12 @@ static void weights_bwd(Conv *c, const float *w) {
 
 void conv_set_weights(Conv *c, const float *w) {
     c->w_src = w;
+    if (c->gemm && c->s.dt == DT_F32) { /* (K,R,S,C), read by backward data, and the packed copy */
+        if (!c->w_krsc) c->w_krsc = sc_alloc(krsc_bytes(c));
+        weights_krsc(c, w);
+        mm_pack_b(&c->mm_fwd, c->w_krsc, packed_w(c));
+        return;
+    }
     if (c->wshared) { /* only what the forward reads; conv_backward_data reorders its own */
         if (c->gemm) weights_krsc(c, w);
         else {
@@ -613,32 +749,18 @@ void conv_set_weights(Conv *c, const float *w) {
     if (c->bwd_d && c->reo_w_bwd) weights_bwd(c, w);
 }
 
-/* C (M, N) = A (M, Kd) . B^T  with A row-major lda, B (N, Kd) ldb: M split into GEMM_CHUNKS fixed
- * row blocks, each one single-threaded dnnl_sgemm inside our parallel loop. */
 void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
     if (c->gemm && c->s.dt == DT_BF16) {
         /* out (M, K) bf16 = col (M, Kd) . w_krsc^T, blocks of output rows */
-        const ConvShape *s = &c->s;
-        long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
         char *col = scratch;
-        im2col_nhwc(col, in_, s);
-        mm_blocks_run(&c->mm_fwd, M, col, 2 * Kd, c->w_krsc, out_, 2 * (size_t)s->K,
-                      col + c->mm_col_bytes + c->mm_dyt_bytes);
+        im2col_nhwc(col, in_, &c->s);
+        mm_blocks_run(&c->mm_fwd, col, c->w_krsc, out_, col + c->mm_col_bytes + c->mm_dyt_bytes);
         return;
     }
-    if (c->gemm) {
-        const ConvShape *s = &c->s;
-        float *out = out_;
-        long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
-        float *col = scratch;
-        im2col_nhwc(col, in_, s);
-#pragma omp parallel for schedule(static, 1)
-        for (int k = 0; k < GEMM_CHUNKS; k++) {
-            long m0 = M * k / GEMM_CHUNKS, m1 = M * (k + 1) / GEMM_CHUNKS;
-            if (m1 > m0)
-                DNNL_RUN(dnnl_sgemm('N', 'T', m1 - m0, N, Kd, 1.0f, col + m0 * Kd, Kd, c->w_krsc,
-                                    Kd, 0.0f, out + m0 * N, N));
-        }
+    if (c->gemm) { /* out (M, K) = col (M, Kd) . W^T, blocks of output rows, W packed */
+        char *col = scratch;
+        im2col_nhwc(col, in_, &c->s);
+        mm_blocks_run(&c->mm_fwd, col, packed_w(c), out_, col + c->mm_col_bytes);
         return;
     }
     set(c->m_src, in_);
@@ -652,6 +774,15 @@ void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
 
 void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) {
     SC_ASSERT(c->bwd_d && c->w_src);
+    if (c->gemm && c->s.dt == DT_F32) {
+        /* dcol (M, Kd) = d_out (M, K) . W_krsc (K, Kd), blocks of columns; then each input pixel
+         * gathers its entries of dcol */
+        if (c->wshared) weights_krsc(c, c->w_src); /* the shared buffer holds another layer's */
+        char *dcol = scratch;
+        mm_blocks_run(&c->mm_bwd, d_out, c->w_krsc, dcol, dcol + c->mm_col_bytes);
+        col2im_nhwc(d_in, (const float *)dcol, &c->s);
+        return;
+    }
     if (c->wshared) weights_bwd(c, c->w_src); /* the shared buffer holds another layer's now */
     set(c->m_w_bwd, c->w_bwd);
     set(c->m_dsrc, d_in);
@@ -680,17 +811,18 @@ void conv_backward_weights(Conv *c, float *d_w, const void *d_out_, const void *
 #pragma omp parallel for schedule(static)
             for (long k = 0; k < N; k++)
                 for (long mi = 0; mi < M; mi++) t[k * M + mi] = dy[mi * N + k];
-            mm_blocks_run(&c->mm_wgt, N, dyt, 2 * (size_t)M, col, (char *)wtmp, 4 * (size_t)Kd,
-                          dyt + c->mm_dyt_bytes);
+            mm_blocks_run(&c->mm_wgt, dyt, col, wtmp, dyt + c->mm_dyt_bytes);
         } else {
             float *col = scratch;
             im2col_nhwc(col, in, s);
+            /* blocks of columns of dW (each block reads all of d_out and its own columns of
+             * col, so the large col is packed once in all) */
 #pragma omp parallel for schedule(static, 1)
             for (int k = 0; k < GEMM_CHUNKS; k++) {
-                long n0 = N * k / GEMM_CHUNKS, n1 = N * (k + 1) / GEMM_CHUNKS;
-                if (n1 > n0)
-                    DNNL_RUN(dnnl_sgemm('T', 'N', n1 - n0, Kd, M, 1.0f, (const float *)d_out + n0, N,
-                                        col, Kd, 0.0f, wtmp + n0 * Kd, Kd));
+                long k0 = Kd * k / GEMM_CHUNKS, k1 = Kd * (k + 1) / GEMM_CHUNKS;
+                if (k1 > k0)
+                    DNNL_RUN(dnnl_sgemm('T', 'N', N, k1 - k0, M, 1.0f, (const float *)d_out, N,
+                                        col + k0, Kd, 0.0f, wtmp + k0, Kd));
             }
         }
         size_t rs = (size_t)s->R * s->S;

@@ -57,8 +57,8 @@ void conv2d_backward_ref(float *d_in, float *d_w, const float *d_out, const floa
 
 /* ---- fast path (oneDNN) -------------------------------------------------------------------- */
 typedef struct Conv Conv;
-/* Backward weights cuts the batch into at most this many fixed chunks (2 to 4, from the layer
- * shape, whatever the thread count), runs
+/* Backward weights cuts the batch into 2 fixed chunks (SIMCLR_CONV_WGRAD_CHUNKS: 1 to this many,
+ * whatever the thread count), runs
  * one single-threaded oneDNN primitive per chunk, and adds the partial sums in chunk order: the
  * weight gradients are bit-identical for any number of threads. */
 #define CONV_WGRAD_CHUNKS 4

@@ -5,6 +5,7 @@
 #include <dnnl.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include <stdlib.h>
@@ -39,27 +40,6 @@ static inline void row_put(void *p, int dt, size_t r, int C, const float *tmp) {
     uint16_t *h = (uint16_t *)p + r * C;
 #pragma omp simd
     for (int c = 0; c < C; c++) h[c] = bf16_from_f32(tmp[c]);
-}
-
-/* acc[c] = sum over chunk rows of x[r,c] (sq == 0) or (x[r,c]-mean[c])^2 (sq == 1). */
-static void chunk_sum(double *acc, const void *x, int dt, const float *mean, size_t r0, size_t r1,
-                      int C, int sq) {
-    float s[C], tmp[dt == DT_F32 ? 1 : C];
-    for (int c = 0; c < C; c++) s[c] = 0;
-    for (size_t r = r0; r < r1; r++) {
-        const float *xr = row_get(x, dt, r, C, tmp);
-        if (sq) {
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                float d = xr[c] - mean[c];
-                s[c] += d * d;
-            }
-        } else {
-#pragma omp simd
-            for (int c = 0; c < C; c++) s[c] += xr[c];
-        }
-    }
-    for (int c = 0; c < C; c++) acc[c] = s[c];
 }
 
 /* y = x * scale + shift with scale = gamma * rstd, shift = beta - mean * scale: one definition,
@@ -116,17 +96,6 @@ void batchnorm_forward(void *out, float *mean, float *rstd, const void *x, const
                            training, N, C, partials, dt, NULL);
 }
 
-/* Per-channel totals of the chunk sums, in chunk order, into partials[0..C) (the slot of chunk
- * 0: channel c's slot is read before it is written), then summed over the processes. */
-static void chunk_totals(double *partials, size_t nch, int C, size_t stride, const BnSync *sync) {
-    for (int c = 0; c < C; c++) {
-        double s = 0;
-        for (size_t k = 0; k < nch; k++) s += partials[k * stride + c];
-        partials[c] = s;
-    }
-    if (sync && sync->world > 1) SC_ASSERT(sync->allreduce(sync->ctx, partials, (size_t)C) == 0);
-}
-
 void batchnorm_forward_sync(void *out, float *mean, float *rstd, const void *x,
                             const float *gamma, const float *beta, float *run_mean,
                             float *run_var, int64_t *nbt, const void *residual, int relu,
@@ -136,6 +105,29 @@ void batchnorm_forward_sync(void *out, float *mean, float *rstd, const void *x,
     batchnorm_apply(out, x, mean, rstd, gamma, beta, residual, relu, N, C, partials, dt);
 }
 
+/* One chunk's statistics from a single read of x: sum[c] of the rows, then (rows now in cache)
+ * m2[c] = sum (x - chunk mean)^2, float sums vectorised over channels. */
+static void chunk_stats(double *sum, double *m2, const void *x, int dt, size_t r0, size_t r1,
+                        int C) {
+    float s[C], q[C], mk[C], tmp[dt == DT_F32 ? 1 : C];
+    for (int c = 0; c < C; c++) s[c] = 0, q[c] = 0;
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = row_get(x, dt, r, C, tmp);
+#pragma omp simd
+        for (int c = 0; c < C; c++) s[c] += xr[c];
+    }
+    for (int c = 0; c < C; c++) mk[c] = s[c] / (float)(r1 - r0);
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = row_get(x, dt, r, C, tmp);
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            float d = xr[c] - mk[c];
+            q[c] += d * d;
+        }
+    }
+    for (int c = 0; c < C; c++) sum[c] = s[c], m2[c] = q[c];
+}
+
 void batchnorm_stats_sync(float *mean, float *rstd, const void *x, float *run_mean, float *run_var,
                           int64_t *nbt, int training, size_t N, int C, double *partials, int dt,
                           const BnSync *sync) {
@@ -143,19 +135,37 @@ void batchnorm_stats_sync(float *mean, float *rstd, const void *x, float *run_me
     if (training) {
         /* the statistics are over the global batch: Ng rows on all processes together */
         size_t Ng = sync && sync->world > 1 ? N * (size_t)sync->world : N;
+        /* per chunk (2C doubles each): its sum and its squared deviations from its own mean,
+         * one read of x; then, in chunk order (double): the total sum, hence the mean, and
+         * sum (x - mean)^2 = sum over chunks of m2_k + 2 d_k (s_k - n_k mk_k) + n_k d_k^2 with
+         * d_k = mk_k - mean (mk_k the float chunk mean the chunk used: exact algebra) */
 #pragma omp parallel for schedule(static)
-        for (size_t k = 0; k < nch; k++)
-            chunk_sum(partials + k * C, x, dt, NULL, k * BN_CHUNK,
-                      k * BN_CHUNK + BN_CHUNK < N ? k * BN_CHUNK + BN_CHUNK : N, C, 0);
-        chunk_totals(partials, nch, C, (size_t)C, sync);
-        for (int c = 0; c < C; c++) mean[c] = (float)(partials[c] / Ng);
-#pragma omp parallel for schedule(static)
-        for (size_t k = 0; k < nch; k++)
-            chunk_sum(partials + k * C, x, dt, mean, k * BN_CHUNK,
-                      k * BN_CHUNK + BN_CHUNK < N ? k * BN_CHUNK + BN_CHUNK : N, C, 1);
-        chunk_totals(partials, nch, C, (size_t)C, sync);
+        for (size_t k = 0; k < nch; k++) {
+            size_t r0 = k * BN_CHUNK, r1 = r0 + BN_CHUNK < N ? r0 + BN_CHUNK : N;
+            chunk_stats(partials + 2 * k * C, partials + 2 * k * C + C, x, dt, r0, r1, C);
+        }
+        double *tot = partials + 2 * nch * C; /* the 2C doubles after the chunks */
         for (int c = 0; c < C; c++) {
-            double s = partials[c];
+            double t = 0;
+            for (size_t k = 0; k < nch; k++) t += partials[2 * k * C + c];
+            tot[c] = t;
+        }
+        if (sync && sync->world > 1) SC_ASSERT(sync->allreduce(sync->ctx, tot, (size_t)C) == 0);
+        for (int c = 0; c < C; c++) mean[c] = (float)(tot[c] / Ng);
+        for (int c = 0; c < C; c++) {
+            double t = 0, mu = (double)mean[c];
+            for (size_t k = 0; k < nch; k++) {
+                size_t nk = (k + 1) * BN_CHUNK < N ? BN_CHUNK : N - k * BN_CHUNK;
+                double sk = partials[2 * k * C + c];
+                float mkf = (float)sk / (float)nk; /* chunk_stats' chunk mean, bit for bit */
+                double d = (double)mkf - mu;
+                t += partials[2 * k * C + C + c] + 2 * d * (sk - nk * (double)mkf) + nk * d * d;
+            }
+            tot[C + c] = t;
+        }
+        if (sync && sync->world > 1) SC_ASSERT(sync->allreduce(sync->ctx, tot + C, (size_t)C) == 0);
+        for (int c = 0; c < C; c++) {
+            double s = tot[C + c];
             double var = s / Ng;
             rstd[c] = (float)(1.0 / sqrt(var + BN_EPS));
             if (run_mean) {
@@ -181,15 +191,35 @@ void batchnorm_backward(void *dx, float *dgamma, float *dbeta, void *dout, const
                             C, partials, dt, dt_dout, dt_dx, NULL);
 }
 
+/* The two per-channel loops of batch norm's backward, shared by batchnorm_backward_sync and the
+ * fused stem's backward (same expressions, so the same bits): pass 1 accumulates one row's
+ * sum(dy) and sum(dy * (x - mean)); pass 2 writes dx = ka*dy + kb*x + kc. */
+static inline void bn_bwd_sums_row(float *sdy, float *sdx, const float *dy, const float *xr,
+                                   const float *mean, int C) {
+#pragma omp simd
+    for (int c = 0; c < C; c++) {
+        sdy[c] += dy[c];
+        sdx[c] += dy[c] * (xr[c] - mean[c]);
+    }
+}
+static inline void bn_bwd_dx_row(float *d, const float *dy, const float *xr, const float *ka,
+                                 const float *kb, const float *kc, int C) {
+#pragma omp simd
+    for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+}
+
 static void bn_backward_coeffs(float *ka, float *kb, float *kc, float *dgamma, float *dbeta,
                                double *partials, size_t nch, const float *mean, const float *rstd,
                                const float *gamma, int training, size_t N, int C,
                                const BnSync *sync);
 
-void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
-                             const void *relu_out, const void *x, const float *mean,
-                             const float *rstd, const float *gamma, int training, size_t N, int C,
-                             double *partials, int dt, int dt_dout, int dt_dx, const BnSync *sync) {
+/* batchnorm_backward_sync, and with scale != NULL the ReLU mask recomputed from x and the
+ * residual (batchnorm_relu_mask_recompute's expression) instead of read from relu_out */
+static void bn_backward(void *dx, float *dgamma, float *dbeta, void *dout, const void *relu_out,
+                        const float *scale, const float *shift, const void *residual,
+                        const void *x, const float *mean, const float *rstd, const float *gamma,
+                        int training, size_t N, int C, double *partials, int dt, int dt_dout,
+                        int dt_dx, const BnSync *sync) {
     size_t nch = nchunks(N);
     /* pass 1: per chunk sum(dy) and sum(dy * (x - mean)), masking dy in place */
 #pragma omp parallel for schedule(static)
@@ -201,7 +231,26 @@ void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
         for (size_t r = r0; r < r1; r++) {
             const float *dyr = row_get(dout, dt_dout, r, C, tg);
             const float *xr = row_get(x, dt, r, C, tx);
-            if (relu_out) {
+            if (scale) {
+                const float *res = residual ? row_get(residual, dt, r, C, to) : NULL;
+                float *dy = row_dst(dout, dt_dout, r, C, tg); /* == dyr */
+                if (res) {
+#pragma omp simd
+                    for (int c = 0; c < C; c++) {
+                        float v = xr[c] * scale[c] + shift[c] + res[c]; /* the forward's expression */
+                        dy[c] = v > 0 ? dyr[c] : 0;
+                    }
+                } else {
+#pragma omp simd
+                    for (int c = 0; c < C; c++) {
+                        float v = xr[c] * scale[c] + shift[c];
+                        dy[c] = v > 0 ? dyr[c] : 0;
+                    }
+                }
+                row_put(dout, dt_dout, r, C, dy);
+                if (dt_dout != DT_F32) dy = (float *)row_get(dout, dt_dout, r, C, tg); /* as stored */
+                bn_bwd_sums_row(sdy, sdx, dy, xr, mean, C);
+            } else if (relu_out) {
                 const float *o = row_get(relu_out, dt, r, C, to);
                 float *dy = row_dst(dout, dt_dout, r, C, tg); /* == dyr */
 #pragma omp simd
@@ -213,11 +262,7 @@ void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
                 }
                 row_put(dout, dt_dout, r, C, dy);
             } else {
-#pragma omp simd
-                for (int c = 0; c < C; c++) {
-                    sdy[c] += dyr[c];
-                    sdx[c] += dyr[c] * (xr[c] - mean[c]);
-                }
+                bn_bwd_sums_row(sdy, sdx, dyr, xr, mean, C);
             }
         }
         double *p = partials + 2 * k * C;
@@ -231,10 +276,28 @@ void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
         float tx[dt == DT_F32 ? 1 : C], tg[dt_dout == DT_F32 ? 1 : C], td[dt_dx == DT_F32 ? 1 : C];
         const float *dy = row_get(dout, dt_dout, r, C, tg), *xr = row_get(x, dt, r, C, tx);
         float *d = row_dst(dx, dt_dx, r, C, td);
-#pragma omp simd
-        for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+        bn_bwd_dx_row(d, dy, xr, ka, kb, kc, C);
         row_put(dx, dt_dx, r, C, d);
     }
+}
+
+void batchnorm_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
+                             const void *relu_out, const void *x, const float *mean,
+                             const float *rstd, const float *gamma, int training, size_t N, int C,
+                             double *partials, int dt, int dt_dout, int dt_dx, const BnSync *sync) {
+    bn_backward(dx, dgamma, dbeta, dout, relu_out, NULL, NULL, NULL, x, mean, rstd, gamma, training,
+                N, C, partials, dt, dt_dout, dt_dx, sync);
+}
+
+void batchnorm_relu_mask_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
+                                       const void *x, const void *residual, const float *mean,
+                                       const float *rstd, const float *gamma, const float *beta,
+                                       int training, size_t N, int C, double *partials, int dt,
+                                       int dt_dout, int dt_dx, const BnSync *sync) {
+    float scale[C], shift[C];
+    bn_fold(scale, shift, mean, rstd, gamma, beta, C);
+    bn_backward(dx, dgamma, dbeta, dout, NULL, scale, shift, residual, x, mean, rstd, gamma,
+                training, N, C, partials, dt, dt_dout, dt_dx, sync);
 }
 
 /* From the chunk sums of sum(dy), sum(dy * (x - mean)) (partials, 2C per chunk): adds this
@@ -323,18 +386,25 @@ static inline void bn_relu_row(float *v, const void *x, int dt, size_t r, int C,
     }
 }
 
+size_t batchnorm_relu_maxpool_work(int W, int C, int k, int threads) {
+    return (size_t)threads * k * W * C;
+}
+
 void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, const float *mean,
                                     const float *rstd, const float *gamma, const float *beta,
                                     int B, int H, int W, int C, int k, int stride, int pad,
-                                    int dt) {
+                                    int dt, float *work, int work_threads) {
     int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
     float scale[C], shift[C];
     bn_fold(scale, shift, mean, rstd, gamma, beta, C);
-#pragma omp parallel
+    /* at most work_threads threads (one slice of work each); the bits never depend on it */
+    int nthr = omp_get_max_threads() < work_threads ? omp_get_max_threads() : work_threads;
+    SC_ASSERT(nthr >= 1);
+#pragma omp parallel num_threads(nthr)
     {
         /* the k input rows of one output row, BN+ReLU'd once (each input row is computed about
-         * k / stride times in all instead of k*k times) */
-        float *rows = sc_alloc(sizeof(float) * k * W * C);
+         * k / stride times in all instead of k*k times), in this thread's slice of work */
+        float *rows = work + (size_t)omp_get_thread_num() * k * W * C;
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int oh = 0; oh < OH; oh++) {
@@ -371,7 +441,6 @@ void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, c
                     if (argmax) memcpy(argmax + orow * C, am, (size_t)C);
                 }
             }
-        sc_free(rows);
     }
 }
 
@@ -476,11 +545,7 @@ void batchnorm_relu_maxpool_backward(void *dx, float *dgamma, float *dbeta, cons
         for (size_t r = r0; r < r1; r++) {
             const float *xr = stem_dy_row(dyr, tx, d_pool, argmax, x, dt, r, H, W, OH, OW, C, k,
                                           stride, pad, scale, shift);
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                sdy[c] += dyr[c];
-                sdx[c] += dyr[c] * (xr[c] - mean[c]);
-            }
+            bn_bwd_sums_row(sdy, sdx, dyr, xr, mean, C);
         }
         double *p = partials + 2 * kk * C;
         for (int c = 0; c < C; c++) p[c] = sdy[c], p[C + c] = sdx[c];
@@ -495,8 +560,7 @@ void batchnorm_relu_maxpool_backward(void *dx, float *dgamma, float *dbeta, cons
         const float *xr = stem_dy_row(dy, tx, d_pool, argmax, x, dt, r, H, W, OH, OW, C, k, stride,
                                       pad, scale, shift);
         float *d = row_dst(dx, dt, r, C, td);
-#pragma omp simd
-        for (int c = 0; c < C; c++) d[c] = ka[c] * dy[c] + kb[c] * xr[c] + kc[c];
+        bn_bwd_dx_row(d, dy, xr, ka, kb, kc, C);
         row_put(dx, dt, r, C, d);
     }
 }

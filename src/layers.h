@@ -94,12 +94,24 @@ void batchnorm_relu_mask_recompute(void *dout, const void *x, const float *mean,
                                    const float *rstd, const float *gamma, const float *beta,
                                    const void *residual, size_t N, int C, double *partials, int dt,
                                    int dt_dout);
+/* batchnorm_relu_mask_recompute then batchnorm_backward_sync (relu_out NULL) fused: the sums read
+ * dout and x once with the mask applied on the fly (dout is still masked in place: the residual
+ * branch reads it). Bit-identical to the two calls. */
+void batchnorm_relu_mask_backward_sync(void *dx, float *dgamma, float *dbeta, void *dout,
+                                       const void *x, const void *residual, const float *mean,
+                                       const float *rstd, const float *gamma, const float *beta,
+                                       int training, size_t N, int C, double *partials, int dt,
+                                       int dt_dout, int dt_dx, const BnSync *sync);
 /* The stem fused: out (B,OH,OW,C) = maxpool(relu(BN(x))) with given mean/rstd (x (B,H,W,C) of
  * type dt), the BN+ReLU output never stored: bit-identical to batchnorm_apply into a buffer and
- * maxpool_forward on it (values and argmax). argmax may be NULL (recomputation). */
+ * maxpool_forward on it (values and argmax). argmax may be NULL (recomputation).
+ * work: batchnorm_relu_maxpool_work(W, C, k, work_threads) floats, the caller's (it allocates
+ * nothing); it runs on at most work_threads threads. */
+size_t batchnorm_relu_maxpool_work(int W, int C, int k, int threads);
 void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, const float *mean,
                                     const float *rstd, const float *gamma, const float *beta,
-                                    int B, int H, int W, int C, int k, int stride, int pad, int dt);
+                                    int B, int H, int W, int C, int k, int stride, int pad, int dt,
+                                    float *work, int work_threads);
 /* The same output again from the argmax the forward wrote (one BN+ReLU per output instead of
  * a window of them): bit-identical to batchnorm_relu_maxpool_forward's out. */
 void batchnorm_relu_maxpool_recompute(void *out, const uint8_t *argmax, const void *x,

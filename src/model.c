@@ -68,6 +68,8 @@ struct Model {
                                     ping-pong with g[1]; in the backward the recomputed input of
                                     the current block; the images' NHWC copy for the first conv */
     uint8_t *argmax;             /* the stem's max pool (B,PH,PW,C) */
+    float *stem_work;            /* the fused stem forward's rows, one slice per thread */
+    int stem_threads;            /* threads stem_work has slices for (those of model_create) */
     float *h, *dh;               /* (B,D) */
     HeadLayer head[MAX_HEAD];
     int nhead;
@@ -354,6 +356,9 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
         size_t n = (size_t)sp->pool_H * sp->pool_W * sp->units[0].K;
         m->argmax = ACT_ALLOC(B * n);
         act = maxz(act, n);
+        m->stem_threads = sc_threads();
+        m->stem_work = sc_alloc(sizeof(float) * batchnorm_relu_maxpool_work(
+                                                    sp->units[0].OW, sp->units[0].K, 3, m->stem_threads));
     }
     /* block outputs are not kept: recomputed from the conv outputs where needed */
     m->act_max = act;
@@ -405,7 +410,7 @@ void model_free(Model *m) {
     sc_free(m->ascratch);
     for (int k = 0; k < 2; k++) sc_free(m->hs[k]);
     sc_free(m->params), sc_free(m->grads), sc_free(m->buffers), sc_free(m->counters);
-    sc_free(m->argmax), sc_free(m->h), sc_free(m->dh);
+    sc_free(m->argmax), sc_free(m->stem_work), sc_free(m->h), sc_free(m->dh);
     sc_free(m->scratch), sc_free(m->wtmp), sc_free(m->partials), sc_free(m->wshared);
     sc_free(m);
 }
@@ -512,7 +517,8 @@ static int encoder_forward(Model *m, const float *x, int B) {
         PROF_END(3);
         prof_t0_ = g_prof_on ? prof_now() : 0;
         batchnorm_relu_maxpool_forward(cur, m->argmax, u0->c, u0->mean, u0->rstd, tp(m, t0),
-                                       tp(m, t0 + 1), B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->dt);
+                                       tp(m, t0 + 1), B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->dt,
+                                       m->stem_work, m->stem_threads);
         PROF_END(5);
     } else if (unit_forward(m, 0, cur, xin, NULL, 1, B)) {
         return -1;
@@ -626,17 +632,19 @@ static void encoder_backward(Model *m, const float *dh) {
             unit_apply(m, blk->down, p, NULL, 0); /* p is free until the BN backward below */
             res = p;
         }
+        void *dc = bf ? m->gb : (void *)p; /* grad wrt the current conv's output */
         {
+            /* the mask and the last BN's backward in one kernel (g masked in place) */
             Unit *ul = &m->units[last];
             const ResUnit *rl = &sp->units[last];
+            int tl = ul->t_bn;
             PROF_BEGIN;
-            batchnorm_relu_mask_recompute(g, ul->c, ul->mean, ul->rstd, tp(m, ul->t_bn),
-                                          tp(m, ul->t_bn + 1), res, (size_t)B * rl->OH * rl->OW,
-                                          rl->K, m->partials, dt, DT_F32);
+            batchnorm_relu_mask_backward_sync(dc, tg(m, tl), tg(m, tl + 1), g, ul->c, res, ul->mean,
+                                              ul->rstd, tp(m, tl), tp(m, tl + 1), m->training,
+                                              (size_t)B * rl->OH * rl->OW, rl->K, m->partials, dt,
+                                              DT_F32, dt, m->bn_sync);
             PROF_END(4);
         }
-        void *dc = bf ? m->gb : (void *)p; /* grad wrt the current conv's output */
-        unit_bn_backward(m, last, dc, g, NULL, B, DT_F32, dt);
         for (int j = blk->nconv - 1; j >= 0; j--) {
             int ui = blk->unit[j];
             const void *x_in = block_in;
