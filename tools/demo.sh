@@ -77,14 +77,19 @@ PRE=(--dataset fashion-mnist --split train --arch resnet18 --stem "$STEM" --imag
 [ "$LIMIT" -gt 0 ] && PRE+=(--limit "$LIMIT")
 # shellcheck disable=SC2206
 PRE+=(${SIMCLR_DEMO_ARGS:-})
+RESUMED=
 if [ -e "$RUN/last.safetensors" ] && [ -z "${SIMCLR_DEMO_FRESH:-}" ]; then
   log "pretrain: continuing the run in $RUN (SIMCLR_DEMO_FRESH=1 starts over)"
+  RESUMED=1
   "$SIMCLR" pretrain --resume "$RUN" --threads "$THREADS"
 else
   log "pretrain: $RUN"
   "$SIMCLR" pretrain --out "$RUN" --force "${PRE[@]}"
 fi
 T_PRE=$((SECONDS - T0))
+# a resumed run's pretraining time is only that of this call
+T_PRE_TEXT="$T_PRE s"
+[ -n "${RESUMED:-}" ] && T_PRE_TEXT="$T_PRE s in this call, which resumed the run,"
 
 # ---- 2. the images as .npy (raw pixel baselines, and the evaluation sets) --------------------
 NPY="$RUN/data"
@@ -185,7 +190,7 @@ VPS=$(sed -n 's/.*"views_per_s": \([0-9.]*\).*/\1/p' "$RUN/metrics.jsonl" | sort
   echo "# SimCLR on Fashion-MNIST$([ "$FAST" = 1 ] && echo " (fast smoke run)")"
   echo
   echo "Pretrained on $([ "$LIMIT" -gt 0 ] && echo "the first $LIMIT" || echo "the 60000") training images"\
-       "($STEPS steps, median ${VPS:-?} views/s, $T_PRE s with $THREADS threads); evaluated on"\
+       "($STEPS steps, median ${VPS:-?} views/s, $T_PRE_TEXT with $THREADS threads); evaluated on"\
        "$NTEST test images, classifiers fit on $NTRAIN training images. Top-1 accuracy in %."
   echo
   echo "| features | linear eval top-1 | linear eval, 1% of the labels ($NSUB images) | kNN top-1 |"
