@@ -374,7 +374,7 @@ int plot_metrics(const Metrics *m, const char *title, Canvas *out) {
                          {m->step, pr, m->n, blue, "online probe", 2, 0}};
     plot_panel(out, W / 2, top + H / 2, W / 2, H / 2,
                has_probe ? "kNN and online probe accuracy (%)" : "kNN accuracy (%)", "step", knn,
-               has_probe ? 3 : 2, "no evaluation (--eval-every)");
+               has_probe ? 3 : 2, "no kNN evaluation in this run");
     free(pr);
     free(loss_s);
     free(t1);
