@@ -305,7 +305,7 @@ TEST(conv_bf16_matches_reference) {
     static const int cases[][8] = {
         {2, 16, 16, 3, 8, 7, 2, 3}, {2, 8, 8, 8, 8, 3, 1, 1},   {3, 9, 9, 8, 16, 3, 2, 1},
         {2, 8, 8, 8, 16, 1, 2, 0},  {2, 5, 7, 32, 16, 3, 1, 1}, {4, 4, 4, 64, 64, 3, 1, 1},
-        {5, 3, 3, 40, 24, 3, 1, 1}, {3, 6, 6, 24, 40, 1, 2, 0},
+        {5, 3, 3, 40, 24, 3, 1, 1}, {3, 6, 6, 24, 40, 1, 2, 0}, {4, 3, 3, 128, 256, 1, 1, 0},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         const int *q = cases[k];
@@ -360,6 +360,81 @@ TEST(conv_bf16_matches_reference) {
         free(in), free(w), free(dout), free(in_r), free(w_r), free(dout_r), free(in_b), free(out_b),
             free(dout_b), free(out), free(ref), free(ref32), free(din), free(din_ref), free(din32),
             free(dw), free(dw_ref), free(dw32), free(wtmp);
+    }
+}
+
+/* Every float -> bf16 conversion rounds to nearest, ties to even: ours (bf16.h: activations,
+ * the GEMM path's weights) and oneDNN's (the weight reorder of the direct convolutions, the bf16
+ * store of a conv's output on both paths). Truncation (or ties away from zero) would bias every
+ * stored activation; exact ties make the rule visible bit for bit. */
+TEST(bf16_rounding_nearest_even) {
+    /* ours: 1 + k 2^-8 for k = 1..7 sits exactly halfway for odd k (bf16's step at 1 is 2^-7) */
+    static const struct { float f; uint16_t want; } cases[] = {
+        {1.00390625f, 0x3f80},  /* 1 + 2^-8: tie -> even 1.0 (truncation agrees) */
+        {1.01171875f, 0x3f82},  /* 1 + 3 2^-8: tie -> even 1 + 2^-6 (truncation: 0x3f81) */
+        {1.0040283203125f, 0x3f81}, /* just above a tie: up */
+        {-1.01171875f, 0xbf82}, /* the same for negatives */
+        {1.0f, 0x3f80},         {0.0f, 0x0000}, {-0.0f, 0x8000},
+        {3.4028235e38f, 0x7f80}, /* FLT_MAX rounds up to inf (nearest even), truncation keeps it finite */
+        {INFINITY, 0x7f80},     {-INFINITY, 0xff80},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        CHECK(bf16_from_f32(cases[i].f) == cases[i].want, "bf16_from_f32(%a) = 0x%04x, want 0x%04x",
+              cases[i].f, bf16_from_f32(cases[i].f), cases[i].want);
+    uint16_t qn = bf16_from_f32(NAN);
+    CHECK((qn & 0x7f80) == 0x7f80 && (qn & 0x7f), "NaN -> 0x%04x, not a NaN", qn);
+    float arr[64];
+    uint16_t ha[64];
+    for (int i = 0; i < 64; i++) arr[i] = 1.0f + (float)i / 256; /* every k 2^-8, ties included */
+    bf16_from_f32_array(ha, arr, 64);
+    int same = 1;
+    for (int i = 0; i < 64; i++) same &= ha[i] == bf16_from_f32(arr[i]);
+    CHECK(same, "bf16_from_f32_array differs from bf16_from_f32");
+    /* oneDNN: 1x1 conv, 2 input channels, K = 16 outputs, on a 4x4 map (the GEMM path: matmul)
+     * and a 6x6 map (the direct kernel; its weights go through oneDNN's reorder).
+     *  - weights: input (1, 0) at every pixel, w[k][0] = 1 + (2k+1) 2^-8 (a tie; rounded by
+     *    the weight conversion, then multiplied by 1 exactly) -> out[k] = bf16(w[k][0]);
+     *  - the output store: input (1, 1), w[k] = (1, (2k+1) 2^-8), both exact in bf16: the float32
+     *    sum is a tie (or k >= 8: exact) -> out[k] = bf16(1 + (2k+1) 2^-8). */
+    for (int hw = 4; hw <= 6; hw += 2) {
+        ConvShape s;
+        SC_ASSERT(!conv_shape_init(&s, 2, hw, hw, 2, 16, 1, 1, 1, 0));
+        s.dt = DT_BF16;
+        size_t np = (size_t)s.B * hw * hw, no = np * 16;
+        float w[32];
+        uint16_t *in = malloc(np * 2 * 2), *out = malloc(no * 2);
+        Conv *c;
+        if (conv_create(&c, &s, 1)) {
+            CHECK(0, "conv_create: %s", sc_error());
+            free(in), free(out);
+            continue;
+        }
+        void *scratch = sc_alloc(conv_scratch_bytes(c) + 64);
+        for (int pass = 0; pass < 2; pass++) {
+            for (int k = 0; k < 16; k++) {
+                float v = 1.0f + (float)(2 * k + 1) / 256;
+                w[2 * k] = pass == 0 ? v : 1.0f;   /* OIHW: (k, ch) */
+                w[2 * k + 1] = pass == 0 ? 0.5f : (float)(2 * k + 1) / 256;
+            }
+            for (size_t p = 0; p < np; p++) in[2 * p] = bf16_from_f32(1.0f), in[2 * p + 1] = bf16_from_f32(pass ? 1.0f : 0.0f);
+            conv_set_weights(c, w);
+            conv_forward(c, out, in, scratch);
+            int bad = 0;
+            for (size_t p = 0; p < np && !bad; p++)
+                for (int k = 0; k < 16; k++) {
+                    uint16_t want = (uint16_t)(0x3f80 + k + (k & 1)); /* the even neighbour */
+                    if (out[p * 16 + k] != want) {
+                        CHECK(0, "%s, %s: pixel %zu channel %d = 0x%04x, want 0x%04x (round to nearest even)",
+                              conv_impl_name(c, 0), pass ? "output store" : "weight conversion", p, k,
+                              out[p * 16 + k], want);
+                        bad = 1;
+                        break;
+                    }
+                }
+        }
+        conv_free(c);
+        sc_free(scratch);
+        free(in), free(out);
     }
 }
 
