@@ -338,6 +338,10 @@ int cmd_finetune(int argc, char **argv) {
         printf("encoder%s from %s\n", fo.keep_head ? " and the head's first layer" : "", fo.checkpoint);
     }
     loader_seek(L, trainer_epoch(t), trainer_batch(t));
+    /* a stop request from here on finishes the step and saves (installed before the metrics
+     * file, the first sign of a running job, appears) */
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     RunFolder rf = {.dir = dir, .command = "finetune", .cfg = cfg, .steps_per_epoch = bpe,
                     .total = total, .checkpoint_every = fo.checkpoint_every};
     if (run_folder_open_log(&rf, fo.resume ? t->step : -1,
@@ -349,8 +353,6 @@ int cmd_finetune(int argc, char **argv) {
            model_num_params(m), total, epochs_total, bpe, N);
     fflush(stdout);
 
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     Progress pg;
     progress_init(&pg, stderr, 30.0, t->step);
     int rc = 0;

@@ -641,6 +641,10 @@ int cmd_pretrain(int argc, char **argv) {
             sc_fatal("%s", sc_error());
     }
     loader_seek(L, trainer_epoch(t), trainer_batch(t));
+    /* from here on a stop request finishes the current step and saves: installed before the
+     * metrics file appears (the first sign of a running job a script can watch for) */
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     /* process 0 writes the metrics, the checkpoints, the plot */
     RunFolder rf = {.dir = dir, .command = "pretrain", .cfg = cfg, .steps_per_epoch = bpe,
                     .total = total, .checkpoint_every = po.checkpoint_every};
@@ -662,8 +666,6 @@ int cmd_pretrain(int argc, char **argv) {
            arch, model_num_params(m), total, epochs_total, bpe, N, V);
     fflush(stdout);
 
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     Progress pg;
     progress_init(&pg, r0 ? stderr : stdout, 30.0, t->step); /* stdout: /dev/null off rank 0 */
     double t_run = sc_now(), vps_avg = 0;

@@ -13,11 +13,14 @@
  *     shape in conv_create, on nhwc activations so no activation is ever reordered; weights are
  *     reordered from (K,C,R,S) into the layout the primitive chose once per step
  *     (conv_set_weights), weight gradients back into (K,C,R,S) and added.
- *   Small output maps (OH*OW <= 16: the last stages of a ResNet at 64-96 px) run the forward and
- *     the backward weights as im2col + dnnl_sgemm instead (oneDNN's direct kernels block a row of
- *     the map into registers, and a 3-pixel row leaves them mostly idle); backward data stays a
- *     oneDNN convolution. The GEMMs are cut into fixed blocks (rows of the output for the forward,
- *     output channels for the weight gradient), one single-threaded GEMM per block.
+ *   Small output maps (OH*OW <= 16: the last stages of a ResNet at 64-96 px) run as im2col + GEMM
+ *     instead (oneDNN's direct kernels block a row of the map into registers, and a 3-pixel row
+ *     leaves them mostly idle). fp32: the forward as oneDNN matmul primitives on weights packed
+ *     once per conv_set_weights, backward data as matmuls into the im2col gradient and a col2im
+ *     gather, backward weights as dnnl_sgemm; bf16: forward and backward weights as bf16 matmuls,
+ *     backward data a oneDNN convolution. The GEMMs are cut into fixed blocks (rows of the output
+ *     for the forward, columns of the result for backward data and the fp32 weight gradient,
+ *     output channels for the bf16 one), one single-threaded GEMM per block.
  * What it deliberately does not do: bias, groups, dilation (ResNets need none of them).
  *
  * Threads: oneDNN plans its work split when a primitive is created, from omp_get_max_threads();
