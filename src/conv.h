@@ -21,6 +21,8 @@
  *     backward data a oneDNN convolution. The GEMMs are cut into fixed blocks (rows of the output
  *     for the forward, columns of the result for backward data and the fp32 weight gradient,
  *     output channels for the bf16 one), one single-threaded GEMM per block.
+ *   bf16 weight gradients of the strided 3x3 convs and of the small maps run on our own
+ *     AVX512-BF16 kernel instead (wgrad_bf16.h; SIMCLR_CONV_WGRAD=own|dnnl overrides the choice).
  * What it deliberately does not do: bias, groups, dilation (ResNets need none of them).
  *
  * Threads: oneDNN plans its work split when a primitive is created, from omp_get_max_threads();
