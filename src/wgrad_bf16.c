@@ -11,15 +11,11 @@
 #define KT 8   /* output channels per register tile (8 x 2 accumulators of 16 lanes) */
 #define CB 32  /* input channels per work unit */
 #define KG 8   /* register tiles (64 output channels) per work unit */
-#ifndef PB
 #define PB 256 /* pixel pairs per block of the repacked input: 32 KB */
-#endif
 #define PACK_ROWS 256 /* pixel pairs per task of the d_out repacking */
 /* d_out is repacked and consumed one span of pixel pairs at a time, sized so that the span's
  * repacked d_out (pairs x K x 4 bytes) stays in the L2 cache while every work unit reads it */
-#ifndef SPAN_BYTES
 #define SPAN_BYTES (128 * 1024)
-#endif
 
 /* the intrinsics are compiled for these instructions whatever -march says; they run only where
  * wgrad_bf16_usable found them */
