@@ -46,6 +46,9 @@ $(BUILD)/libsimclr-cli.a: $(CLI_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# The optimizer's square root vectorises only without errno (its argument is never negative).
+$(BUILD)/src/optim.o: SC_CFLAGS += -fno-math-errno
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(COMPILE) -c $< -o $@

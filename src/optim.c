@@ -145,8 +145,10 @@ void optim_step(Optimizer *o, float *params, const float *grads, float lr) {
                 ob2 = (float)(1.0 - c->beta2), eps = c->eps, mu = c->momentum;
     for (int si = 0; si < o->nseg; si++) {
         const OptimSegment *s = &o->seg[si];
-        float *p = params + s->offset, *m = o->m + s->offset, *v = o->v ? o->v + s->offset : NULL;
-        const float *g = grads + s->offset;
+        /* restrict: the four streams never overlap, so the loops below vectorise */
+        float *restrict p = params + s->offset, *restrict m = o->m + s->offset,
+                        *restrict v = o->v ? o->v + s->offset : NULL;
+        const float *restrict g = grads + s->offset;
         const long n = (long)s->numel;
         const float wd = seg_wd(o, s);
         switch (c->type) {
@@ -154,27 +156,33 @@ void optim_step(Optimizer *o, float *params, const float *grads, float lr) {
         case OPTIM_ADAMW: {
             const float l2 = c->type == OPTIM_ADAM ? wd : 0.0f;
             const float shrink = c->type == OPTIM_ADAMW ? (float)(1.0 - (double)lr * wd) : 1.0f;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+            /* vectorised: sqrtf without errno (-fno-math-errno for this file, see the Makefile;
+             * v >= 0 always) is one vsqrtps; the scalar loop was compute-bound (35 ms for 11.5M
+             * parameters on one core against 9-10 ms at memory speed) */
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
             for (long i = 0; i < n; i++) {
                 float gi = g[i] + l2 * p[i];
                 float pi = p[i] * shrink;
-                m[i] = m[i] * b1 + ob1 * gi;
-                v[i] = v[i] * b2 + ob2 * gi * gi;
-                float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-                p[i] = pi - step_size * (m[i] / denom);
+                float mi = m[i] * b1 + ob1 * gi, vi = v[i] * b2 + ob2 * gi * gi;
+                m[i] = mi, v[i] = vi;
+                float denom = sqrtf(vi) / bc2_sqrt + eps;
+                p[i] = pi - step_size * (mi / denom);
             }
             break;
         }
         case OPTIM_SGD: {
             const int first = t == 1, nest = c->nesterov;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+            if (mu == 0.0f) {
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
+                for (long i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
+                break;
+            }
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
             for (long i = 0; i < n; i++) {
                 float gi = g[i] + wd * p[i];
-                if (mu != 0.0f) {
-                    m[i] = first ? gi : mu * m[i] + gi;
-                    gi = nest ? gi + mu * m[i] : m[i];
-                }
-                p[i] -= lr * gi;
+                float mi = first ? gi : mu * m[i] + gi;
+                m[i] = mi;
+                p[i] -= lr * (nest ? gi + mu * mi : mi);
             }
             break;
         }
@@ -183,7 +191,7 @@ void optim_step(Optimizer *o, float *params, const float *grads, float lr) {
             if (!s->no_decay) lars_norms(o, p, g, wd, (size_t)n, &pn, &gn);
             const float slr = (float)(lr * lars_trust(o, s, pn, gn));
             const int nest = c->nesterov;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
             for (long i = 0; i < n; i++) {
                 float gi = g[i] + wd * p[i];
                 m[i] = mu * m[i] + slr * gi;
