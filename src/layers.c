@@ -411,11 +411,14 @@ void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, c
                                     ((size_t)b * H + ih) * W + iw, C, scale, shift);
                 }
                 for (int ow = 0; ow < OW; ow++) {
-                    float to[dt == DT_F32 ? 1 : C];
+                    /* the running maximum and argmax in local rows (vector initialisation, the
+                     * output written once) */
+                    float o[C];
                     uint8_t am[C];
                     size_t orow = ((size_t)b * OH + oh) * OW + ow;
-                    float *o = row_dst(out, dt, orow, C, to);
-                    for (int c = 0; c < C; c++) o[c] = -INFINITY, am[c] = 0;
+#pragma omp simd
+                    for (int c = 0; c < C; c++) o[c] = -INFINITY;
+                    memset(am, 0, (size_t)C);
                     for (int r = 0; r < k; r++) {
                         int ih = oh * stride - pad + r;
                         if (ih < 0 || ih >= H) continue;
@@ -432,7 +435,8 @@ void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, c
                             }
                         }
                     }
-                    row_put(out, dt, orow, C, o);
+                    if (dt == DT_F32) memcpy((float *)out + orow * C, o, sizeof(float) * C);
+                    else row_put(out, dt, orow, C, o);
                     if (argmax) memcpy(argmax + orow * C, am, (size_t)C);
                 }
             }
