@@ -11,6 +11,7 @@
 
 #include "bf16.h"
 #include "common.h"
+#include "conv_wgrad.h"
 
 int conv_shape_init(ConvShape *s, int B, int H, int W, int C, int K, int R, int S, int stride,
                     int pad) {
@@ -174,6 +175,7 @@ struct Conv {
     size_t ch_scr_bytes, ch_dw_bytes; /* per chunk, rounded to 64 */
     /* small output maps: forward and backward weights as im2col + GEMM (see conv.h) */
     int gemm;
+    ConvWgrad *wg; /* fp32 weight gradient by our own kernel (conv_wgrad.h) instead of oneDNN */
     void *w_krsc; /* (K, R, S, C); bf16: uint16 (the shared buffer when shared); fp32: followed
                      (at krsc_bytes rounded to 64) by the forward's packed copy */
     dnnl_primitive_t reo_krsc; /* fp32: (K,C,R,S) -> (K,R,S,C) */
@@ -190,6 +192,21 @@ struct Conv {
 static int gemm_max_pixels(void) {
     const char *e = getenv("SIMCLR_CONV_GEMM_PIXELS");
     return e ? atoi(e) : 16;
+}
+
+/* Which fp32 weight gradients run on our own kernel (conv_wgrad.h): SIMCLR_CONV_WGRAD=own (every
+ * shape), dnnl (none), or unset (the shapes where it was measured faster, below). */
+static int use_own_wgrad(const ConvShape *s) {
+    if (s->dt != DT_F32 || !conv_wgrad_supported()) return 0;
+    const char *e = getenv("SIMCLR_CONV_WGRAD");
+    if (e && !strcmp(e, "own")) return 1;
+    if (e && !strcmp(e, "dnnl")) return 0;
+    /* where it was measured faster (doc/core.md): every conv but the 1x1 ones on maps larger than
+     * the GEMM path's (oneDNN's 1x1 kernels win there) and the strided ones on the GEMM path's
+     * small maps (im2col + sgemm wins there) */
+    int small = (long long)s->OH * s->OW <= 16;
+    if (s->R == 1 && s->S == 1 && !small) return 0;
+    return !(s->stride > 1 && small);
 }
 
 
@@ -516,6 +533,7 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
      * its C API; in fp32 they beat dnnl_sgemm because the weights are packed once, not once per
      * block), and dnnl_sgemm for the fp32 weight gradient */
     c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
+    if (use_own_wgrad(s)) c->wg = conv_wgrad_create(s);
     if (c->gemm) {
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
         int bad;
@@ -542,7 +560,7 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
             sc_error_set("oneDNN: matmul for a conv B%d %dx%dx%d -> %d", s->B, s->H, s->W, s->C, s->K);
             goto fail;
         }
-    } else if (wgrad_chunks_create(c, attr, &md_w_user))
+    } else if (!c->wg && wgrad_chunks_create(c, attr, &md_w_user))
         goto fail;
 
     /* memories: activations get their handles at every call */
@@ -583,7 +601,7 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
         size_t chunked = (size_t)c->nch * (c->ch_scr_bytes + c->ch_dw_bytes);
         if (chunked > c->scratch_bytes) c->scratch_bytes = chunked;
     }
-    c->wtmp_floats = (size_t)(c->gemm ? 1 : c->nch) * s->K * s->C * s->R * s->S;
+    c->wtmp_floats = (size_t)(c->gemm || c->wg ? 1 : c->nch) * s->K * s->C * s->R * s->S;
     if (c->gemm) {
         size_t mscr = c->mm_fwd.scr_bytes;
         if (c->mm_wgt.scr_bytes > mscr) mscr = c->mm_wgt.scr_bytes;
@@ -640,6 +658,7 @@ void conv_free(Conv *c) {
         sc_free(c->w_krsc);
     }
     sc_free(c->dw);
+    conv_wgrad_free(c->wg);
     sc_free(c);
 }
 
@@ -649,6 +668,7 @@ size_t conv_wtmp_floats(const Conv *c) { return c->wtmp_floats; }
 const char *conv_impl_name(const Conv *c, int which) {
     const_dnnl_primitive_desc_t pd = which == 0 ? c->pd_fwd : which == 1 ? c->pd_bwd_d : c->pd_bwd_w;
     const char *name = "none";
+    if (which == 2 && c->wg) return "own:avx512_nhwc";
     if (c->gemm && c->s.dt == DT_BF16 && which != 1) return "im2col+matmul_bf16";
     if (c->gemm && c->s.dt == DT_F32)
         return which == 0 ? "im2col+matmul" : which == 1 ? "matmul+col2im" : "im2col+dnnl_sgemm";
@@ -798,6 +818,10 @@ void conv_backward_weights(Conv *c, float *d_w, const void *d_out_, const void *
     const char *d_out = d_out_, *in = in_; /* byte pointers: element size dt_size(s->dt) */
     const ConvShape *s = &c->s;
     size_t wn = (size_t)s->K * s->C * s->R * s->S;
+    if (c->wg) {
+        conv_wgrad_run(c->wg, d_w, (const float *)d_out, (const float *)in, wtmp);
+        return;
+    }
     if (c->gemm) {
         /* dW_krsc (K, RSC) = d_out^T (K, M) . col (M, RSC); split over output channels, so every
          * element is one full reduction in a fixed order */

@@ -21,14 +21,22 @@
  *     backward data a oneDNN convolution. The GEMMs are cut into fixed blocks (rows of the output
  *     for the forward, columns of the result for backward data and the fp32 weight gradient,
  *     output channels for the bf16 one), one single-threaded GEMM per block.
+ *
+ * fp32 weight gradients run on our own AVX-512 kernel (conv_wgrad.h: an implicit-im2col GEMM in
+ *   register tiles, parallel over the tiles of dW, each element reduced over the whole batch in
+ *   one fixed order) on the shapes where it was measured faster than oneDNN: all but the 1x1
+ *   convs on maps larger than 16 pixels and the strided convs on the small maps of the GEMM path;
+ *   those, bf16 and CPUs without AVX-512 keep oneDNN's kernels in fixed batch chunks (below) or
+ *   the GEMM path. SIMCLR_CONV_WGRAD=own|dnnl forces one path for every shape (experiments,
+ *   tests).
  * What it deliberately does not do: bias, groups, dilation (ResNets need none of them).
  *
  * Threads: oneDNN plans its work split when a primitive is created, from omp_get_max_threads();
  * call sc_set_threads() before conv_create. The forward pass and backward data give the same bits
  * for any thread count (each output is one dot product in a fixed order). oneDNN's own backward
  * weights reduces over the batch in a split that follows the thread count, so conv_backward_weights
- * uses fixed batch chunks instead (CONV_WGRAD_CHUNKS below): every result of this file is
- * bit-identical for any number of threads.
+ * uses our kernel (deterministic by construction) or fixed batch chunks (CONV_WGRAD_CHUNKS below):
+ * every result of this file is bit-identical for any number of threads.
  */
 #ifndef SIMCLR_CONV_H
 #define SIMCLR_CONV_H
@@ -60,10 +68,10 @@ void conv2d_backward_ref(float *d_in, float *d_w, const float *d_out, const floa
 
 /* ---- fast path (oneDNN) -------------------------------------------------------------------- */
 typedef struct Conv Conv;
-/* Backward weights cuts the batch into 2 fixed chunks (SIMCLR_CONV_WGRAD_CHUNKS: 1 to this many,
- * whatever the thread count), runs
- * one single-threaded oneDNN primitive per chunk, and adds the partial sums in chunk order: the
- * weight gradients are bit-identical for any number of threads. */
+/* oneDNN's backward weights (where our kernel is not used) cuts the batch into 2 fixed chunks
+ * (SIMCLR_CONV_WGRAD_CHUNKS: 1 to this many, whatever the thread count), runs one single-threaded
+ * oneDNN primitive per chunk, and adds the partial sums in chunk order: the weight gradients are
+ * bit-identical for any number of threads. */
 #define CONV_WGRAD_CHUNKS 4
 /* Creates the primitives for shape s (s->B is the batch they run on). need_bwd_data = 0 skips the
  * backward-data primitive (first layer: nobody needs the gradient of the images). */

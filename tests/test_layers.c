@@ -9,6 +9,7 @@
 #include "bf16.h"
 #include "common.h"
 #include "conv.h"
+#include "conv_wgrad.h"
 #include "layers.h"
 #include "rng.h"
 #include "test.h"
@@ -90,6 +91,16 @@ TEST(conv_reference_gradcheck) {
     }
 }
 
+/* shape q = {B, H, W, C, K, R (= S), stride, pad}; ni, nw, no: elements of the input, the
+ * weights and the output */
+static ConvShape conv_case(const int *q, size_t *ni, size_t *nw, size_t *no) {
+    ConvShape s;
+    SC_ASSERT(!conv_shape_init(&s, q[0], q[1], q[2], q[3], q[4], q[5], q[5], q[6], q[7]));
+    *ni = (size_t)q[0] * q[1] * q[2] * q[3], *nw = (size_t)q[4] * q[3] * q[5] * q[5];
+    *no = (size_t)s.B * s.OH * s.OW * s.K;
+    return s;
+}
+
 /* oneDNN path against the reference, on ResNet-like shapes (incl. the 7x7/2 stem on 3 channels,
  * strided 1x1 downsample, odd sizes). Tolerance rtol 1e-4, atol 1e-5 x sqrt(reduction length). */
 TEST(conv_onednn_matches_reference) {
@@ -101,10 +112,8 @@ TEST(conv_onednn_matches_reference) {
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         const int *q = cases[k];
-        ConvShape s;
-        SC_ASSERT(!conv_shape_init(&s, q[0], q[1], q[2], q[3], q[4], q[5], q[5], q[6], q[7]));
-        size_t ni = (size_t)q[0] * q[1] * q[2] * q[3], nw = (size_t)q[4] * q[3] * q[5] * q[5];
-        size_t no = (size_t)s.B * s.OH * s.OW * s.K;
+        size_t ni, nw, no;
+        ConvShape s = conv_case(q, &ni, &nw, &no);
         float *in = randv(ni, 10 + k, -1, 1), *w = randv(nw, 20 + k, -1, 1), *dout = randv(no, 30 + k, -1, 1);
         float *out = malloc(no * 4), *out_ref = malloc(no * 4);
         float *din = malloc(ni * 4), *din_ref = calloc(ni, 4);
@@ -137,6 +146,60 @@ TEST(conv_onednn_matches_reference) {
         free(in), free(w), free(dout), free(out), free(out_ref), free(din), free(din_ref), free(dw),
             free(dw_ref), free(wtmp);
     }
+}
+
+/* The fp32 weight gradient on both paths, oneDNN's fixed batch chunks (SIMCLR_CONV_WGRAD=dnnl) and
+ * our own kernel (=own, conv_wgrad.h), on odd shapes: C and K not multiples of 16 (C = 3 and 5:
+ * tiles that span several taps), strides 2 and 3, padding wider than needed, 7x7, 5x5 and 1x1
+ * kernels, maps of 2x2 to 40x40 (the per-image pixel lists of small maps; several blocks of
+ * rows, so sums go through memory between blocks). Against the double reference within rtol
+ * 1e-4, atol 1e-5 x sqrt(reduction length): float32 sums of n terms of |x| <= 1 err by about
+ * 1e-7 sqrt(n) per unit of magnitude, so this is about 100x the expected error, while a lost or
+ * doubled term is off by ~0.1. Our kernel must also give the same bits for 1, 2, 3 and 4
+ * threads. */
+TEST(conv_wgrad_matches_reference_any_threads) {
+    static const int cases[][8] = {
+        /* B H W C K R stride pad */
+        {2, 9, 11, 3, 20, 7, 2, 3},  {3, 7, 7, 13, 70, 3, 2, 1}, {2, 5, 6, 17, 33, 3, 1, 1},
+        {2, 8, 8, 24, 40, 1, 2, 0},  {5, 3, 3, 40, 24, 3, 1, 1}, {3, 2, 2, 7, 5, 3, 1, 1},
+        {2, 4, 5, 6, 129, 3, 1, 2},  {2, 11, 10, 5, 16, 5, 3, 2}, {4, 40, 40, 8, 16, 3, 1, 1},
+        {80, 3, 3, 8, 8, 3, 1, 1},   {3, 6, 6, 64, 64, 3, 2, 1},
+    };
+    int saved = sc_threads(), own_ok = conv_wgrad_supported();
+    if (!own_ok) printf("# this CPU has no AVX-512: only oneDNN's path is checked\n");
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const int *q = cases[k];
+        size_t ni, nw, no;
+        ConvShape s = conv_case(q, &ni, &nw, &no);
+        float *in = randv(ni, 700 + k, -1, 1), *dout = randv(no, 720 + k, -1, 1);
+        float *ref = calloc(nw, 4), *dw[5];
+        conv2d_backward_ref(NULL, ref, dout, in, NULL, &s);
+        double at = 1e-5 * sqrt((double)s.B * s.OH * s.OW);
+        for (int v = 0; v < 5; v++) { /* v 0: oneDNN (2 threads); 1..4: ours on v threads */
+            if (v && !own_ok) break;
+            setenv("SIMCLR_CONV_WGRAD", v ? "own" : "dnnl", 1);
+            sc_set_threads(v ? v : 2);
+            Conv *c;
+            SC_ASSERT(!conv_create(&c, &s, 0));
+            unsetenv("SIMCLR_CONV_WGRAD");
+            void *scratch = sc_alloc(conv_scratch_bytes(c) + 64);
+            float *wtmp = sc_alloc(conv_wtmp_floats(c) * 4);
+            dw[v] = malloc(nw * 4);
+            for (size_t i = 0; i < nw; i++) dw[v][i] = 0.5f; /* backward weights must add */
+            conv_backward_weights(c, dw[v], dout, in, wtmp, scratch);
+            for (size_t i = 0; i < nw; i++) dw[v][i] -= 0.5f;
+            char what[96];
+            snprintf(what, sizeof what, "case %zu (%s, %d threads)", k, conv_impl_name(c, 2), v ? v : 2);
+            CHECK(v == 0 || !strcmp(conv_impl_name(c, 2), "own:avx512_nhwc"), "%s: not our kernel", what);
+            CHECK_ARRAY_CLOSE(what, dw[v], ref, nw, 1e-4, at);
+            if (v > 1) CHECK(!memcmp(dw[v], dw[1], nw * 4), "%s: bits differ from 1 thread", what);
+            conv_free(c);
+            sc_free(scratch), sc_free(wtmp);
+        }
+        for (int v = 0; v < 5 && (v == 0 || own_ok); v++) free(dw[v]);
+        free(in), free(dout), free(ref);
+    }
+    sc_set_threads(saved);
 }
 
 /* Convs sharing one weight buffer (conv_share_weights, as the model runs them: each forward right
