@@ -11,6 +11,7 @@
 #include "conv.h"
 #include "conv_wgrad.h"
 #include "layers.h"
+#include "peak.h"
 #include "rng.h"
 #include "test.h"
 
@@ -515,6 +516,71 @@ TEST(bf16_rounding_nearest_even) {
         sc_free(scratch);
         free(in), free(out);
     }
+}
+
+/* Our bf16 weight-gradient kernel (wgrad_bf16.h) on shapes of every kind it takes
+ * (SIMCLR_CONV_WGRAD=own routes every eligible conv to it): exact on the bf16 operands (the
+ * double reference within rtol 1e-4, float32 accumulation only), with d_out in several spans
+ * (more pixel pairs than one span holds, for narrow and wide K), an odd pixel count (the last
+ * pixel's missing partner), stride 2 with padding, 7x7 and 1x1 kernels, K not a multiple of 32 or
+ * of the 64-channel work unit; and bit-identical for 1 to 4 threads (each element of dW is one
+ * reduction in a fixed order, the threads split the outputs). */
+TEST(conv_bf16_own_wgrad) {
+    if (!peak_cpu_has_bf16()) {
+        printf("  skipped: no AVX512-BF16 on this CPU\n");
+        return;
+    }
+    static const int cases[][8] = {
+        {8, 16, 16, 32, 64, 3, 1, 1}, {3, 9, 9, 32, 24, 3, 2, 1}, {2, 11, 11, 64, 40, 7, 2, 3},
+        {4, 6, 6, 96, 8, 1, 2, 0},    {6, 12, 12, 32, 264, 3, 1, 1}, {5, 3, 3, 64, 72, 3, 1, 1},
+    };
+    const char *prev = getenv("SIMCLR_CONV_WGRAD");
+    char *saved_env = prev ? strdup(prev) : NULL;
+    setenv("SIMCLR_CONV_WGRAD", "own", 1);
+    int saved = sc_threads();
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const int *q = cases[k];
+        ConvShape s;
+        SC_ASSERT(!conv_shape_init(&s, q[0], q[1], q[2], q[3], q[4], q[5], q[5], q[6], q[7]));
+        s.dt = DT_BF16;
+        size_t ni = (size_t)q[0] * q[1] * q[2] * q[3], nw = (size_t)q[4] * q[3] * q[5] * q[5];
+        size_t no = (size_t)s.B * s.OH * s.OW * s.K;
+        float *in = randv(ni, 40 + k, -1, 1), *dout = randv(no, 50 + k, -1, 1), *w = randv(nw, 60 + k, -1, 1);
+        float *in_r = malloc(ni * 4), *dout_r = malloc(no * 4), *dw_ref = calloc(nw, 4), *dw[4];
+        uint16_t *in_b = malloc(ni * 2), *dout_b = malloc(no * 2);
+        bf16_round_array(in_r, in, ni), bf16_round_array(dout_r, dout, no);
+        bf16_from_f32_array(in_b, in, ni), bf16_from_f32_array(dout_b, dout, no);
+        conv2d_backward_ref(NULL, dw_ref, dout_r, in_r, w, &s);
+        for (int t = 0; t < 4; t++) {
+            sc_set_threads(t + 1);
+            dw[t] = calloc(nw, 4);
+            Conv *c;
+            if (conv_create(&c, &s, 0)) {
+                CHECK(0, "conv_create: %s", sc_error());
+                continue;
+            }
+            CHECK(!strcmp(conv_impl_name(c, 2), "own:avx512_bf16_dot"), "case %zu runs our kernel (%s)", k,
+                  conv_impl_name(c, 2));
+            void *scratch = sc_alloc(conv_scratch_bytes(c) + 64);
+            float *wtmp = malloc(conv_wtmp_floats(c) * 4);
+            conv_set_weights(c, w);
+            conv_backward_weights(c, dw[t], dout_b, in_b, wtmp, scratch);
+            conv_free(c);
+            sc_free(scratch);
+            free(wtmp);
+        }
+        char what[96];
+        snprintf(what, sizeof what, "own bf16 weight gradient, case %zu", k);
+        CHECK_ARRAY_CLOSE(what, dw[0], dw_ref, nw, 1e-4, 1e-5 * sqrt((double)s.B * s.OH * s.OW));
+        for (int t = 1; t < 4; t++)
+            CHECK(!memcmp(dw[0], dw[t], nw * 4), "case %zu: bit-identical with 1 and %d threads", k, t + 1);
+        for (int t = 0; t < 4; t++) free(dw[t]);
+        free(in), free(dout), free(w), free(in_r), free(dout_r), free(dw_ref), free(in_b), free(dout_b);
+    }
+    sc_set_threads(saved);
+    if (saved_env) setenv("SIMCLR_CONV_WGRAD", saved_env, 1);
+    else unsetenv("SIMCLR_CONV_WGRAD");
+    free(saved_env);
 }
 
 TEST(conv_shape_errors) {

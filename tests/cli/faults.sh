@@ -96,6 +96,7 @@ expect_fail "--resume while it trains is refused" "--resume .*in use by another 
 check "the refused runs removed nothing" -s "$TMP/run/config.json"
 kill -INT $P; wait $P; rc=$?
 check "the first run stops cleanly on Ctrl-C (130)" $rc -eq 130
+[ $rc -eq 130 ] || { echo "  its log (exit $rc):"; tail -n 20 "$TMP/run.log" | sed 's/^/  | /'; }
 check "one process wrote the metrics: steps 1..n once each" -z "$(strip "$TMP/run/metrics.jsonl" | grep -o '"step": [0-9]*' | sort | uniq -d)"
 expect_ok "after it ends, --resume works" "$SIMCLR" pretrain --resume "$TMP/run" --stop-after-steps 1
 
