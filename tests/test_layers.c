@@ -157,7 +157,7 @@ TEST(conv_onednn_matches_reference) {
  * 1e-4, atol 1e-5 x sqrt(reduction length): float32 sums of n terms of |x| <= 1 err by about
  * 1e-7 sqrt(n) per unit of magnitude, so this is about 100x the expected error, while a lost or
  * doubled term is off by ~0.1. Our kernel must also give the same bits for 1, 2, 3 and 4
- * threads. */
+ * threads, and for other tile and block sizes. */
 TEST(conv_wgrad_matches_reference_any_threads) {
     static const int cases[][8] = {
         /* B H W C K R stride pad */
@@ -173,16 +173,26 @@ TEST(conv_wgrad_matches_reference_any_threads) {
         size_t ni, nw, no;
         ConvShape s = conv_case(q, &ni, &nw, &no);
         float *in = randv(ni, 700 + k, -1, 1), *dout = randv(no, 720 + k, -1, 1);
-        float *ref = calloc(nw, 4), *dw[5];
+        float *ref = calloc(nw, 4), *dw[6];
         conv2d_backward_ref(NULL, ref, dout, in, NULL, &s);
         double at = 1e-5 * sqrt((double)s.B * s.OH * s.OW);
-        for (int v = 0; v < 5; v++) { /* v 0: oneDNN (2 threads); 1..4: ours on v threads */
+        /* v 0: oneDNN (2 threads); 1..4: ours on v threads; 5: ours on 3 threads with other tile
+         * and block sizes (5 columns, 37-pixel blocks, no prefetch), which must not change a bit */
+        for (int v = 0; v < 6; v++) {
             if (v && !own_ok) break;
             setenv("SIMCLR_CONV_WGRAD", v ? "own" : "dnnl", 1);
-            sc_set_threads(v ? v : 2);
+            if (v == 5) {
+                setenv("SIMCLR_CONV_WGRAD_MR", "5", 1);
+                setenv("SIMCLR_CONV_WGRAD_BLOCK", "37", 1);
+                setenv("SIMCLR_CONV_WGRAD_PF", "0", 1);
+            }
+            sc_set_threads(v == 5 ? 3 : v ? v : 2);
             Conv *c;
             SC_ASSERT(!conv_create(&c, &s, 0));
             unsetenv("SIMCLR_CONV_WGRAD");
+            unsetenv("SIMCLR_CONV_WGRAD_MR");
+            unsetenv("SIMCLR_CONV_WGRAD_BLOCK");
+            unsetenv("SIMCLR_CONV_WGRAD_PF");
             void *scratch = sc_alloc(conv_scratch_bytes(c) + 64);
             float *wtmp = sc_alloc(conv_wtmp_floats(c) * 4);
             dw[v] = malloc(nw * 4);
@@ -190,14 +200,15 @@ TEST(conv_wgrad_matches_reference_any_threads) {
             conv_backward_weights(c, dw[v], dout, in, wtmp, scratch);
             for (size_t i = 0; i < nw; i++) dw[v][i] -= 0.5f;
             char what[96];
-            snprintf(what, sizeof what, "case %zu (%s, %d threads)", k, conv_impl_name(c, 2), v ? v : 2);
+            snprintf(what, sizeof what, "case %zu (%s, %d threads%s)", k, conv_impl_name(c, 2),
+                     v == 5 ? 3 : v ? v : 2, v == 5 ? ", other tiles and blocks" : "");
             CHECK(v == 0 || !strcmp(conv_impl_name(c, 2), "own:avx512_nhwc"), "%s: not our kernel", what);
             CHECK_ARRAY_CLOSE(what, dw[v], ref, nw, 1e-4, at);
             if (v > 1) CHECK(!memcmp(dw[v], dw[1], nw * 4), "%s: bits differ from 1 thread", what);
             conv_free(c);
             sc_free(scratch), sc_free(wtmp);
         }
-        for (int v = 0; v < 5 && (v == 0 || own_ok); v++) free(dw[v]);
+        for (int v = 0; v < 6 && (v == 0 || own_ok); v++) free(dw[v]);
         free(in), free(dout), free(ref);
     }
     sc_set_threads(saved);
