@@ -287,7 +287,10 @@ TEST(conv_shared_weights_bit_identical) {
 TEST(fused_stem_and_recomputed_masks_bit_identical) {
     int B = 3, H = 11, W = 14, C = 20, OH = pool_out_size(H, 3, 2, 1), OW = pool_out_size(W, 3, 2, 1);
     size_t N = (size_t)B * H * W, n = N * C, no = (size_t)B * OH * OW * C; /* 462 rows: 2 chunks */
+    /* gammas of both signs: the recomputed stem output takes the window's min of x where the
+     * BN scale is negative */
     float *g = randv(C, 440, 0.5, 1.5), *b = randv(C, 441, -0.5, 0.5), *dp = randv(no, 442, -1, 1);
+    for (int c = 0; c < C; c += 3) g[c] = -g[c];
     double *part = malloc(batchnorm_partials(N, C) * sizeof(double));
     for (int dt = DT_F32; dt <= DT_BF16; dt++) {
         size_t es = dt_size(dt);
@@ -318,8 +321,21 @@ TEST(fused_stem_and_recomputed_masks_bit_identical) {
               dt ? "bf16" : "fp32");
         memset(p2, 0, no * es);
         batchnorm_relu_maxpool_recompute(p2, am2, x, m2, r2, g, b, B, H, W, C, 3, 2, 1, dt);
-        CHECK(!memcmp(p1, p2, no * es), "stem output recomputed from the argmax (%s) differs",
+        CHECK(!memcmp(p1, p2, no * es), "stem output recomputed from the window extremes (%s) differs",
               dt ? "bf16" : "fp32");
+        {   /* a zero BN scale (gamma 0) takes the argmax path: the same bits too */
+            float g0 = g[1];
+            g[1] = 0;
+            void *p3 = malloc(no * es);
+            uint8_t *am3 = malloc(no);
+            batchnorm_relu_maxpool_forward(p3, am3, x, m2, r2, g, b, B, H, W, C, 3, 2, 1, dt, work, nt);
+            memset(p2, 0, no * es);
+            batchnorm_relu_maxpool_recompute(p2, am3, x, m2, r2, g, b, B, H, W, C, 3, 2, 1, dt);
+            CHECK(!memcmp(p3, p2, no * es), "stem output recomputed from the argmax (%s) differs",
+                  dt ? "bf16" : "fp32");
+            g[1] = g0;
+            free(p3), free(am3);
+        }
         /* backward: max pool backward into a dt buffer, mask, BN backward; against the fused
          * kernel writing in place over a copy of x */
         maxpool_backward(d1, dp, am1, B, H, W, C, 3, 2, 1, dt);
