@@ -65,11 +65,16 @@ ConvWgrad *conv_wgrad_create(const ConvShape *s) {
     ConvWgrad *p = sc_alloc(sizeof *p);
     p->s = *s;
     p->SC = s->S * s->C;
-    p->mr = env_int("SIMCLR_CONV_WGRAD_MR", 6, 1, MR_MAX);
+    /* 6 or 7 columns a tile, whichever leaves fewer idle columns (the stem's 21: 7; 6 on ties:
+     * 28 accumulators leave no register spare, 24 do) */
+    int mr_fit = (p->SC + 6) / 7 * 7 < (p->SC + 5) / 6 * 6 ? 7 : 6;
+    p->mr = env_int("SIMCLR_CONV_WGRAD_MR", mr_fit, 1, MR_MAX);
     p->njt = (p->SC + p->mr - 1) / p->mr;
     p->nkb = (s->K + KB - 1) / KB;
     p->pf_hint = env_int("SIMCLR_CONV_WGRAD_PF", 1, 0, 3);
-    long bpix = env_int("SIMCLR_CONV_WGRAD_BLOCK", 512, 1, 1 << 30);
+    /* 512 output pixels a block (a d_out slab of 128 KB per channel block), 256 when strided
+     * (4x the input per output pixel) */
+    long bpix = env_int("SIMCLR_CONV_WGRAD_BLOCK", s->stride > 1 ? 256 : 512, 1, 1 << 30);
     int npix = s->OH * s->OW;
     if (npix <= LIST_PIXELS) {
         long imgs = bpix / npix > 0 ? bpix / npix : 1;

@@ -8,9 +8,9 @@
  * X_r[p, :]^T dY[p, :], where X_r[p, :] is the S*C-float span of the input row that the window
  * of p covers at kernel row r: for a channels-last input that span is contiguous (consecutive s
  * are consecutive input pixels), so the product is a GEMM with an implicit im2col. It is computed
- * in register tiles of CONV_WGRAD_MR joint columns x 64 output channels (24 zmm accumulators; the
- * dY row is loaded as 4 vectors, each input value broadcast); out-of-range taps (padding) are
- * skipped. Every element of dW is reduced by ONE tile over all B*OH*OW pixels in one fixed order
+ * in register tiles of 6 or 7 joint columns x 64 output channels (24 or 28 zmm accumulators;
+ * the dY row is loaded as 4 vectors, each input value broadcast); out-of-range taps (padding) add
+ * nothing. Every element of dW is reduced by ONE tile over all B*OH*OW pixels in one fixed order
  * (blocks of output rows in order, pixels left to right), whatever thread runs it: the threads
  * share the tiles, never a reduction, so the bits do not depend on the thread count and no
  * partial sums are combined.

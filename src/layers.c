@@ -213,8 +213,28 @@ static void bn_backward_coeffs(float *ka, float *kb, float *kc, float *dgamma, f
                                const float *gamma, int training, size_t N, int C,
                                const BnSync *sync);
 
+/* d (C) = dy masked by the ReLU of the forward's BN(+residual) output, recomputed from x and the
+ * residual row res (NULL: none) with batchnorm_apply's expression, so the mask is the forward's
+ * bit for bit; d may be dy */
+static inline void relu_mask_row(float *d, const float *dy, const float *xr, const float *res,
+                                 const float *scale, const float *shift, int C) {
+    if (res) {
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            float v = xr[c] * scale[c] + shift[c] + res[c];
+            d[c] = v > 0 ? dy[c] : 0;
+        }
+    } else {
+#pragma omp simd
+        for (int c = 0; c < C; c++) {
+            float v = xr[c] * scale[c] + shift[c];
+            d[c] = v > 0 ? dy[c] : 0;
+        }
+    }
+}
+
 /* batchnorm_backward_sync, and with scale != NULL the ReLU mask recomputed from x and the
- * residual (batchnorm_relu_mask_recompute's expression) instead of read from relu_out */
+ * residual (relu_mask_row) instead of read from relu_out */
 static void bn_backward(void *dx, float *dgamma, float *dbeta, void *dout, const void *relu_out,
                         const float *scale, const float *shift, const void *residual,
                         const void *x, const float *mean, const float *rstd, const float *gamma,
@@ -234,19 +254,7 @@ static void bn_backward(void *dx, float *dgamma, float *dbeta, void *dout, const
             if (scale) {
                 const float *res = residual ? row_get(residual, dt, r, C, to) : NULL;
                 float *dy = row_dst(dout, dt_dout, r, C, tg); /* == dyr */
-                if (res) {
-#pragma omp simd
-                    for (int c = 0; c < C; c++) {
-                        float v = xr[c] * scale[c] + shift[c] + res[c]; /* the forward's expression */
-                        dy[c] = v > 0 ? dyr[c] : 0;
-                    }
-                } else {
-#pragma omp simd
-                    for (int c = 0; c < C; c++) {
-                        float v = xr[c] * scale[c] + shift[c];
-                        dy[c] = v > 0 ? dyr[c] : 0;
-                    }
-                }
+                relu_mask_row(dy, dyr, xr, res, scale, shift, C);
                 row_put(dout, dt_dout, r, C, dy);
                 if (dt_dout != DT_F32) dy = (float *)row_get(dout, dt_dout, r, C, tg); /* as stored */
                 bn_bwd_sums_row(sdy, sdx, dy, xr, mean, C);
@@ -349,20 +357,7 @@ void batchnorm_relu_mask_recompute(void *dout, const void *x, const float *mean,
         const float *xr = row_get(x, dt, r, C, tx);
         const float *dr = row_get(dout, dt_dout, r, C, tg);
         float *d = row_dst(dout, dt_dout, r, C, tg);
-        if (residual) {
-            const float *res = row_get(residual, dt, r, C, tr);
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                float v = xr[c] * scale[c] + shift[c] + res[c]; /* the forward's expression */
-                d[c] = v > 0 ? dr[c] : 0;
-            }
-        } else {
-#pragma omp simd
-            for (int c = 0; c < C; c++) {
-                float v = xr[c] * scale[c] + shift[c]; /* the forward's expression, bit for bit */
-                d[c] = v > 0 ? dr[c] : 0;
-            }
-        }
+        relu_mask_row(d, dr, xr, residual ? row_get(residual, dt, r, C, tr) : NULL, scale, shift, C);
         row_put(dout, dt_dout, r, C, d);
     }
 }
@@ -416,11 +411,14 @@ void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, c
                                     ((size_t)b * H + ih) * W + iw, C, scale, shift);
                 }
                 for (int ow = 0; ow < OW; ow++) {
-                    float to[dt == DT_F32 ? 1 : C];
+                    /* the running maximum and argmax in local rows (vector initialisation, the
+                     * output written once) */
+                    float o[C];
                     uint8_t am[C];
                     size_t orow = ((size_t)b * OH + oh) * OW + ow;
-                    float *o = row_dst(out, dt, orow, C, to);
-                    for (int c = 0; c < C; c++) o[c] = -INFINITY, am[c] = 0;
+#pragma omp simd
+                    for (int c = 0; c < C; c++) o[c] = -INFINITY;
+                    memset(am, 0, (size_t)C);
                     for (int r = 0; r < k; r++) {
                         int ih = oh * stride - pad + r;
                         if (ih < 0 || ih >= H) continue;
@@ -437,20 +435,20 @@ void batchnorm_relu_maxpool_forward(void *out, uint8_t *argmax, const void *x, c
                             }
                         }
                     }
-                    row_put(out, dt, orow, C, o);
+                    if (dt == DT_F32) memcpy((float *)out + orow * C, o, sizeof(float) * C);
+                    else row_put(out, dt, orow, C, o);
                     if (argmax) memcpy(argmax + orow * C, am, (size_t)C);
                 }
             }
     }
 }
 
-void batchnorm_relu_maxpool_recompute(void *out, const uint8_t *argmax, const void *x,
-                                      const float *mean, const float *rstd, const float *gamma,
-                                      const float *beta, int B, int H, int W, int C, int k,
-                                      int stride, int pad, int dt) {
+/* The output from the argmax: one BN+ReLU per output at the position the forward chose. Needed
+ * only where the window maximum of the raw conv output does not decide it (see below). */
+static void stem_recompute_argmax(void *out, const uint8_t *argmax, const void *x,
+                                  const float *scale, const float *shift, int B, int H, int W,
+                                  int C, int k, int stride, int pad, int dt) {
     int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
-    float scale[C], shift[C];
-    bn_fold(scale, shift, mean, rstd, gamma, beta, C);
     long off[256]; /* window position -> element offset from the window's top-left corner */
     for (int p = 0; p < k * k; p++) off[p] = ((long)(p / k) * W + p % k) * C;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -460,8 +458,7 @@ void batchnorm_relu_maxpool_recompute(void *out, const uint8_t *argmax, const vo
                 float v[C];
                 size_t orow = ((size_t)b * OH + oh) * OW + ow;
                 const uint8_t *am = argmax + orow * C;
-                /* the window's maximum is the BN+ReLU output at its argmax, computed again; the
-                 * corner may lie in the padding, the argmax never does */
+                /* the corner may lie in the padding, the argmax never does */
                 long tl = (((long)b * H + oh * stride - pad) * W + ow * stride - pad) * C;
                 if (dt == DT_F32) {
                     const float *xf = x;
@@ -480,6 +477,61 @@ void batchnorm_relu_maxpool_recompute(void *out, const uint8_t *argmax, const vo
                         oh16[c] = bf16_from_f32(t > 0 ? t : 0);
                     }
                 }
+            }
+}
+
+/* BN is monotone in x per channel (x * scale + shift rounds once, and rounding is monotone), and
+ * so are ReLU and the bf16 rounding: the window's maximum of relu(x * scale + shift) is
+ * relu(xm * scale + shift) with xm the window's largest x where scale > 0, its smallest where
+ * scale < 0. Computed as xm' = max(x * sg) over the window (sg = +-1, NaN skipped as the
+ * forward's ReLU zeroes it), then xm' * (scale * sg) + shift: the same product, the same bits. A
+ * zero or non-finite scale (0 * inf) takes the argmax path. The max pass is a plain vector max:
+ * no gathers, the output in one read of x. */
+void batchnorm_relu_maxpool_recompute(void *out, const uint8_t *argmax, const void *x,
+                                      const float *mean, const float *rstd, const float *gamma,
+                                      const float *beta, int B, int H, int W, int C, int k,
+                                      int stride, int pad, int dt) {
+    int OH = pool_out_size(H, k, stride, pad), OW = pool_out_size(W, k, stride, pad);
+    float scale[C], shift[C], sg[C], ss[C];
+    bn_fold(scale, shift, mean, rstd, gamma, beta, C);
+    int monotone = 1;
+    for (int c = 0; c < C; c++) {
+        monotone &= scale[c] != 0 && isfinite(scale[c]) && isfinite(shift[c]);
+        sg[c] = scale[c] < 0 ? -1.0f : 1.0f;
+        ss[c] = scale[c] * sg[c];
+    }
+    if (!monotone) {
+        stem_recompute_argmax(out, argmax, x, scale, shift, B, H, W, C, k, stride, pad, dt);
+        return;
+    }
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float m[C], tx[dt == DT_F32 ? 1 : C], to[dt == DT_F32 ? 1 : C];
+                for (int c = 0; c < C; c++) m[c] = -INFINITY;
+                for (int r = 0; r < k; r++) {
+                    int ih = oh * stride - pad + r;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int q = 0; q < k; q++) {
+                        int iw = ow * stride - pad + q;
+                        if (iw < 0 || iw >= W) continue;
+                        const float *xr = row_get(x, dt, ((size_t)b * H + ih) * W + iw, C, tx);
+#pragma omp simd
+                        for (int c = 0; c < C; c++) {
+                            float t = xr[c] * sg[c];
+                            m[c] = t > m[c] ? t : m[c];
+                        }
+                    }
+                }
+                size_t orow = ((size_t)b * OH + oh) * OW + ow;
+                float *o = row_dst(out, dt, orow, C, to);
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    float t = m[c] * ss[c] + shift[c]; /* batchnorm_apply's expression */
+                    o[c] = t > 0 ? t : 0;
+                }
+                row_put(out, dt, orow, C, o);
             }
 }
 
@@ -519,11 +571,7 @@ static inline const float *stem_dy_row(float *dy, float *tx, const float *d_pool
         for (int c = 0; c < C; c++) dy[c] = bf16_to_f32(bf16_from_f32(dy[c]));
     }
     const float *xr = row_get(x, dt, r, C, tx);
-#pragma omp simd
-    for (int c = 0; c < C; c++) {
-        float v = xr[c] * scale[c] + shift[c]; /* the forward's expression, bit for bit */
-        dy[c] = v > 0 ? dy[c] : 0;
-    }
+    relu_mask_row(dy, dy, xr, NULL, scale, shift, C);
     return xr;
 }
 

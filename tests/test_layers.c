@@ -157,7 +157,7 @@ TEST(conv_onednn_matches_reference) {
  * 1e-4, atol 1e-5 x sqrt(reduction length): float32 sums of n terms of |x| <= 1 err by about
  * 1e-7 sqrt(n) per unit of magnitude, so this is about 100x the expected error, while a lost or
  * doubled term is off by ~0.1. Our kernel must also give the same bits for 1, 2, 3 and 4
- * threads. */
+ * threads, and for other tile and block sizes. */
 TEST(conv_wgrad_matches_reference_any_threads) {
     static const int cases[][8] = {
         /* B H W C K R stride pad */
@@ -173,16 +173,26 @@ TEST(conv_wgrad_matches_reference_any_threads) {
         size_t ni, nw, no;
         ConvShape s = conv_case(q, &ni, &nw, &no);
         float *in = randv(ni, 700 + k, -1, 1), *dout = randv(no, 720 + k, -1, 1);
-        float *ref = calloc(nw, 4), *dw[5];
+        float *ref = calloc(nw, 4), *dw[6];
         conv2d_backward_ref(NULL, ref, dout, in, NULL, &s);
         double at = 1e-5 * sqrt((double)s.B * s.OH * s.OW);
-        for (int v = 0; v < 5; v++) { /* v 0: oneDNN (2 threads); 1..4: ours on v threads */
+        /* v 0: oneDNN (2 threads); 1..4: ours on v threads; 5: ours on 3 threads with other tile
+         * and block sizes (5 columns, 37-pixel blocks, no prefetch), which must not change a bit */
+        for (int v = 0; v < 6; v++) {
             if (v && !own_ok) break;
             setenv("SIMCLR_CONV_WGRAD", v ? "own" : "dnnl", 1);
-            sc_set_threads(v ? v : 2);
+            if (v == 5) {
+                setenv("SIMCLR_CONV_WGRAD_MR", "5", 1);
+                setenv("SIMCLR_CONV_WGRAD_BLOCK", "37", 1);
+                setenv("SIMCLR_CONV_WGRAD_PF", "0", 1);
+            }
+            sc_set_threads(v == 5 ? 3 : v ? v : 2);
             Conv *c;
             SC_ASSERT(!conv_create(&c, &s, 0));
             unsetenv("SIMCLR_CONV_WGRAD");
+            unsetenv("SIMCLR_CONV_WGRAD_MR");
+            unsetenv("SIMCLR_CONV_WGRAD_BLOCK");
+            unsetenv("SIMCLR_CONV_WGRAD_PF");
             void *scratch = sc_alloc(conv_scratch_bytes(c) + 64);
             float *wtmp = sc_alloc(conv_wtmp_floats(c) * 4);
             dw[v] = malloc(nw * 4);
@@ -190,14 +200,15 @@ TEST(conv_wgrad_matches_reference_any_threads) {
             conv_backward_weights(c, dw[v], dout, in, wtmp, scratch);
             for (size_t i = 0; i < nw; i++) dw[v][i] -= 0.5f;
             char what[96];
-            snprintf(what, sizeof what, "case %zu (%s, %d threads)", k, conv_impl_name(c, 2), v ? v : 2);
+            snprintf(what, sizeof what, "case %zu (%s, %d threads%s)", k, conv_impl_name(c, 2),
+                     v == 5 ? 3 : v ? v : 2, v == 5 ? ", other tiles and blocks" : "");
             CHECK(v == 0 || !strcmp(conv_impl_name(c, 2), "own:avx512_nhwc"), "%s: not our kernel", what);
             CHECK_ARRAY_CLOSE(what, dw[v], ref, nw, 1e-4, at);
             if (v > 1) CHECK(!memcmp(dw[v], dw[1], nw * 4), "%s: bits differ from 1 thread", what);
             conv_free(c);
             sc_free(scratch), sc_free(wtmp);
         }
-        for (int v = 0; v < 5 && (v == 0 || own_ok); v++) free(dw[v]);
+        for (int v = 0; v < 6 && (v == 0 || own_ok); v++) free(dw[v]);
         free(in), free(dout), free(ref);
     }
     sc_set_threads(saved);
@@ -276,7 +287,10 @@ TEST(conv_shared_weights_bit_identical) {
 TEST(fused_stem_and_recomputed_masks_bit_identical) {
     int B = 3, H = 11, W = 14, C = 20, OH = pool_out_size(H, 3, 2, 1), OW = pool_out_size(W, 3, 2, 1);
     size_t N = (size_t)B * H * W, n = N * C, no = (size_t)B * OH * OW * C; /* 462 rows: 2 chunks */
+    /* gammas of both signs: the recomputed stem output takes the window's min of x where the
+     * BN scale is negative */
     float *g = randv(C, 440, 0.5, 1.5), *b = randv(C, 441, -0.5, 0.5), *dp = randv(no, 442, -1, 1);
+    for (int c = 0; c < C; c += 3) g[c] = -g[c];
     double *part = malloc(batchnorm_partials(N, C) * sizeof(double));
     for (int dt = DT_F32; dt <= DT_BF16; dt++) {
         size_t es = dt_size(dt);
@@ -307,8 +321,21 @@ TEST(fused_stem_and_recomputed_masks_bit_identical) {
               dt ? "bf16" : "fp32");
         memset(p2, 0, no * es);
         batchnorm_relu_maxpool_recompute(p2, am2, x, m2, r2, g, b, B, H, W, C, 3, 2, 1, dt);
-        CHECK(!memcmp(p1, p2, no * es), "stem output recomputed from the argmax (%s) differs",
+        CHECK(!memcmp(p1, p2, no * es), "stem output recomputed from the window extremes (%s) differs",
               dt ? "bf16" : "fp32");
+        {   /* a zero BN scale (gamma 0) takes the argmax path: the same bits too */
+            float g0 = g[1];
+            g[1] = 0;
+            void *p3 = malloc(no * es);
+            uint8_t *am3 = malloc(no);
+            batchnorm_relu_maxpool_forward(p3, am3, x, m2, r2, g, b, B, H, W, C, 3, 2, 1, dt, work, nt);
+            memset(p2, 0, no * es);
+            batchnorm_relu_maxpool_recompute(p2, am3, x, m2, r2, g, b, B, H, W, C, 3, 2, 1, dt);
+            CHECK(!memcmp(p3, p2, no * es), "stem output recomputed from the argmax (%s) differs",
+                  dt ? "bf16" : "fp32");
+            g[1] = g0;
+            free(p3), free(am3);
+        }
         /* backward: max pool backward into a dt buffer, mask, BN backward; against the fused
          * kernel writing in place over a copy of x */
         maxpool_backward(d1, dp, am1, B, H, W, C, 3, 2, 1, dt);
