@@ -187,7 +187,7 @@ struct Conv {
     MmBlocks mm_fwd, mm_wgt, mm_bwd;
     size_t mm_col_bytes, mm_dyt_bytes; /* scratch layout: col, d_out transposed, per block */
     /* bf16 backward weights by our own kernel (wgrad_bf16.h) instead of the chunks / mm_wgt */
-    int own_wgrad;
+    WgradBf16 *wb;
 };
 
 /* Output maps with at most this many pixels use the GEMM path (override: SIMCLR_CONV_GEMM_PIXELS,
@@ -537,16 +537,16 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
      * block), and dnnl_sgemm for the fp32 weight gradient */
     c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
     if (use_own_wgrad(s)) c->wg = conv_wgrad_create(s);
-    c->own_wgrad = wgrad_bf16_usable(s);
+    if (wgrad_bf16_usable(s)) c->wb = wgrad_bf16_create(s);
     if (c->gemm) {
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
         int bad;
         if (s->dt == DT_BF16) {
             bad = mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_bf16, Kd, 1, Kd, 0, dnnl_bf16, s->K) ||
-                  (!c->own_wgrad &&
+                  (!c->wb &&
                    mm_blocks_create(&c->mm_wgt, s->K, M, Kd, 0, dnnl_bf16, M, 0, Kd, 0, dnnl_f32, Kd));
             c->mm_col_bytes = round64(2 * (size_t)M * Kd);
-            c->mm_dyt_bytes = c->own_wgrad ? 0 : round64(2 * (size_t)M * s->K);
+            c->mm_dyt_bytes = c->wb ? 0 : round64(2 * (size_t)M * s->K);
         } else {
             bad = mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_f32, Kd, 1, Kd, 1, dnnl_f32, s->K) ||
                   (need_bwd_data &&
@@ -565,7 +565,7 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
             sc_error_set("oneDNN: matmul for a conv B%d %dx%dx%d -> %d", s->B, s->H, s->W, s->C, s->K);
             goto fail;
         }
-    } else if (!c->wg && !c->own_wgrad && wgrad_chunks_create(c, attr, &md_w_user))
+    } else if (!c->wg && !c->wb && wgrad_chunks_create(c, attr, &md_w_user))
         goto fail;
 
     /* memories: activations get their handles at every call */
@@ -606,8 +606,9 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
         size_t chunked = (size_t)c->nch * (c->ch_scr_bytes + c->ch_dw_bytes);
         if (chunked > c->scratch_bytes) c->scratch_bytes = chunked;
     }
-    c->wtmp_floats = (size_t)(c->gemm || c->wg || c->own_wgrad ? 1 : c->nch) * s->K * s->C * s->R * s->S;
-    if (c->own_wgrad && wgrad_bf16_scratch_bytes(s) > c->scratch_bytes) c->scratch_bytes = wgrad_bf16_scratch_bytes(s);
+    c->wtmp_floats = (size_t)(c->gemm || c->wg || c->wb ? 1 : c->nch) * s->K * s->C * s->R * s->S;
+    if (c->wb && wgrad_bf16_scratch_bytes(c->wb) > c->scratch_bytes) c->scratch_bytes = wgrad_bf16_scratch_bytes(c->wb);
+    if (c->wb && wgrad_bf16_tmp_floats(c->wb) > c->wtmp_floats) c->wtmp_floats = wgrad_bf16_tmp_floats(c->wb);
     if (c->gemm) {
         size_t mscr = c->mm_fwd.scr_bytes;
         if (c->mm_wgt.scr_bytes > mscr) mscr = c->mm_wgt.scr_bytes;
@@ -665,6 +666,7 @@ void conv_free(Conv *c) {
     }
     sc_free(c->dw);
     conv_wgrad_free(c->wg);
+    wgrad_bf16_free(c->wb);
     sc_free(c);
 }
 
@@ -675,7 +677,7 @@ const char *conv_impl_name(const Conv *c, int which) {
     const_dnnl_primitive_desc_t pd = which == 0 ? c->pd_fwd : which == 1 ? c->pd_bwd_d : c->pd_bwd_w;
     const char *name = "none";
     if (which == 2 && c->wg) return "own:avx512_nhwc";
-    if (which == 2 && c->own_wgrad) return "own:avx512_bf16_dot";
+    if (which == 2 && c->wb) return "own:avx512_bf16_dot";
     if (c->gemm && c->s.dt == DT_BF16 && which != 1) return "im2col+matmul_bf16";
     if (c->gemm && c->s.dt == DT_F32)
         return which == 0 ? "im2col+matmul" : which == 1 ? "matmul+col2im" : "im2col+dnnl_sgemm";
@@ -829,14 +831,16 @@ void conv_backward_weights(Conv *c, float *d_w, const void *d_out_, const void *
         conv_wgrad_run(c->wg, d_w, (const float *)d_out, (const float *)in, wtmp);
         return;
     }
-    if (c->own_wgrad || c->gemm) {
-        /* dW_krsc (K, RSC) into wtmp, then added into d_w (K, C, R, S): our bf16 kernel
-         * (wgrad_bf16.h), or on the GEMM path d_out^T (K, M) . col (M, RSC) split over output
-         * channels; either way every element is one full reduction in a fixed order */
+    if (c->wb) {
+        wgrad_bf16_run(c->wb, d_w, (const uint16_t *)d_out, (const uint16_t *)in, wtmp, scratch);
+        return;
+    }
+    if (c->gemm) {
+        /* dW_krsc (K, RSC) into wtmp, then added into d_w (K, C, R, S): d_out^T (K, M) . col
+         * (M, RSC) split over output channels; every element is one full reduction in a fixed
+         * order */
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C, N = s->K;
-        if (c->own_wgrad) {
-            wgrad_bf16(s, wtmp, (const uint16_t *)d_out, (const uint16_t *)in, scratch);
-        } else if (s->dt == DT_BF16) {
+        if (s->dt == DT_BF16) {
             char *col = scratch, *dyt = col + c->mm_col_bytes;
             im2col_nhwc(col, in, s);
             /* d_out (M, K) -> (K, M): the matmul's A rows are output channels */

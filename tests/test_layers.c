@@ -530,12 +530,14 @@ TEST(bf16_rounding_nearest_even) {
 }
 
 /* Our bf16 weight-gradient kernel (wgrad_bf16.h) on shapes of every kind it takes
- * (SIMCLR_CONV_WGRAD=own routes every eligible conv to it): exact on the bf16 operands (the
- * double reference within rtol 1e-4, float32 accumulation only), with d_out in several spans
- * (more pixel pairs than one span holds, for narrow and wide K), an odd pixel count (the last
- * pixel's missing partner), stride 2 with padding, 7x7 and 1x1 kernels, K not a multiple of 32 or
- * of the 64-channel work unit; and bit-identical for 1 to 4 threads (each element of dW is one
- * reduction in a fixed order, the threads split the outputs). */
+ * (SIMCLR_CONV_WGRAD=own routes every bf16 conv to it): exact on the bf16 operands (the double
+ * reference within rtol 1e-4, float32 accumulation only), with an odd batch (the last image's
+ * missing partner), blocks of whole pair images (several per block, and several blocks), blocks of
+ * rows within an image (maps over 512 pixels, 256 when strided), the pixel lists of small maps,
+ * stride 2 with padding, 7x7 and 1x1 kernels, C = 3 (tiles that span several taps, border pixels
+ * with some columns in the padding), C and K not multiples of 64 (partial tiles, zero lanes); and
+ * bit-identical for 1 to 4 threads (each element of dW is one reduction in a fixed order, the
+ * threads split the tiles). */
 TEST(conv_bf16_own_wgrad) {
     if (!peak_cpu_has_bf16()) {
         printf("  skipped: no AVX512-BF16 on this CPU\n");
@@ -544,6 +546,7 @@ TEST(conv_bf16_own_wgrad) {
     static const int cases[][8] = {
         {8, 16, 16, 32, 64, 3, 1, 1}, {3, 9, 9, 32, 24, 3, 2, 1}, {2, 11, 11, 64, 40, 7, 2, 3},
         {4, 6, 6, 96, 8, 1, 2, 0},    {6, 12, 12, 32, 264, 3, 1, 1}, {5, 3, 3, 64, 72, 3, 1, 1},
+        {2, 48, 48, 3, 16, 7, 2, 3},  {3, 34, 34, 32, 64, 3, 1, 1},  {3, 10, 10, 20, 40, 3, 1, 1},
     };
     const char *prev = getenv("SIMCLR_CONV_WGRAD");
     char *saved_env = prev ? strdup(prev) : NULL;
