@@ -26,8 +26,8 @@
  *   register tiles, parallel over the tiles of dW, each element reduced over the whole batch in
  *   one fixed order) on the shapes where it was measured faster than oneDNN: all but the 1x1
  *   convs on maps larger than 16 pixels and the strided convs on the small maps of the GEMM path;
- *   bf16 weight gradients of the strided 3x3 convs and of the small maps run on our own
- *   AVX512-BF16 kernel (wgrad_bf16.h, the same scheme on pairs of pixels); the other shapes and
+ *   bf16 weight gradients of all but the 1x1 convs on maps larger than 16 pixels run on our own
+ *   AVX512-BF16 kernel (wgrad_bf16.h, the same scheme on pairs of images); the other shapes and
  *   CPUs without AVX-512 keep oneDNN's kernels in fixed batch chunks (below) or the GEMM path.
  *   SIMCLR_CONV_WGRAD=own|dnnl forces one path for every shape (experiments, tests).
  * What it deliberately does not do: bias, groups, dilation (ResNets need none of them).
