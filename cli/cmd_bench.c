@@ -241,6 +241,24 @@ int cmd_bench(int argc, char **argv) {
         }
         printf("  %-24s %8.1f ms/step  %5.1f%%\n", "other (loss, optimizer)", ref * 1e3 - tot / steps * 1e3,
                100 - 100 * tot / steps / ref);
+        if (pc && !strcmp(pc, "2")) {
+            /* critical paths: each phase's largest per-thread CPU time, and the cores it keeps
+             * busy (CPU time of all threads / critical path) */
+            double busy_all, crit = model_profile_critical(&busy_all), btot = 0;
+            printf("  critical path (largest per-thread CPU time) | all threads | cores busy:\n");
+            for (int k = 0; k < MODEL_PROF_N; k++) {
+                double sec, b = model_profile_busy(k);
+                const char *name = model_profile_get(k, &sec);
+                btot += b;
+                printf("  %-24s %8.1f ms | %8.1f ms | %.2f\n", name, sec / steps * 1e3,
+                       b / steps * 1e3, sec > 0 ? b / sec : 0);
+            }
+            printf("  %-24s %8.1f ms | %8.1f ms | %.2f\n", "outside the phases",
+                   (crit - tot) / steps * 1e3, (busy_all - btot) / steps * 1e3,
+                   crit > tot ? (busy_all - btot) / (crit - tot) : 0);
+            printf("  %-24s %8.1f ms | %8.1f ms | %.2f\n", "whole step", crit / steps * 1e3,
+                   busy_all / steps * 1e3, crit > 0 ? busy_all / crit : 0);
+        }
         /* per conv: ms per step and the rate against the peak (per core when the timers are CPU
          * time: one CPU-second can at most reach peak / threads) */
         int cpu_t = pc && !strcmp(pc, "1");

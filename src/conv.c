@@ -379,8 +379,11 @@ static int mm_blocks_create(MmBlocks *mb, long M, long Kd, long N, int cols, dnn
     if (dnnl_primitive_attr_create(&attr) != dnnl_success ||
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
         goto out;
+    const char *eb = getenv(cols ? "SIMCLR_GEMM_BLOCKS_COLS" : "SIMCLR_GEMM_BLOCKS_ROWS");
+    int nb = eb ? atoi(eb) : GEMM_CHUNKS;
+    if (nb < 1 || nb > GEMM_CHUNKS) nb = GEMM_CHUNKS;
     for (int k = 0; k < GEMM_CHUNKS; k++) {
-        long i0 = total * k / GEMM_CHUNKS, len = total * (k + 1) / GEMM_CHUNKS - i0;
+        long i0 = k < nb ? total * k / nb : total, len = k < nb ? total * (k + 1) / nb - i0 : 0;
         long rows = cols ? M : len, n = cols ? len : N;
         mb->used[k] = len > 0;
         if (!len) continue;

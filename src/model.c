@@ -10,6 +10,7 @@
 
 #include <dnnl.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 #include <time.h>
 
@@ -93,38 +94,81 @@ struct Model {
 
 /* ---- optional phase timers (model_profile) ---------------------------------------------------- */
 
-static double g_prof[MODEL_PROF_N], g_prof_unit[RESNET_MAX_UNITS][3];
+static double g_prof[MODEL_PROF_N], g_prof_unit[RESNET_MAX_UNITS][3], g_prof_busy[MODEL_PROF_N];
 static int g_prof_on;
 static const char *const g_prof_names[MODEL_PROF_N] = {
     "conv forward", "conv backward data", "conv backward weights", "batch norm forward",
     "batch norm backward", "pool/input/add", "head"};
 /* wall time, or with SIMCLR_PROFILE_CPU=1 the CPU time of the process (all threads; run with
  * OMP_WAIT_POLICY=passive so that waiting threads do not count): on a machine shared with other
- * jobs, the work each phase does rather than how long it waited for a core */
+ * jobs, the work each phase does rather than how long it waited for a core. SIMCLR_PROFILE_CPU=2:
+ * the critical path instead, each phase's largest CPU time of one OpenMP thread (what the phase
+ * would take on idle cores, idle threads included), and in g_prof_busy the CPU time of all of
+ * them; the ratio is how many cores the phase keeps busy, robust to other jobs' load. */
 static int g_prof_cpu;
+static double g_crit_clock, g_thr_cpu[64], g_thr_sum;
+static double thread_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+/* mode 2: advances g_crit_clock by the largest per-thread CPU time since the last call */
+static double crit_now(void) {
+    double t[64] = {0};
+    int n = 1;
+#pragma omp parallel
+    {
+        int i = omp_get_thread_num();
+        if (i < 64) t[i] = thread_cpu();
+#pragma omp single
+        n = omp_get_num_threads();
+    }
+    if (n > 64) n = 64;
+    double mx = 0, sum = 0;
+    for (int i = 0; i < n; i++) {
+        double d = t[i] - g_thr_cpu[i];
+        if (d > mx) mx = d;
+        sum += d;
+        g_thr_cpu[i] = t[i];
+    }
+    g_crit_clock += mx, g_thr_sum += sum;
+    return g_crit_clock;
+}
 static double prof_now(void) {
     if (!g_prof_cpu) return sc_now();
+    if (g_prof_cpu == 2) return crit_now();
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
-#define PROF_BEGIN double prof_t0_ = g_prof_on ? prof_now() : 0
-#define PROF_END(k) \
-    if (g_prof_on) g_prof[k] += prof_now() - prof_t0_
+#define PROF_BEGIN double prof_t0_ = g_prof_on ? prof_now() : 0, prof_b0_ = g_thr_sum
+#define PROF_RESTART prof_t0_ = g_prof_on ? prof_now() : 0, prof_b0_ = g_thr_sum
+#define PROF_END(k)                                                   \
+    if (g_prof_on) g_prof[k] += prof_now() - prof_t0_, g_prof_busy[k] += g_thr_sum - prof_b0_
 /* a conv pass k (0 fwd, 1 bwd data, 2 wgrad) of unit i: the phase total and the unit's own */
 #define PROF_END_UNIT(k, i)                        \
     if (g_prof_on) {                               \
         double dt_ = prof_now() - prof_t0_;        \
         g_prof[k] += dt_, g_prof_unit[i][k] += dt_; \
+        g_prof_busy[k] += g_thr_sum - prof_b0_;    \
     }
 
 void model_profile(int on) {
     g_prof_on = on;
     const char *e = getenv("SIMCLR_PROFILE_CPU");
-    g_prof_cpu = e && !strcmp(e, "1");
+    g_prof_cpu = e ? atoi(e) : 0;
     memset(g_prof, 0, sizeof g_prof);
+    memset(g_prof_busy, 0, sizeof g_prof_busy);
     memset(g_prof_unit, 0, sizeof g_prof_unit);
+    if (on && g_prof_cpu == 2) crit_now();
+    g_crit_clock = g_thr_sum = 0;
 }
+double model_profile_critical(double *busy) {
+    if (g_prof_on && g_prof_cpu == 2) crit_now();
+    *busy = g_thr_sum;
+    return g_crit_clock;
+}
+double model_profile_busy(int k) { return k >= 0 && k < MODEL_PROF_N ? g_prof_busy[k] : 0; }
 double model_profile_unit(int i, int pass) {
     return i >= 0 && i < RESNET_MAX_UNITS && pass >= 0 && pass < 3 ? g_prof_unit[i][pass] : 0;
 }
@@ -438,7 +482,7 @@ static int unit_forward(Model *m, int i, void *out, const void *in, const void *
     PROF_END_UNIT(0, i);
     const ResUnit *ru = &m->spec.units[i];
     int t = u->t_bn;
-    prof_t0_ = g_prof_on ? prof_now() : 0;
+    PROF_RESTART;
     batchnorm_forward_sync(out, u->mean, u->rstd, u->c, tp(m, t), tp(m, t + 1), tb(m, t + 2),
                            tb(m, t + 3), tc(m, t + 4), residual, relu, m->training,
                            (size_t)B * ru->OH * ru->OW, ru->K, m->partials, m->dt, m->bn_sync);
@@ -510,12 +554,12 @@ static int encoder_forward(Model *m, const float *x, int B) {
         conv_forward(c, u0->c, xin, m->scratch);
         PROF_END_UNIT(0, 0);
         int t0 = u0->t_bn;
-        prof_t0_ = g_prof_on ? prof_now() : 0;
+        PROF_RESTART;
         batchnorm_stats_sync(u0->mean, u0->rstd, u0->c, tb(m, t0 + 2), tb(m, t0 + 3), tc(m, t0 + 4),
                              m->training, (size_t)B * r0->OH * r0->OW, r0->K, m->partials, m->dt,
                              m->bn_sync);
         PROF_END(3);
-        prof_t0_ = g_prof_on ? prof_now() : 0;
+        PROF_RESTART;
         batchnorm_relu_maxpool_forward(cur, m->argmax, u0->c, u0->mean, u0->rstd, tp(m, t0),
                                        tp(m, t0 + 1), B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->dt,
                                        m->stem_work, m->stem_threads);
@@ -664,7 +708,7 @@ static void encoder_backward(Model *m, const float *dh) {
             PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[ui].t_w), dc, x_in, m->wtmp, m->scratch);
             PROF_END_UNIT(2, ui);
-            prof_t0_ = g_prof_on ? prof_now() : 0;
+            PROF_RESTART;
             conv_backward_data(c, q, dc, m->scratch);
             PROF_END_UNIT(1, ui);
             if (j > 0) {
@@ -682,7 +726,7 @@ static void encoder_backward(Model *m, const float *dh) {
             PROF_BEGIN;
             conv_backward_weights(c, tg(m, m->units[blk->down].t_w), dd, block_in, m->wtmp, m->scratch);
             PROF_END_UNIT(2, blk->down);
-            prof_t0_ = g_prof_on ? prof_now() : 0;
+            PROF_RESTART;
             conv_backward_data(c, q, dd, m->scratch);
             PROF_END_UNIT(1, blk->down);
             const ResUnit *ru = &sp->units[blk->down];
@@ -715,7 +759,7 @@ static void encoder_backward(Model *m, const float *dh) {
     PROF_BEGIN;
     nchw_to_nhwc(m->xa, m->x, B, 3, sp->image_size * sp->image_size, dt);
     PROF_END(5);
-    prof_t0_ = g_prof_on ? prof_now() : 0;
+    PROF_RESTART;
     conv_backward_weights(cur_conv(m, 0), tg(m, m->units[0].t_w), d0, m->xa, m->wtmp, m->scratch);
     PROF_END_UNIT(2, 0);
 }
@@ -772,7 +816,15 @@ void model_backward_h(Model *m, const float *dh) {
     encoder_backward(m, dh);
 }
 
-void model_zero_grad(Model *m) { memset(m->grads, 0, sizeof(float) * m->nparams); }
+void model_zero_grad(Model *m) {
+    /* 46 MB for ResNet-18: split over the threads (a serial memset kept one core idle) */
+#pragma omp parallel
+    {
+        size_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+        size_t a = m->nparams * id / nt, b = m->nparams * (id + 1) / nt;
+        memset(m->grads + a, 0, sizeof(float) * (b - a));
+    }
+}
 
 /* ---- accessors ----------------------------------------------------------------------------- */
 

@@ -159,6 +159,11 @@ const char *model_profile_get(int k, double *seconds);
 /* The same timers per conv unit i (state_dict order, 0 = stem) and pass (0 forward, 1 backward
  * data, 2 backward weights): seconds accumulated since model_profile(1). */
 double model_profile_unit(int i, int pass);
+/* With SIMCLR_PROFILE_CPU=2 (phases as critical paths, see model.c): the critical path since
+ * model_profile(1) in seconds (sum of each interval's largest per-thread CPU time), *busy the
+ * CPU time of all threads over the same intervals; model_profile_busy(k) phase k's. */
+double model_profile_critical(double *busy);
+double model_profile_busy(int k);
 /* Synchronized batch norm: every BN of the encoder and the head computes its training-mode
  * statistics (and the backward's two reductions) over the global batch of all processes
  * (layers.h, BnSync; kept by pointer, NULL switches it off). Evaluation mode is unaffected. */
