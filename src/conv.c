@@ -734,12 +734,20 @@ static void weights_krsc(Conv *c, const float *w) {
         exec(c->reo_krsc, 2, a);
         return;
     }
-    size_t rs = (size_t)s->R * s->S;
+    /* bf16: written in order, each row (R,S,C) of an output channel read from its (C,R,S) row in
+     * L1 (vectorised with gathers; the loop in (C,R,S) order cost ~14 ms of CPU per ResNet-18
+     * step, its scattered 2-byte stores) */
+    size_t rs = (size_t)s->R * s->S, n = rs * s->C;
+    uint16_t *o = c->w_krsc;
+    const int C = s->C;
 #pragma omp parallel for schedule(static)
-    for (int k = 0; k < s->K; k++)
-        for (int ch = 0; ch < s->C; ch++)
-            for (size_t p = 0; p < rs; p++)
-                dt_store(c->w_krsc, ((size_t)k * rs + p) * s->C + ch, s->dt, w[((size_t)k * s->C + ch) * rs + p]);
+    for (int k = 0; k < s->K; k++) {
+        const float *wk = w + (size_t)k * n;
+        uint16_t *ok = o + (size_t)k * n;
+        for (size_t p = 0; p < rs; p++)
+#pragma omp simd
+            for (int ch = 0; ch < C; ch++) ok[p * C + ch] = bf16_from_f32(wk[(size_t)ch * rs + p]);
+    }
 }
 
 /* w -> the backward-data layout in w_bwd (its own reorder, or the forward's when they agree) */

@@ -69,6 +69,8 @@ struct Model {
                                     ping-pong with g[1]; in the backward the recomputed input of
                                     the current block; the images' NHWC copy for the first conv */
     uint8_t *argmax;             /* the stem's max pool (B,PH,PW,C) */
+    void *stem_out;              /* bf16 with a max pool: the pooled stem output (B,PH,PW,C),
+                                    kept for the backward (NULL: recomputed, as in fp32) */
     float *stem_work;            /* the fused stem forward's rows, one slice per thread */
     int stem_threads;            /* threads stem_work has slices for (those of model_create) */
     float *h, *dh;               /* (B,D) */
@@ -400,6 +402,11 @@ int model_create(Model **out, const ModelConfig *cfg, int max_batch, uint64_t se
         size_t n = (size_t)sp->pool_H * sp->pool_W * sp->units[0].K;
         m->argmax = ACT_ALLOC(B * n);
         act = maxz(act, n);
+        /* bf16 keeps the pooled stem output (+4.5% activation memory per view at 96 px): the
+         * backward then reads it instead of recomputing it three times from the stem-sized conv
+         * output (about 10 ms of CPU each at 128 views, memory bound); fp32 recomputes it, its
+         * memory target leaves no room (doc/core.md) */
+        if (m->dt == DT_BF16) m->stem_out = ACT_ALLOC(B * n * es);
         m->stem_threads = sc_threads();
         m->stem_work = sc_alloc(sizeof(float) * batchnorm_relu_maxpool_work(
                                                     sp->units[0].OW, sp->units[0].K, 3, m->stem_threads));
@@ -454,7 +461,7 @@ void model_free(Model *m) {
     sc_free(m->ascratch);
     for (int k = 0; k < 2; k++) sc_free(m->hs[k]);
     sc_free(m->params), sc_free(m->grads), sc_free(m->buffers), sc_free(m->counters);
-    sc_free(m->argmax), sc_free(m->stem_work), sc_free(m->h), sc_free(m->dh);
+    sc_free(m->argmax), sc_free(m->stem_work), sc_free(m->stem_out), sc_free(m->h), sc_free(m->dh);
     sc_free(m->scratch), sc_free(m->wtmp), sc_free(m->partials), sc_free(m->wshared);
     sc_free(m);
 }
@@ -464,10 +471,27 @@ void model_free(Model *m) {
 /* x (B,3,S,S) -> xin (B,S,S,3) of type dt */
 static void nchw_to_nhwc(void *out, const float *x, int B, int C, int HW, int dt) {
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < B; b++) {
+        if (dt == DT_BF16 && C <= 4) {
+            /* 64 pixels at a time: each channel's run rounded to bf16 (vectorised), then
+             * interleaved (the element-wise loop cost ~6 ms of CPU per call at 128 views) */
+            uint16_t t[4][64], *o = (uint16_t *)out + (size_t)b * HW * C;
+            for (int p0 = 0; p0 < HW; p0 += 64) {
+                int n = HW - p0 < 64 ? HW - p0 : 64;
+                for (int c = 0; c < C; c++) {
+                    const float *xc = x + ((size_t)b * C + c) * HW + p0;
+#pragma omp simd
+                    for (int i = 0; i < n; i++) t[c][i] = bf16_from_f32(xc[i]);
+                }
+                for (int i = 0; i < n; i++)
+                    for (int c = 0; c < C; c++) o[(size_t)(p0 + i) * C + c] = t[c][i];
+            }
+            continue;
+        }
         for (int p = 0; p < HW; p++)
             for (int c = 0; c < C; c++)
                 dt_store(out, ((size_t)b * HW + p) * C + c, dt, x[((size_t)b * C + c) * HW + p]);
+    }
 }
 
 /* conv + BN of one unit: out = [relu](bn(conv(in)) [+ residual]) */
@@ -510,6 +534,10 @@ static void stem_recompute(Model *m, void *dst) {
         unit_apply(m, 0, dst, NULL, 1);
         return;
     }
+    if (m->stem_out) {
+        memcpy(dst, m->stem_out, (size_t)m->B * m->spec.pool_H * m->spec.pool_W * r0->K * dt_size(m->dt));
+        return;
+    }
     PROF_BEGIN;
     batchnorm_relu_maxpool_recompute(dst, m->argmax, u0->c, u0->mean, u0->rstd, tp(m, u0->t_bn),
                                      tp(m, u0->t_bn + 1), m->B, r0->OH, r0->OW, r0->K, 3, 2, 1,
@@ -524,11 +552,13 @@ static void block_recompute(Model *m, int b, void *dst) {
     const ResNetSpec *sp = &m->spec;
     int s = b;
     while (s > 0 && sp->blocks[s].down < 0) s--;
+    const void *res = dst; /* the first step's residual: a kept stem output is read in place */
     if (sp->blocks[s].down >= 0) unit_apply(m, sp->blocks[s].down, dst, NULL, 0);
+    else if (m->stem_out && sp->pool) res = m->stem_out;
     else stem_recompute(m, dst);
-    for (int k = s; k <= b; k++) {
+    for (int k = s; k <= b; k++, res = dst) {
         const ResBlock *blk = &sp->blocks[k];
-        unit_apply(m, blk->unit[blk->nconv - 1], dst, dst, 1);
+        unit_apply(m, blk->unit[blk->nconv - 1], dst, res, 1);
     }
 }
 
@@ -560,6 +590,7 @@ static int encoder_forward(Model *m, const float *x, int B) {
                              m->bn_sync);
         PROF_END(3);
         PROF_RESTART;
+        if (m->stem_out) cur = m->stem_out; /* kept for the backward; blocks ping-pong xa, g[1] */
         batchnorm_relu_maxpool_forward(cur, m->argmax, u0->c, u0->mean, u0->rstd, tp(m, t0),
                                        tp(m, t0 + 1), B, r0->OH, r0->OW, r0->K, 3, 2, 1, m->dt,
                                        m->stem_work, m->stem_threads);
@@ -584,7 +615,7 @@ static int encoder_forward(Model *m, const float *x, int B) {
                 return -1;
             bin = m->ascratch;
         }
-        t = cur, cur = nxt, nxt = t;
+        t = cur, cur = nxt, nxt = t == m->stem_out ? m->xa : t;
     }
     avgpool_forward(m->h, cur, B, sp->final_H * sp->final_W, sp->feat_dim, m->dt);
     return 0;
@@ -667,6 +698,7 @@ static void encoder_backward(Model *m, const float *dh) {
         const ResBlock *blk = &sp->blocks[b];
         void *block_in = m->xa;
         if (b > 0) block_recompute(m, b - 1, block_in);
+        else if (m->stem_out) block_in = m->stem_out;
         else stem_recompute(m, block_in);
         int last = blk->unit[blk->nconv - 1];
         /* g: grad wrt the block output; masked in place by its ReLU (recomputed from the last conv
