@@ -609,7 +609,8 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
         size_t chunked = (size_t)c->nch * (c->ch_scr_bytes + c->ch_dw_bytes);
         if (chunked > c->scratch_bytes) c->scratch_bytes = chunked;
     }
-    c->wtmp_floats = (size_t)(c->gemm || c->wg || c->wb ? 1 : c->nch) * s->K * s->C * s->R * s->S;
+    c->wtmp_floats = c->wg ? conv_wgrad_tmp_floats(s)
+                           : (size_t)(c->gemm || c->wb ? 1 : c->nch) * s->K * s->C * s->R * s->S;
     if (c->wb && wgrad_bf16_scratch_bytes(c->wb) > c->scratch_bytes) c->scratch_bytes = wgrad_bf16_scratch_bytes(c->wb);
     if (c->wb && wgrad_bf16_tmp_floats(c->wb) > c->wtmp_floats) c->wtmp_floats = wgrad_bf16_tmp_floats(c->wb);
     if (c->gemm) {

@@ -29,11 +29,11 @@ int conv_wgrad_supported(void) {
     return __builtin_cpu_supports("avx512f");
 }
 
-size_t conv_wgrad_tmp_floats(const ConvShape *s) { return (size_t)s->K * s->C * s->R * s->S; }
 
 struct ConvWgrad {
     ConvShape s;
     int SC, mr, njt, nkb;
+    int parts; /* fixed batch parts, each with its own partial sums (wgrad_parts) */
     long rows_blk; /* output rows (b*OH + oh) per block; a multiple of OH with lists */
     /* small maps: for every tap (r, q), the pixels of one image whose tap is inside the map, in
      * (oh, ow) order, as (offset into d_out, offset into in) pairs relative to the image */
@@ -45,6 +45,30 @@ static int env_int(const char *name, int def, int lo, int hi) {
     const char *e = getenv(name);
     int v = e ? atoi(e) : def;
     return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* 6 or 7 columns a tile, whichever leaves fewer idle columns (the stem's 21: 7; 6 on ties:
+ * 28 accumulators leave no register spare, 24 do) */
+static int mr_default(int SC) { return (SC + 6) / 7 * 7 < (SC + 5) / 6 * 6 ? 7 : 6; }
+
+/* Batch parts: the batch cut into 2 fixed parts, each reduced into its own partial sums, added
+ * in order at the end: still independent of the thread count (the parts are fixed), and on 2
+ * threads each reads only its half of d_out and of the input. For the shapes where it was
+ * measured faster (doc/core.md): few tiles (the stem: 21, which 2 threads cannot share evenly,
+ * 11 against 10) and the strided convs with at most 2 output-channel blocks (layer2.0.conv1),
+ * where both threads would otherwise stream the whole (4x larger) input; with more channel
+ * blocks (layer3.0.conv1) it was slower. SIMCLR_CONV_WGRAD_PARTS overrides (experiments). */
+#define FEW_TILES 64
+static int wgrad_parts(const ConvShape *s) {
+    long SC = (long)s->S * s->C, mr = mr_default((int)SC), nkb = (s->K + KB - 1) / KB;
+    long ntiles = nkb * s->R * ((SC + mr - 1) / mr);
+    int def = ntiles < FEW_TILES || (s->stride > 1 && nkb <= 2) ? 2 : 1;
+    int np = env_int("SIMCLR_CONV_WGRAD_PARTS", def, 1, 8);
+    return np < s->B ? np : s->B;
+}
+
+size_t conv_wgrad_tmp_floats(const ConvShape *s) {
+    return (size_t)wgrad_parts(s) * s->K * s->C * s->R * s->S;
 }
 
 /* first and last output column ow whose tap q lands inside the map: iw = ow*stride - pad + q in
@@ -65,10 +89,8 @@ ConvWgrad *conv_wgrad_create(const ConvShape *s) {
     ConvWgrad *p = sc_alloc(sizeof *p);
     p->s = *s;
     p->SC = s->S * s->C;
-    /* 6 or 7 columns a tile, whichever leaves fewer idle columns (the stem's 21: 7; 6 on ties:
-     * 28 accumulators leave no register spare, 24 do) */
-    int mr_fit = (p->SC + 6) / 7 * 7 < (p->SC + 5) / 6 * 6 ? 7 : 6;
-    p->mr = env_int("SIMCLR_CONV_WGRAD_MR", mr_fit, 1, MR_MAX);
+    p->mr = env_int("SIMCLR_CONV_WGRAD_MR", mr_default(p->SC), 1, MR_MAX);
+    p->parts = wgrad_parts(s);
     p->njt = (p->SC + p->mr - 1) / p->mr;
     p->nkb = (s->K + KB - 1) / KB;
     p->pf_hint = env_int("SIMCLR_CONV_WGRAD_PF", 1, 0, 3);
@@ -330,7 +352,8 @@ static void pf_plan(Pf *pf, const Run *ru, long t0, long t1, long row0, long row
 
 /* d_w (K,C,R,S) += T (R,S,C,K): 16 consecutive positions (c,r,q) of a row of d_w at a time,
  * gathered from 16 rows of T (which stay in L1 while k runs) */
-TGT static void add_transposed(float *d_w, const float *T, const ConvShape *s, int SC) {
+TGT static void add_transposed(float *d_w, const float *T, const ConvShape *s, int SC, int parts) {
+    size_t tn = (size_t)s->K * s->C * s->R * s->S; /* floats of one part's sums */
     int K = s->K, RS = s->R * s->S, CRS = s->C * RS, npb = (CRS + 15) / 16;
 #pragma omp parallel for schedule(static)
     for (int pb = 0; pb < npb; pb++) {
@@ -345,6 +368,8 @@ TGT static void add_transposed(float *d_w, const float *T, const ConvShape *s, i
         for (int k = 0; k < K; k++) {
             float *d = d_w + (size_t)k * CRS + pos0;
             __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, vi, T + k, 4);
+            for (int q = 1; q < parts; q++) /* the parts' sums in order */
+                g = _mm512_add_ps(g, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, vi, T + q * tn + k, 4));
             _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), g));
         }
     }
@@ -354,25 +379,35 @@ void conv_wgrad_run(const ConvWgrad *p, float *d_w, const float *d_out, const fl
                     float *tmp) {
     const ConvShape *s = &p->s;
     Run ru = {.p = p, .d_out = d_out, .in = in, .T = tmp};
-    long nrows = (long)s->B * s->OH, rows_blk = p->rows_blk;
+    long rows_blk = p->rows_blk;
     long per_kb = (long)s->R * p->njt, ntiles = (long)p->nkb * per_kb;
-    /* tiles in (output-channel block, r, joint-column block) order, a contiguous range per
-     * thread; each thread walks the blocks of rows in order over its own tiles */
+    /* work units (batch part, tile), tiles in (output-channel block, r, joint-column block)
+     * order, a contiguous range per thread; each thread walks the blocks of rows of a part in
+     * order over its own tiles */
+    long nunits = ntiles * p->parts;
+    size_t tn = (size_t)s->K * s->C * s->R * s->S;
 #pragma omp parallel
     {
         int nth = omp_get_num_threads(), tid = omp_get_thread_num();
-        long t0 = ntiles * tid / nth, t1 = ntiles * (tid + 1) / nth;
-        for (long row0 = 0; row0 < nrows; row0 += rows_blk) {
-            long row1 = row0 + rows_blk < nrows ? row0 + rows_blk : nrows;
-            Pf pf; /* the next block */
-            pf_plan(&pf, &ru, t0, t1, row1, row1 + rows_blk < nrows ? row1 + rows_blk : nrows);
-            for (long t = t0; t < t1; t++) {
-                int kb = (int)(t / per_kb), rem = (int)(t % per_kb);
-                int r = rem / p->njt, j0 = (rem % p->njt) * p->mr;
-                int mr = p->SC - j0 < p->mr ? p->SC - j0 : p->mr;
-                tile_any(mr, &ru, kb, r, j0, row0, row1, row0 == 0, &pf);
+        long u0 = nunits * tid / nth, u1 = nunits * (tid + 1) / nth;
+        for (int part = (int)(u0 / ntiles); part < p->parts && (long)part * ntiles < u1; part++) {
+            long t0 = u0 > part * ntiles ? u0 - part * ntiles : 0;
+            long t1 = u1 < (part + 1) * ntiles ? u1 - part * ntiles : ntiles;
+            long r0 = (long)s->B * part / p->parts * s->OH, r1 = (long)s->B * (part + 1) / p->parts * s->OH;
+            Run rp = ru;
+            rp.T = tmp + part * tn;
+            for (long row0 = r0; row0 < r1; row0 += rows_blk) {
+                long row1 = row0 + rows_blk < r1 ? row0 + rows_blk : r1;
+                Pf pf; /* the next block */
+                pf_plan(&pf, &rp, t0, t1, row1, row1 + rows_blk < r1 ? row1 + rows_blk : r1);
+                for (long t = t0; t < t1; t++) {
+                    int kb = (int)(t / per_kb), rem = (int)(t % per_kb);
+                    int r = rem / p->njt, j0 = (rem % p->njt) * p->mr;
+                    int mr = p->SC - j0 < p->mr ? p->SC - j0 : p->mr;
+                    tile_any(mr, &rp, kb, r, j0, row0, row1, row0 == r0, &pf);
+                }
             }
         }
     }
-    add_transposed(d_w, tmp, s, p->SC);
+    add_transposed(d_w, tmp, s, p->SC, p->parts);
 }

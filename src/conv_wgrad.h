@@ -12,8 +12,9 @@
  * the dY row is loaded as 4 vectors, each input value broadcast); out-of-range taps (padding) add
  * nothing. Every element of dW is reduced by ONE tile over all B*OH*OW pixels in one fixed order
  * (blocks of output rows in order, pixels left to right), whatever thread runs it: the threads
- * share the tiles, never a reduction, so the bits do not depend on the thread count and no
- * partial sums are combined.
+ * share the tiles, never a reduction, so the bits do not depend on the thread count. Some shapes
+ * (the stem, strided convs with few output channels) cut the batch into 2 FIXED parts, each
+ * reduced by its own tiles, the two partial sums added in order: fixed too.
  *
  * What it does not do: bf16 (that stays on oneDNN), non-AVX-512 CPUs (conv_wgrad_supported()
  * says 0; the caller keeps oneDNN's path).
@@ -33,7 +34,7 @@ typedef struct ConvWgrad ConvWgrad;
  * of small maps. Returns NULL when !conv_wgrad_supported() or s->dt is not fp32. */
 ConvWgrad *conv_wgrad_create(const ConvShape *s);
 void conv_wgrad_free(ConvWgrad *p);
-/* Floats of scratch conv_wgrad_run needs: K*C*R*S. */
+/* Floats of scratch conv_wgrad_run needs: K*C*R*S per batch part (1 or 2). */
 size_t conv_wgrad_tmp_floats(const ConvShape *s);
 /* d_w (K,C,R,S) += gradient wrt the weights, from d_out (B,OH,OW,K) and in (B,H,W,C), fp32.
  * tmp: at least conv_wgrad_tmp_floats floats. Uses every OpenMP thread; bit-identical for any
