@@ -853,8 +853,9 @@ void model_zero_grad(Model *m) {
 #pragma omp parallel
     {
         size_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-        size_t a = m->nparams * id / nt, b = m->nparams * (id + 1) / nt;
-        memset(m->grads + a, 0, sizeof(float) * (b - a));
+        size_t nb = (m->nparams + 15) / 16, a = nb * id / nt * 16, b = nb * (id + 1) / nt * 16;
+        if (b > m->nparams) b = m->nparams;
+        if (a < b) memset(m->grads + a, 0, sizeof(float) * (b - a)); /* 64-byte aligned halves */
     }
 }
 
