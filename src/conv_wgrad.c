@@ -71,17 +71,40 @@ size_t conv_wgrad_tmp_floats(const ConvShape *s) {
     return (size_t)wgrad_parts(s) * s->K * s->C * s->R * s->S;
 }
 
-/* first and last output column ow whose tap q lands inside the map: iw = ow*stride - pad + q in
- * [0, W) (an empty range when lo > hi); the same for rows with H */
-static int out_lo(int pad, int stride, int q) {
+int conv_wgrad_out_lo(int pad, int stride, int q) {
     int t = pad - q;
     return t <= 0 ? 0 : (t + stride - 1) / stride;
 }
-static int out_hi(int W, int OW, int pad, int stride, int q) {
+int conv_wgrad_out_hi(int W, int OW, int pad, int stride, int q) {
     int t = W - 1 + pad - q;
     if (t < 0) return -1;
     t /= stride;
     return t < OW - 1 ? t : OW - 1;
+}
+void conv_wgrad_tap_lists(const ConvShape *s, int dstride, int **lst, int **off, int **cnt) {
+    int taps = s->R * s->S, npix = s->OH * s->OW;
+    *off = sc_alloc(sizeof(int) * taps);
+    *cnt = sc_alloc(sizeof(int) * taps);
+    *lst = sc_alloc(sizeof(int) * 2 * taps * npix);
+    int n = 0;
+    for (int r = 0; r < s->R; r++)
+        for (int q = 0; q < s->S; q++) {
+            (*off)[r * s->S + q] = 2 * n;
+            int c0 = n;
+            for (int oh = 0; oh < s->OH; oh++) {
+                int ih = oh * s->stride - s->pad + r;
+                if (ih < 0 || ih >= s->H) continue;
+                for (int ow = 0; ow < s->OW; ow++) {
+                    int iw = ow * s->stride - s->pad + q;
+                    if (iw < 0 || iw >= s->W) continue;
+                    (*lst)[2 * n] = (oh * s->OW + ow) * dstride;
+                    /* x of column j (tap q): in[image + (ih*W + iw)*C + j - q*C] */
+                    (*lst)[2 * n + 1] = ((ih * s->W) + ow * s->stride - s->pad) * s->C;
+                    n++;
+                }
+            }
+            (*cnt)[r * s->S + q] = n - c0;
+        }
 }
 
 ConvWgrad *conv_wgrad_create(const ConvShape *s) {
@@ -101,29 +124,7 @@ ConvWgrad *conv_wgrad_create(const ConvShape *s) {
     if (npix <= LIST_PIXELS) {
         long imgs = bpix / npix > 0 ? bpix / npix : 1;
         p->rows_blk = imgs * s->OH;
-        int taps = s->R * s->S;
-        p->lst_off = sc_alloc(sizeof(int) * taps);
-        p->lst_n = sc_alloc(sizeof(int) * taps);
-        p->lst = sc_alloc(sizeof(int) * 2 * taps * npix);
-        int n = 0;
-        for (int r = 0; r < s->R; r++)
-            for (int q = 0; q < s->S; q++) {
-                p->lst_off[r * s->S + q] = 2 * n;
-                int c0 = n;
-                for (int oh = 0; oh < s->OH; oh++) {
-                    int ih = oh * s->stride - s->pad + r;
-                    if (ih < 0 || ih >= s->H) continue;
-                    for (int ow = 0; ow < s->OW; ow++) {
-                        int iw = ow * s->stride - s->pad + q;
-                        if (iw < 0 || iw >= s->W) continue;
-                        p->lst[2 * n] = (oh * s->OW + ow) * s->K;
-                        /* x of column j (tap q): in[image + (ih*W + iw)*C + j - q*C] */
-                        p->lst[2 * n + 1] = ((ih * s->W) + ow * s->stride - s->pad) * s->C;
-                        n++;
-                    }
-                }
-                p->lst_n[r * s->S + q] = n - c0;
-            }
+        conv_wgrad_tap_lists(s, s->K, &p->lst, &p->lst_off, &p->lst_n);
     } else
         p->rows_blk = bpix / s->OW > 0 ? bpix / s->OW : 1;
     return p;
@@ -168,7 +169,8 @@ static const char *pf_next_x(Pf *pf) {
             if (s->S >= s->stride) {
                 pf->items = 1, pf->ibytes = (long)s->W * s->C * 4, pf->istride = 0;
             } else { /* only the pixels the taps reach (strided 1x1: every other one) */
-                int o0 = out_lo(s->pad, s->stride, 0), o1 = out_hi(s->W, s->OW, s->pad, s->stride, s->S - 1);
+                int o0 = conv_wgrad_out_lo(s->pad, s->stride, 0),
+                    o1 = conv_wgrad_out_hi(s->W, s->OW, s->pad, s->stride, s->S - 1);
                 pf->items = o1 - o0 + 1;
                 pf->ip += (ptrdiff_t)(o0 * s->stride - s->pad) * s->C * 4;
                 pf->istride = (long)s->stride * s->C * 4, pf->ibytes = (long)s->S * s->C * 4;
@@ -262,9 +264,9 @@ TGT static inline __attribute__((always_inline)) void tile(const int MR, const R
         }
     } else {
         /* pixels where every column of the tile is inside the map, and where at least one is */
-        int all_lo = out_lo(s->pad, st, slo), all_hi = out_hi(s->W, OW, s->pad, st, shi);
-        int any_lo = out_lo(s->pad, st, shi), any_hi = out_hi(s->W, OW, s->pad, st, slo);
-        int oh_lo = out_lo(s->pad, st, r), oh_hi = out_hi(s->H, OH, s->pad, st, r);
+        int all_lo = conv_wgrad_out_lo(s->pad, st, slo), all_hi = conv_wgrad_out_hi(s->W, OW, s->pad, st, shi);
+        int any_lo = conv_wgrad_out_lo(s->pad, st, shi), any_hi = conv_wgrad_out_hi(s->W, OW, s->pad, st, slo);
+        int oh_lo = conv_wgrad_out_lo(s->pad, st, r), oh_hi = conv_wgrad_out_hi(s->H, OH, s->pad, st, r);
         for (long row = row0; row < row1;) {
             long b = row / OH;
             int oh = (int)(row - b * OH);

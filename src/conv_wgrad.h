@@ -42,4 +42,15 @@ size_t conv_wgrad_tmp_floats(const ConvShape *s);
 void conv_wgrad_run(const ConvWgrad *p, float *d_w, const float *d_out, const float *in,
                     float *tmp);
 
+/* Shared with the bf16 kernel (wgrad_bf16.c), which runs the same scheme on pairs of images:
+ * the first and last output column ow whose tap q lands inside the map (iw = ow*stride - pad + q
+ * in [0, W); an empty range when lo > hi; rows likewise with H, OH) */
+int conv_wgrad_out_lo(int pad, int stride, int q);
+int conv_wgrad_out_hi(int W, int OW, int pad, int stride, int q);
+/* The pixel lists of a small map (sc_alloc'ed into *lst, *off, *n): for every tap (r, q), the
+ * output pixels of one image whose tap is inside the map, in (oh, ow) order, as pairs (offset of
+ * the pixel's d_out row: pixel * dstride, offset of column j = 0 of its input span: (ih*W +
+ * ow*stride - pad) * C) starting at (*lst)[(*off)[tap]], (*n)[tap] of them. */
+void conv_wgrad_tap_lists(const ConvShape *s, int dstride, int **lst, int **off, int **n);
+
 #endif

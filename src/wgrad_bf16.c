@@ -15,6 +15,7 @@
 
 #include "bf16.h"
 #include "common.h"
+#include "conv_wgrad.h"
 #include "peak.h"
 
 #define NV 4             /* zmm vectors of output channels per tile */
@@ -55,19 +56,6 @@ struct WgradBf16 {
     int *tidx; /* (C, R, S): where each position of a row of d_w sits in its channel block of T */
     size_t tfloats; /* T's size */
 };
-
-/* first and last output column ow whose tap q lands inside the map: iw = ow*stride - pad + q in
- * [0, W) (an empty range when lo > hi); the same for rows with H */
-static int out_lo(int pad, int stride, int q) {
-    int t = pad - q;
-    return t <= 0 ? 0 : (t + stride - 1) / stride;
-}
-static int out_hi(int W, int OW, int pad, int stride, int q) {
-    int t = W - 1 + pad - q;
-    if (t < 0) return -1;
-    t /= stride;
-    return t < OW - 1 ? t : OW - 1;
-}
 
 /* A block: pair images [bp0, bp0 + nbp), output rows [oh0, oh1) of each, and the input rows
  * [ih0, ih0 + nr) their windows read (nr <= 0: none). */
@@ -136,31 +124,7 @@ WgradBf16 *wgrad_bf16_create(const ConvShape *s) {
         p->tidx[pos] = ((r * p->njt + j / p->mr) * p->mr + j % p->mr) * KB;
     }
     p->tfloats = (size_t)p->nkb * s->R * p->njt * p->mr * KB;
-    if (npix <= LIST_PIXELS) {
-        int taps = s->R * s->S;
-        p->lst_off = sc_alloc(sizeof(int) * taps);
-        p->lst_n = sc_alloc(sizeof(int) * taps);
-        p->lst = sc_alloc(sizeof(int) * 2 * taps * npix);
-        int n = 0;
-        for (int r = 0; r < s->R; r++)
-            for (int q = 0; q < s->S; q++) {
-                p->lst_off[r * s->S + q] = 2 * n;
-                int c0 = n;
-                for (int oh = 0; oh < s->OH; oh++) {
-                    int ih = oh * s->stride - s->pad + r;
-                    if (ih < 0 || ih >= s->H) continue;
-                    for (int ow = 0; ow < s->OW; ow++) {
-                        int iw = ow * s->stride - s->pad + q;
-                        if (iw < 0 || iw >= s->W) continue;
-                        p->lst[2 * n] = (oh * s->OW + ow) * KB;
-                        /* x of column j (tap q): the image's (ih*W + iw)*C + j - q*C */
-                        p->lst[2 * n + 1] = ((ih * s->W) + ow * s->stride - s->pad) * s->C;
-                        n++;
-                    }
-                }
-                p->lst_n[r * s->S + q] = n - c0;
-            }
-    }
+    if (npix <= LIST_PIXELS) conv_wgrad_tap_lists(s, KB, &p->lst, &p->lst_off, &p->lst_n);
     return p;
 }
 
@@ -339,9 +303,9 @@ TGT static inline __attribute__((always_inline)) void tile(const int MR, const R
         }
     } else {
         /* pixels where every column of the tile is inside the map, and where at least one is */
-        int all_lo = out_lo(s->pad, st, slo), all_hi = out_hi(s->W, OW, s->pad, st, shi);
-        int any_lo = out_lo(s->pad, st, shi), any_hi = out_hi(s->W, OW, s->pad, st, slo);
-        int oh_lo = out_lo(s->pad, st, r), oh_hi = out_hi(s->H, OH, s->pad, st, r);
+        int all_lo = conv_wgrad_out_lo(s->pad, st, slo), all_hi = conv_wgrad_out_hi(s->W, OW, s->pad, st, shi);
+        int any_lo = conv_wgrad_out_lo(s->pad, st, shi), any_hi = conv_wgrad_out_hi(s->W, OW, s->pad, st, slo);
+        int oh_lo = conv_wgrad_out_lo(s->pad, st, r), oh_hi = conv_wgrad_out_hi(s->H, OH, s->pad, st, r);
         int h0 = bk->oh0 > oh_lo ? bk->oh0 : oh_lo, h1 = bk->oh1 - 1 < oh_hi ? bk->oh1 - 1 : oh_hi;
         for (int b = 0; b < bk->nbp; b++)
             for (int h = h0; h <= h1; h++) {
