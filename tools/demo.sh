@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: SimCLR on Fashion-MNIST from scratch, then the evaluation table.
 #
-#   tools/demo.sh            the full demo: pretrain on the 60k training images (about 13 minutes
+#   tools/demo.sh            the full demo: pretrain on the 60k training images (about 12 minutes
 #                            on 2 cores), evaluate on the 10k test images
 #   tools/demo.sh --fast     a ~1-2 minute smoke run (4096 images, 1 epoch; CI)
 #
@@ -68,7 +68,7 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 # convolutions where the CPU has them: the settings that gave the best encoder within the 15-minute
 # budget in the trials of doc/pretrain.md (the small-image stem at 28 px costs 4x as much per
 # step). Adam with a larger lr than sthalles' 3e-4 for a short run, tau 0.2, no blur and milder
-# crops/jitter for small grey images. 28 epochs (6552 steps, about 13 minutes on 2 idle Zen 5
+# crops/jitter for small grey images. 28 epochs (6552 steps, 12 minutes on 2 idle Zen 5
 # cores): the full-split kNN of h rose from 82.2-82.4 (18 epochs) and 82.6 (22) to 82.8-82.9 over
 # epochs 24-28, past PCA's 82.70; batch 512 for 28 epochs gave 82.5 (doc/pretrain.md).
 PRE=(--dataset fashion-mnist --split train --arch resnet18 --stem "$STEM" --image-size "$SIZE"
