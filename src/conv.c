@@ -11,6 +11,7 @@
 
 #include "bf16.h"
 #include "common.h"
+#include "conv_pw.h"
 #include "conv_wgrad.h"
 #include "wgrad_bf16.h"
 
@@ -188,6 +189,9 @@ struct Conv {
     size_t mm_col_bytes, mm_dyt_bytes; /* scratch layout: col, d_out transposed, per block */
     /* bf16 backward weights by our own kernel (wgrad_bf16.h) instead of the chunks / mm_wgt */
     WgradBf16 *wb;
+    /* strided 1x1 (fp32): the forward (pw_fwd; weights W^T (C, K) in w_fwd) and backward data
+     * (pw_bwd; reading w_src) by conv_pw.h */
+    int pw_fwd, pw_bwd;
 };
 
 /* Output maps with at most this many pixels use the GEMM path (override: SIMCLR_CONV_GEMM_PIXELS,
@@ -540,6 +544,8 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
      * block), and dnnl_sgemm for the fp32 weight gradient */
     c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
     if (use_own_wgrad(s)) c->wg = conv_wgrad_create(s);
+    c->pw_fwd = !c->gemm && conv_pw_usable(s, 0);
+    c->pw_bwd = !c->gemm && need_bwd_data && conv_pw_usable(s, 1);
     if (wgrad_bf16_usable(s)) c->wb = wgrad_bf16_create(s);
     if (c->gemm) {
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
@@ -682,6 +688,7 @@ const char *conv_impl_name(const Conv *c, int which) {
     const char *name = "none";
     if (which == 2 && c->wg) return "own:avx512_nhwc";
     if (which == 2 && c->wb) return "own:avx512_bf16_dot";
+    if ((which == 0 && c->pw_fwd) || (which == 1 && c->pw_bwd)) return "own:avx512_1x1";
     if (c->gemm && c->s.dt == DT_BF16 && which != 1) return "im2col+matmul_bf16";
     if (c->gemm && c->s.dt == DT_F32)
         return which == 0 ? "im2col+matmul" : which == 1 ? "matmul+col2im" : "im2col+dnnl_sgemm";
@@ -710,6 +717,7 @@ static void *packed_w(const Conv *c) {
 
 size_t conv_weight_bytes(const Conv *c) {
     size_t n = c->wf_bytes;
+    if (c->pw_fwd && sizeof(float) * c->s.K * c->s.C > n) n = sizeof(float) * c->s.K * c->s.C;
     if (c->wb_bytes > n) n = c->wb_bytes;
     if (krsc_bytes(c) > n) n = krsc_bytes(c);
     return n;
@@ -761,6 +769,11 @@ static void weights_bwd(Conv *c, const float *w) {
 
 void conv_set_weights(Conv *c, const float *w) {
     c->w_src = w;
+    if (c->pw_fwd) { /* W^T for the forward (the oneDNN layout's buffer holds it: as large or larger) */
+        if (!c->w_fwd) c->w_fwd = c->w_bwd = sc_alloc(conv_weight_bytes(c));
+        conv_pw_weights(&c->s, c->w_fwd, w);
+        return;
+    }
     if (c->gemm && c->s.dt == DT_F32) { /* (K,R,S,C), read by backward data, and the packed copy */
         if (!c->w_krsc) c->w_krsc = sc_alloc(krsc_bytes(c));
         weights_krsc(c, w);
@@ -787,10 +800,14 @@ void conv_set_weights(Conv *c, const float *w) {
     set(c->m_w_fwd, c->w_fwd);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_fwd}};
     exec(c->reo_w_fwd, 2, a);
-    if (c->bwd_d && c->reo_w_bwd) weights_bwd(c, w);
+    if (c->bwd_d && c->reo_w_bwd && !c->pw_bwd) weights_bwd(c, w);
 }
 
 void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
+    if (c->pw_fwd) {
+        conv_pw_forward(&c->s, out_, in_, c->w_fwd);
+        return;
+    }
     if (c->gemm && c->s.dt == DT_BF16) {
         /* out (M, K) bf16 = col (M, Kd) . w_krsc^T, blocks of output rows */
         char *col = scratch;
@@ -815,6 +832,10 @@ void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
 
 void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) {
     SC_ASSERT(c->bwd_d && c->w_src);
+    if (c->pw_bwd) {
+        conv_pw_backward_data(&c->s, d_in, d_out, c->w_src);
+        return;
+    }
     if (c->gemm && c->s.dt == DT_F32) {
         /* dcol (M, Kd) = d_out (M, K) . W_krsc (K, Kd), blocks of columns; then each input pixel
          * gathers its entries of dcol */
