@@ -51,18 +51,23 @@ static int env_int(const char *name, int def, int lo, int hi) {
  * 28 accumulators leave no register spare, 24 do) */
 static int mr_default(int SC) { return (SC + 6) / 7 * 7 < (SC + 5) / 6 * 6 ? 7 : 6; }
 
+#define FEW_TILES 64
 /* Batch parts: the batch cut into 2 fixed parts, each reduced into its own partial sums, added
  * in order at the end: still independent of the thread count (the parts are fixed), and on 2
- * threads each reads only its half of d_out and of the input. For the shapes where it was
- * measured faster (doc/core.md): few tiles (the stem: 21, which 2 threads cannot share evenly,
- * 11 against 10) and the strided convs with at most 2 output-channel blocks (layer2.0.conv1),
- * where both threads would otherwise stream the whole (4x larger) input; with more channel
- * blocks (layer3.0.conv1) it was slower. SIMCLR_CONV_WGRAD_PARTS overrides (experiments). */
-#define FEW_TILES 64
+ * threads each thread reads only its half of d_out and of the input instead of both streaming all
+ * of it. First taken for the shapes with few tiles (the stem) and the strided convs with at most
+ * 2 output-channel blocks; then (doc/core.md, 2026-11-30 evening) for every shape whose partial
+ * sums are small, at most 256 K floats a part (layers 1-2 and the downsamples): on layer3's 3x3
+ * (590 K) and layer4's the doubled sums cost more than the halved reads save.
+ * SIMCLR_CONV_WGRAD_PARTS overrides (experiments). */
+#define PARTS_MAX_FLOATS (1L << 18)
 static int wgrad_parts(const ConvShape *s) {
     long SC = (long)s->S * s->C, mr = mr_default((int)SC), nkb = (s->K + KB - 1) / KB;
     long ntiles = nkb * s->R * ((SC + mr - 1) / mr);
-    int def = ntiles < FEW_TILES || (s->stride > 1 && nkb <= 2) ? 2 : 1;
+    int def = ntiles < FEW_TILES || (s->stride > 1 && nkb <= 2) ||
+                      (long)s->K * s->C * s->R * s->S <= PARTS_MAX_FLOATS
+                  ? 2
+                  : 1;
     int np = env_int("SIMCLR_CONV_WGRAD_PARTS", def, 1, 8);
     return np < s->B ? np : s->B;
 }

@@ -12,9 +12,10 @@
  * the dY row is loaded as 4 vectors, each input value broadcast); out-of-range taps (padding) add
  * nothing. Every element of dW is reduced by ONE tile over all B*OH*OW pixels in one fixed order
  * (blocks of output rows in order, pixels left to right), whatever thread runs it: the threads
- * share the tiles, never a reduction, so the bits do not depend on the thread count. Some shapes
- * (the stem, strided convs with few output channels) cut the batch into 2 FIXED parts, each
- * reduced by its own tiles, the two partial sums added in order: fixed too.
+ * share the tiles, never a reduction, so the bits do not depend on the thread count. Most shapes
+ * (the stem, layers 1-2, strided convs with few output channels: see wgrad_parts) cut the batch
+ * into 2 FIXED parts, each reduced by its own tiles, the two partial sums added in order: fixed
+ * too.
  *
  * What it does not do: bf16 (that stays on oneDNN), non-AVX-512 CPUs (conv_wgrad_supported()
  * says 0; the caller keeps oneDNN's path).

@@ -186,14 +186,14 @@ TEST(conv_wgrad_matches_reference_any_threads) {
         size_t ni, nw, no;
         ConvShape s = conv_case(q, &ni, &nw, &no);
         float *in = randv(ni, 700 + k, -1, 1), *dout = randv(no, 720 + k, -1, 1);
-        float *ref = calloc(nw, 4), *dw[7];
+        float *ref = calloc(nw, 4), *dw[8];
         conv2d_backward_ref(NULL, ref, dout, in, NULL, &s);
         double at = 1e-5 * sqrt((double)s.B * s.OH * s.OW);
         /* v 0: oneDNN (2 threads); 1..4: ours on v threads; 5: ours on 3 threads with other tile
          * and block sizes (5 columns, 37-pixel blocks, no prefetch), which must not change a bit;
-         * 6: ours with the batch cut into 3 parts (other bits: only against the reference; by
-         * default the shapes with few tiles here run in 2 parts) */
-        for (int v = 0; v < 7; v++) {
+         * 6, 7: ours with the batch cut into 3 parts, and in 1 (other bits: only against the
+         * reference; by default every shape here runs in 2 parts, its sums being small) */
+        for (int v = 0; v < 8; v++) {
             if (v && !own_ok) break;
             setenv("SIMCLR_CONV_WGRAD", v ? "own" : "dnnl", 1);
             if (v == 5) {
@@ -202,7 +202,8 @@ TEST(conv_wgrad_matches_reference_any_threads) {
                 setenv("SIMCLR_CONV_WGRAD_PF", "0", 1);
             }
             if (v == 6) setenv("SIMCLR_CONV_WGRAD_PARTS", "3", 1);
-            sc_set_threads(v == 5 ? 3 : v == 6 ? 2 : v ? v : 2);
+            if (v == 7) setenv("SIMCLR_CONV_WGRAD_PARTS", "1", 1);
+            sc_set_threads(v == 5 || v == 7 ? 3 : v == 6 ? 2 : v ? v : 2);
             Conv *c;
             SC_ASSERT(!conv_create(&c, &s, 0));
             unsetenv("SIMCLR_CONV_WGRAD");
@@ -218,15 +219,15 @@ TEST(conv_wgrad_matches_reference_any_threads) {
             for (size_t i = 0; i < nw; i++) dw[v][i] -= 0.5f;
             char what[96];
             snprintf(what, sizeof what, "case %zu (%s, %d threads%s)", k, conv_impl_name(c, 2),
-                     v == 5 ? 3 : v == 6 ? 2 : v ? v : 2,
-                     v == 5 ? ", other tiles and blocks" : v == 6 ? ", 3 batch parts" : "");
+                     v == 5 || v == 7 ? 3 : v == 6 ? 2 : v ? v : 2,
+                     v == 5 ? ", other tiles and blocks" : v == 6 ? ", 3 batch parts" : v == 7 ? ", 1 batch part" : "");
             CHECK(v == 0 || !strcmp(conv_impl_name(c, 2), "own:avx512_nhwc"), "%s: not our kernel", what);
             CHECK_ARRAY_CLOSE(what, dw[v], ref, nw, 1e-4, at);
             if (v > 1 && v < 6) CHECK(!memcmp(dw[v], dw[1], nw * 4), "%s: bits differ from 1 thread", what);
             conv_free(c);
             sc_free(scratch), sc_free(wtmp);
         }
-        for (int v = 0; v < 7 && (v == 0 || own_ok); v++) free(dw[v]);
+        for (int v = 0; v < 8 && (v == 0 || own_ok); v++) free(dw[v]);
         free(in), free(dout), free(ref);
     }
     sc_set_threads(saved);
