@@ -11,6 +11,7 @@
 
 #include "bf16.h"
 #include "common.h"
+#include "conv_small.h"
 #include "conv_wgrad.h"
 #include "wgrad_bf16.h"
 
@@ -188,6 +189,9 @@ struct Conv {
     size_t mm_col_bytes, mm_dyt_bytes; /* scratch layout: col, d_out transposed, per block */
     /* bf16 backward weights by our own kernel (wgrad_bf16.h) instead of the chunks / mm_wgt */
     WgradBf16 *wb;
+    /* fp32 forward of the GEMM path by our own kernel (conv_small.h) instead of im2col + mm_fwd;
+     * its packed weights take the place of mm_fwd's after the (K, R, S, C) copy */
+    ConvSmall *small;
 };
 
 /* Output maps with at most this many pixels use the GEMM path (override: SIMCLR_CONV_GEMM_PIXELS,
@@ -212,6 +216,13 @@ static int use_own_wgrad(const ConvShape *s) {
     return !(s->stride > 1 && small);
 }
 
+/* Whether the fp32 forward of the GEMM path runs on our own kernel (conv_small.h): by default
+ * wherever the CPU has AVX-512; SIMCLR_CONV_SMALL=0 keeps im2col + oneDNN matmul (A/B, tests). */
+static int use_small(const ConvShape *s) {
+    if (s->dt != DT_F32 || !conv_small_supported()) return 0;
+    const char *e = getenv("SIMCLR_CONV_SMALL");
+    return !(e && !strcmp(e, "0"));
+}
 
 /* col (B*OH*OW, R*S*C) from in (B,H,W,C): row (b,oh,ow) holds the receptive field, zero padded */
 static void im2col_nhwc(void *col_, const void *in_, const ConvShape *s) {
@@ -541,6 +552,7 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
     if (use_own_wgrad(s)) c->wg = conv_wgrad_create(s);
     if (wgrad_bf16_usable(s)) c->wb = wgrad_bf16_create(s);
+    if (c->gemm && use_small(s)) c->small = conv_small_create(s);
     if (c->gemm) {
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
         int bad;
@@ -551,7 +563,8 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
             c->mm_col_bytes = round64(2 * (size_t)M * Kd);
             c->mm_dyt_bytes = c->wb ? 0 : round64(2 * (size_t)M * s->K);
         } else {
-            bad = mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_f32, Kd, 1, Kd, 1, dnnl_f32, s->K) ||
+            bad = (!c->small &&
+                   mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_f32, Kd, 1, Kd, 1, dnnl_f32, s->K)) ||
                   (need_bwd_data &&
                    mm_blocks_create(&c->mm_bwd, M, s->K, Kd, 1, dnnl_f32, s->K, 0, Kd, 0, dnnl_f32, Kd));
             c->mm_col_bytes = round64(4 * (size_t)M * Kd); /* col, or the gradient wrt col */
@@ -671,6 +684,7 @@ void conv_free(Conv *c) {
     sc_free(c->dw);
     conv_wgrad_free(c->wg);
     wgrad_bf16_free(c->wb);
+    conv_small_free(c->small);
     sc_free(c);
 }
 
@@ -682,6 +696,7 @@ const char *conv_impl_name(const Conv *c, int which) {
     const char *name = "none";
     if (which == 2 && c->wg) return "own:avx512_nhwc";
     if (which == 2 && c->wb) return "own:avx512_bf16_dot";
+    if (which == 0 && c->small) return "own:avx512_small";
     if (c->gemm && c->s.dt == DT_BF16 && which != 1) return "im2col+matmul_bf16";
     if (c->gemm && c->s.dt == DT_F32)
         return which == 0 ? "im2col+matmul" : which == 1 ? "matmul+col2im" : "im2col+dnnl_sgemm";
@@ -702,7 +717,8 @@ static void exec(dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args) {
 static size_t krsc_bytes(const Conv *c) {
     if (!c->gemm) return 0;
     size_t n = dt_size(c->s.dt) * c->s.K * c->s.C * c->s.R * c->s.S;
-    return c->s.dt == DT_F32 ? round64(n) + c->mm_fwd.bp_bytes : n;
+    if (c->s.dt != DT_F32) return n;
+    return round64(n) + (c->small ? conv_small_weight_bytes(c->small) : c->mm_fwd.bp_bytes);
 }
 static void *packed_w(const Conv *c) {
     return (char *)c->w_krsc + round64(sizeof(float) * c->s.K * c->s.C * c->s.R * c->s.S);
@@ -763,6 +779,11 @@ void conv_set_weights(Conv *c, const float *w) {
     c->w_src = w;
     if (c->gemm && c->s.dt == DT_F32) { /* (K,R,S,C), read by backward data, and the packed copy */
         if (!c->w_krsc) c->w_krsc = sc_alloc(krsc_bytes(c));
+        if (c->small) { /* packed from w; (K,R,S,C) only where backward data reads it later */
+            if (c->bwd_d && !c->wshared) weights_krsc(c, w);
+            conv_small_pack(c->small, packed_w(c), w);
+            return;
+        }
         weights_krsc(c, w);
         mm_pack_b(&c->mm_fwd, c->w_krsc, packed_w(c));
         return;
@@ -796,6 +817,10 @@ void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
         char *col = scratch;
         im2col_nhwc(col, in_, &c->s);
         mm_blocks_run(&c->mm_fwd, col, c->w_krsc, out_, col + c->mm_col_bytes + c->mm_dyt_bytes);
+        return;
+    }
+    if (c->small) { /* our implicit GEMM on the input in place (conv_small.h) */
+        conv_small_forward(c->small, out_, in_, packed_w(c));
         return;
     }
     if (c->gemm) { /* out (M, K) = col (M, Kd) . W^T, blocks of output rows, W packed */

@@ -1,0 +1,203 @@
+/* conv_small.c - fp32 forward convolution of small output maps, implicit GEMM on channels-last
+ * activations, AVX-512, deterministic by construction (see conv_small.h).
+ *
+ * A unit (output-channel block kb, position pos) walks its valid taps in order; per tap, the
+ * packed weights of (kb, tap) are C x 64 floats (128 KB at C = 512: they stay in L2 while every
+ * image group of the unit runs over them), and the input of one tile is one C-float span per image
+ * (the pixel the tap reads), read in place. */
+#include "conv_small.h"
+
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf16.h"
+#include "common.h"
+
+#define NV 4         /* zmm vectors of output channels per tile */
+#define KB (16 * NV) /* output channels per tile (and per packed weight line) */
+#define MR_MAX 7     /* images per tile, at most (28 accumulators + 4 weight vectors) */
+
+#define TGT __attribute__((target("avx512f")))
+
+int conv_small_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+struct ConvSmall {
+    ConvShape s;
+    int nkb, taps, npos, mr, cb, ngrp;
+    int *grp;     /* image groups: [grp[g], grp[g + 1]) */
+    int *ntap;    /* per position: the number of taps inside the map */
+    int *tap;     /* per position: those taps, ascending (pos * taps + i) */
+    int *xoff;    /* per (position, tap): floats from an image's start to the pixel the tap reads */
+    long *wsum;   /* units' cumulative work (taps), nkb * npos + 1 entries */
+};
+
+static int env_int(const char *name, int def, int lo, int hi) {
+    const char *e = getenv(name);
+    int v = e ? atoi(e) : def;
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+ConvSmall *conv_small_create(const ConvShape *s) {
+    if (s->dt != DT_F32 || !conv_small_supported()) return NULL;
+    ConvSmall *p = sc_alloc(sizeof *p);
+    p->s = *s;
+    p->nkb = (s->K + KB - 1) / KB;
+    p->taps = s->R * s->S;
+    p->npos = s->OH * s->OW;
+    p->mr = env_int("SIMCLR_CONV_SMALL_MR", MR_MAX, 1, MR_MAX);
+    /* the whole tap by default: its weights (C x 64 floats) stay in L2, the sums go through
+     * memory once per tap */
+    p->cb = env_int("SIMCLR_CONV_SMALL_CB", s->C, 1, s->C);
+    /* groups of at most mr images, as even as possible (128 images: 14 of 7 and 5 of 6) */
+    p->ngrp = (s->B + p->mr - 1) / p->mr;
+    p->grp = sc_alloc(sizeof(int) * (p->ngrp + 1));
+    for (int g = 0; g <= p->ngrp; g++) p->grp[g] = (int)((long)s->B * g / p->ngrp);
+    p->ntap = sc_alloc(sizeof(int) * p->npos);
+    p->tap = sc_alloc(sizeof(int) * p->npos * p->taps);
+    p->xoff = sc_alloc(sizeof(int) * p->npos * p->taps);
+    for (int oh = 0; oh < s->OH; oh++)
+        for (int ow = 0; ow < s->OW; ow++) {
+            int pos = oh * s->OW + ow, n = 0;
+            for (int r = 0; r < s->R; r++)
+                for (int q = 0; q < s->S; q++) {
+                    int ih = oh * s->stride - s->pad + r, iw = ow * s->stride - s->pad + q;
+                    if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
+                    int t = r * s->S + q;
+                    p->tap[pos * p->taps + n++] = t;
+                    p->xoff[pos * p->taps + t] = (ih * s->W + iw) * s->C;
+                }
+            p->ntap[pos] = n;
+        }
+    long nunits = (long)p->nkb * p->npos;
+    p->wsum = sc_alloc(sizeof(long) * (nunits + 1));
+    for (long u = 0; u < nunits; u++) {
+        int n = p->ntap[u % p->npos];
+        p->wsum[u + 1] = p->wsum[u] + (n > 0 ? n : 1);
+    }
+    return p;
+}
+
+void conv_small_free(ConvSmall *p) {
+    if (!p) return;
+    sc_free(p->grp), sc_free(p->ntap), sc_free(p->tap), sc_free(p->xoff), sc_free(p->wsum);
+    sc_free(p);
+}
+
+size_t conv_small_weight_bytes(const ConvSmall *p) {
+    return sizeof(float) * p->nkb * KB * p->taps * p->s.C;
+}
+
+void conv_small_pack(const ConvSmall *p, float *wp, const float *w) {
+    const ConvShape *s = &p->s;
+    const int C = s->C, RS = p->taps, K = s->K, ncb = (C + 15) / 16;
+    /* wp[kb][t][c][kk] = w[kb*64 + kk][c][t]; 16 channels at a time, so that the written part
+     * (RS x 16 lines) stays in L1 while the 64 output channels' rows are read in order */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int kb = 0; kb < p->nkb; kb++)
+        for (int cbk = 0; cbk < ncb; cbk++) {
+            int c0 = cbk * 16, nc = C - c0 < 16 ? C - c0 : 16;
+            float *d = wp + (size_t)kb * RS * C * KB;
+            for (int kk = 0; kk < KB; kk++) {
+                int k = kb * KB + kk;
+                const float *src = w + ((size_t)k * C + c0) * RS;
+                for (int cc = 0; cc < nc; cc++)
+                    for (int t = 0; t < RS; t++)
+                        d[((size_t)t * C + c0 + cc) * KB + kk] = k < K ? src[cc * RS + t] : 0.0f;
+            }
+        }
+}
+
+/* One tile: MR images (image i's input span at x + i*xstr, its output row at o + i*ostr) x the
+ * KB output channels of the packed weights w (nc lines of KB floats), over nc channels: the sums
+ * (first: from 0, else from o) += x . w. MR is a constant at every call. */
+TGT static inline __attribute__((always_inline)) void tile(const int MR, float *o, size_t ostr,
+                                                           const float *x, size_t xstr,
+                                                           const float *w, int nc, int first,
+                                                           const __mmask16 *km) {
+    __m512 acc[MR_MAX][NV];
+    const float *xi[MR_MAX];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        xi[i] = x + i * xstr;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(km[v], o + i * ostr + 16 * v);
+    }
+    for (int c = 0; c < nc; c++) {
+        __m512 wv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) wv[v] = _mm512_load_ps(w + (size_t)c * KB + 16 * v);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m512 b = _mm512_set1_ps(xi[i][c]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(wv[v], b, acc[i][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(o + i * ostr + 16 * v, km[v], acc[i][v]);
+}
+
+TGT static void tile_any(int mr, float *o, size_t ostr, const float *x, size_t xstr,
+                         const float *w, int nc, int first, const __mmask16 *km) {
+    switch (mr) {
+    case 1: tile(1, o, ostr, x, xstr, w, nc, first, km); break;
+    case 2: tile(2, o, ostr, x, xstr, w, nc, first, km); break;
+    case 3: tile(3, o, ostr, x, xstr, w, nc, first, km); break;
+    case 4: tile(4, o, ostr, x, xstr, w, nc, first, km); break;
+    case 5: tile(5, o, ostr, x, xstr, w, nc, first, km); break;
+    case 6: tile(6, o, ostr, x, xstr, w, nc, first, km); break;
+    default: tile(7, o, ostr, x, xstr, w, nc, first, km); break;
+    }
+}
+
+TGT static void unit_run(const ConvSmall *p, float *out, const float *in, const float *wp,
+                         long u) {
+    const ConvShape *s = &p->s;
+    const int K = s->K, C = s->C, kb = (int)(u / p->npos), pos = (int)(u % p->npos);
+    const int k0 = kb * KB, nk = K - k0 < KB ? K - k0 : KB;
+    const size_t ostr = (size_t)p->npos * K, xstr = (size_t)s->H * s->W * C;
+    __mmask16 km[NV];
+    for (int v = 0; v < NV; v++) {
+        int n = nk - 16 * v;
+        km[v] = n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+    }
+    float *ob = out + (size_t)pos * K + k0;
+    if (!p->ntap[pos]) { /* no tap inside the map (padding wider than the kernel): zeros */
+        for (int b = 0; b < s->B; b++) memset(ob + b * ostr, 0, sizeof(float) * nk);
+        return;
+    }
+    for (int ti = 0; ti < p->ntap[pos]; ti++) {
+        int t = p->tap[pos * p->taps + ti];
+        const float *wt = wp + ((size_t)kb * p->taps + t) * C * KB;
+        const float *xt = in + p->xoff[pos * p->taps + t];
+        for (int c0 = 0; c0 < C; c0 += p->cb) {
+            int nc = C - c0 < p->cb ? C - c0 : p->cb, first = ti == 0 && c0 == 0;
+            for (int g = 0; g < p->ngrp; g++) {
+                int b0 = p->grp[g];
+                tile_any(p->grp[g + 1] - b0, ob + b0 * ostr, ostr, xt + b0 * xstr + c0, xstr,
+                         wt + (size_t)c0 * KB, nc, first, km);
+            }
+        }
+    }
+}
+
+void conv_small_forward(const ConvSmall *p, float *out, const float *in, const float *wp) {
+    long nunits = (long)p->nkb * p->npos, total = p->wsum[nunits];
+#pragma omp parallel
+    {
+        /* thread tid: the units whose middle of work falls into its share of the total */
+        int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+        for (long u = 0; u < nunits; u++) {
+            long mid2 = p->wsum[u] + p->wsum[u + 1]; /* twice the middle */
+            if (mid2 * nth / (2 * total) == tid) unit_run(p, out, in, wp, u);
+        }
+    }
+}
