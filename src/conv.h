@@ -13,14 +13,18 @@
  *     shape in conv_create, on nhwc activations so no activation is ever reordered; weights are
  *     reordered from (K,C,R,S) into the layout the primitive chose once per step
  *     (conv_set_weights), weight gradients back into (K,C,R,S) and added.
- *   Small output maps (OH*OW <= 16: the last stages of a ResNet at 64-96 px) run as im2col + GEMM
+ *   Small output maps (OH*OW <= 16: the last stages of a ResNet at 64-96 px) run as GEMMs
  *     instead (oneDNN's direct kernels block a row of the map into registers, and a 3-pixel row
- *     leaves them mostly idle). fp32: the forward as oneDNN matmul primitives on weights packed
- *     once per conv_set_weights, backward data as matmuls into the im2col gradient and a col2im
- *     gather, backward weights as dnnl_sgemm; bf16: forward and backward weights as bf16 matmuls,
- *     backward data a oneDNN convolution. The GEMMs are cut into fixed blocks (rows of the output
- *     for the forward, columns of the result for backward data and the fp32 weight gradient,
- *     output channels for the bf16 one), one single-threaded GEMM per block.
+ *     leaves them mostly idle). fp32: the forward on our own AVX-512 kernel (conv_small.h: an
+ *     implicit GEMM reading the channels-last input in place, tiles of images at one output
+ *     position, padding taps skipped; weights packed once per conv_set_weights;
+ *     SIMCLR_CONV_SMALL=0 or a CPU without AVX-512: im2col + oneDNN matmul primitives on weights
+ *     packed once per conv_set_weights), backward data as matmuls into the im2col gradient and a
+ *     col2im gather, backward weights as dnnl_sgemm (strided) or our kernel (below); bf16:
+ *     forward and backward weights as im2col + bf16 matmuls, backward data a oneDNN convolution.
+ *     The oneDNN GEMMs are cut into fixed blocks (rows of the output for the forward, columns of
+ *     the result for backward data and the fp32 weight gradient, output channels for the bf16
+ *     one), one single-threaded GEMM per block.
  *
  * fp32 weight gradients run on our own AVX-512 kernel (conv_wgrad.h: an implicit-im2col GEMM in
  *   register tiles, parallel over the tiles of dW, each element reduced over the whole batch in

@@ -14,6 +14,7 @@
 
 #include "bf16.h"
 #include "common.h"
+#include "conv_wgrad.h"
 
 #define NV 4         /* zmm vectors of output channels per tile */
 #define KB (16 * NV) /* output channels per tile (and per packed weight line) */
@@ -21,10 +22,7 @@
 
 #define TGT __attribute__((target("avx512f")))
 
-int conv_small_supported(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
+int conv_small_supported(void) { return conv_wgrad_supported(); } /* the same: AVX-512F */
 
 struct ConvSmall {
     ConvShape s;
