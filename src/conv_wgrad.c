@@ -353,7 +353,11 @@ static void pf_plan(Pf *pf, const Run *ru, long t0, long t1, long row0, long row
 }
 
 /* d_w (K,C,R,S) += T (R,S,C,K): 16 consecutive positions (c,r,q) of a row of d_w at a time,
- * gathered from 16 rows of T (which stay in L1 while k runs) */
+ * gathered from 16 rows of T (which stay in L1 while k runs). The line of d_w that each k reads
+ * and writes is a row of d_w (C*R*S floats, 18 KB on layer4) from the previous one, a pattern no
+ * hardware prefetcher follows: each k prefetches its line of the block of positions 2 ahead
+ * (without it, layer4's 3x3 took 5.2-6.0 ms of CPU, with it 1.8, caches flushed; the order of
+ * the bf16 kernel's version, 16 channels outermost, moves the scattered reads to T: 6.5) */
 TGT static void add_transposed(float *d_w, const float *T, const ConvShape *s, int SC, int parts) {
     size_t tn = (size_t)s->K * s->C * s->R * s->S; /* floats of one part's sums */
     int K = s->K, RS = s->R * s->S, CRS = s->C * RS, npb = (CRS + 15) / 16;
@@ -367,8 +371,10 @@ TGT static void add_transposed(float *d_w, const float *T, const ConvShape *s, i
         }
         __m512i vi = _mm512_loadu_si512(idx);
         __mmask16 m = (__mmask16)((1u << n) - 1);
+        int ahead = pos0 + 32 < CRS ? 32 : 0;
         for (int k = 0; k < K; k++) {
             float *d = d_w + (size_t)k * CRS + pos0;
+            _mm_prefetch((const char *)(d + ahead), _MM_HINT_T0);
             __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, vi, T + k, 4);
             for (int q = 1; q < parts; q++) /* the parts' sums in order */
                 g = _mm512_add_ps(g, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, vi, T + q * tn + k, 4));
