@@ -26,7 +26,7 @@ int conv_small_supported(void) { return conv_wgrad_supported(); } /* the same: A
 
 struct ConvSmall {
     ConvShape s;
-    int nkb, taps, npos, mr, cb, ngrp;
+    int nkb, taps, npos, mr, cb, ngrp, pf;
     int *grp;     /* image groups: [grp[g], grp[g + 1]) */
     int *ntap;    /* per position: the number of taps inside the map */
     int *tap;     /* per position: those taps, ascending (pos * taps + i) */
@@ -51,6 +51,7 @@ ConvSmall *conv_small_create(const ConvShape *s) {
     /* the whole tap by default: its weights (C x 64 floats) stay in L2, the sums go through
      * memory once per tap */
     p->cb = env_int("SIMCLR_CONV_SMALL_CB", s->C, 1, s->C);
+    p->pf = env_int("SIMCLR_CONV_SMALL_PF", 0, 0, 3);
     /* groups of at most mr images, as even as possible (128 images: 14 of 7 and 5 of 6) */
     p->ngrp = (s->B + p->mr - 1) / p->mr;
     p->grp = sc_alloc(sizeof(int) * (p->ngrp + 1));
@@ -116,7 +117,8 @@ void conv_small_pack(const ConvSmall *p, float *wp, const float *w) {
 TGT static inline __attribute__((always_inline)) void tile(const int MR, float *o, size_t ostr,
                                                            const float *x, size_t xstr,
                                                            const float *w, int nc, int first,
-                                                           const __mmask16 *km) {
+                                                           const __mmask16 *km, const float *nx,
+                                                           int pf) {
     __m512 acc[MR_MAX][NV];
     const float *xi[MR_MAX];
 #pragma GCC unroll 8
@@ -126,15 +128,30 @@ TGT static inline __attribute__((always_inline)) void tile(const int MR, float *
         for (int v = 0; v < NV; v++)
             acc[i][v] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(km[v], o + i * ostr + 16 * v);
     }
-    for (int c = 0; c < nc; c++) {
-        __m512 wv[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) wv[v] = _mm512_load_ps(w + (size_t)c * KB + 16 * v);
+    for (int c0 = 0; c0 < nc; c0 += 16) {
+        /* one line of each image's input span per 16 channels: the next tile's (pf 1: to L1,
+         * 2: to L2), or this tile's 4 lines ahead (pf 3) */
+        if (pf == 1 && nx) {
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; i++) {
-            __m512 b = _mm512_set1_ps(xi[i][c]);
+            for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(nx + i * xstr + c0), _MM_HINT_T0);
+        } else if (pf == 2 && nx) {
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(nx + i * xstr + c0), _MM_HINT_T1);
+        } else if (pf == 3) {
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(xi[i] + c0 + 64), _MM_HINT_T0);
+        }
+        int c1 = c0 + 16 < nc ? c0 + 16 : nc;
+        for (int c = c0; c < c1; c++) {
+            __m512 wv[NV];
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(wv[v], b, acc[i][v]);
+            for (int v = 0; v < NV; v++) wv[v] = _mm512_load_ps(w + (size_t)c * KB + 16 * v);
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; i++) {
+                __m512 b = _mm512_set1_ps(xi[i][c]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(wv[v], b, acc[i][v]);
+            }
         }
     }
 #pragma GCC unroll 8
@@ -144,15 +161,16 @@ TGT static inline __attribute__((always_inline)) void tile(const int MR, float *
 }
 
 TGT static void tile_any(int mr, float *o, size_t ostr, const float *x, size_t xstr,
-                         const float *w, int nc, int first, const __mmask16 *km) {
+                         const float *w, int nc, int first, const __mmask16 *km,
+                         const float *nx, int pf) {
     switch (mr) {
-    case 1: tile(1, o, ostr, x, xstr, w, nc, first, km); break;
-    case 2: tile(2, o, ostr, x, xstr, w, nc, first, km); break;
-    case 3: tile(3, o, ostr, x, xstr, w, nc, first, km); break;
-    case 4: tile(4, o, ostr, x, xstr, w, nc, first, km); break;
-    case 5: tile(5, o, ostr, x, xstr, w, nc, first, km); break;
-    case 6: tile(6, o, ostr, x, xstr, w, nc, first, km); break;
-    default: tile(7, o, ostr, x, xstr, w, nc, first, km); break;
+    case 1: tile(1, o, ostr, x, xstr, w, nc, first, km, nx, pf); break;
+    case 2: tile(2, o, ostr, x, xstr, w, nc, first, km, nx, pf); break;
+    case 3: tile(3, o, ostr, x, xstr, w, nc, first, km, nx, pf); break;
+    case 4: tile(4, o, ostr, x, xstr, w, nc, first, km, nx, pf); break;
+    case 5: tile(5, o, ostr, x, xstr, w, nc, first, km, nx, pf); break;
+    case 6: tile(6, o, ostr, x, xstr, w, nc, first, km, nx, pf); break;
+    default: tile(7, o, ostr, x, xstr, w, nc, first, km, nx, pf); break;
     }
 }
 
@@ -180,8 +198,13 @@ TGT static void unit_run(const ConvSmall *p, float *out, const float *in, const 
             int nc = C - c0 < p->cb ? C - c0 : p->cb, first = ti == 0 && c0 == 0;
             for (int g = 0; g < p->ngrp; g++) {
                 int b0 = p->grp[g];
+                /* the next tile's input: the next group's, else the next tap's first group */
+                const float *nx = NULL;
+                if (g + 1 < p->ngrp) nx = xt + p->grp[g + 1] * xstr + c0;
+                else if (c0 + p->cb < C) nx = xt + c0 + p->cb;
+                else if (ti + 1 < p->ntap[pos]) nx = in + p->xoff[pos * p->taps + p->tap[pos * p->taps + ti + 1]];
                 tile_any(p->grp[g + 1] - b0, ob + b0 * ostr, ostr, xt + b0 * xstr + c0, xstr,
-                         wt + (size_t)c0 * KB, nc, first, km);
+                         wt + (size_t)c0 * KB, nc, first, km, nx, p->pf);
             }
         }
     }
