@@ -192,7 +192,16 @@ struct Conv {
     /* fp32 forward of the GEMM path by our own kernel (conv_small.h) instead of im2col + mm_fwd;
      * its packed weights take the place of mm_fwd's after the (K, R, S, C) copy */
     ConvSmall *small;
+    /* stride-1 backward data as a forward convolution of d_out with the flipped, transposed
+     * weights (see bwdf_wanted); the flipped (C,K,R,S) copy lives at the start of the scratch */
+    Conv *bwdf;
+    size_t flip_bytes;
+    char bwdf_name[64];
 };
+
+/* conv_create_impl's flags: a forward-only Conv (no backward primitives or plans), and one whose
+ * output is float32 whatever s->dt (bf16 inputs and weights, float32 output) */
+enum { CONV_FWD_ONLY = 1, CONV_OUT_F32 = 2 };
 
 /* Output maps with at most this many pixels use the GEMM path (override: SIMCLR_CONV_GEMM_PIXELS,
  * for experiments; 0 disables it). */
@@ -505,7 +514,29 @@ static void mm_blocks_run(MmBlocks *mb, const void *a, const void *b, void *c, c
     }
 }
 
+/* Backward data of a stride-1 conv is the forward conv of d_out (B,OH,OW,K) with the weights
+ * W'[c][k][r][s] = W[k][c][R-1-r][S-1-s] and padding R-1-pad: the same sums, and oneDNN's forward
+ * kernels run 10-20% faster than its backward-data kernels on the same problem (doc/core.md).
+ * SIMCLR_CONV_BWD_AS_FWD=0 keeps oneDNN's backward data, =1 forces the forward everywhere it
+ * applies (experiments, tests); unset: where it was measured faster. */
+static int bwdf_wanted(const ConvShape *s) {
+    if (s->stride != 1 || s->R - 1 - s->pad < 0 || s->S - 1 - s->pad < 0 || s->R != s->S)
+        return 0;
+    const char *e = getenv("SIMCLR_CONV_BWD_AS_FWD");
+    if (e) return atoi(e) != 0;
+    /* fp32 only (in bf16 oneDNN's backward data is as fast as its forward), not 1x1 (no faster
+     * there), and not on the GEMM path's small maps (there the forward is im2col + matmul, no
+     * faster than the backward data's matmul + col2im) */
+    return s->dt == DT_F32 && s->R > 1 && (long long)s->OH * s->OW > gemm_max_pixels();
+}
+
+static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, int flags);
+
 int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
+    return conv_create_impl(out, s, need_bwd_data, 0);
+}
+
+static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, int flags) {
     pthread_once(&g_once, dnnl_init_once);
     if (!g_dnnl_ok) return sc_error_set("oneDNN: cannot create the CPU engine");
     Conv *c = sc_alloc(sizeof *c);
@@ -523,7 +554,8 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
     DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_src, 4, src_dims, adt, dnnl_nhwc));
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dsrc, 4, src_dims, dnnl_f32, dnnl_nhwc));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims, adt, dnnl_nhwc));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dst, 4, dst_dims,
+                                          flags & CONV_OUT_F32 ? dnnl_f32 : adt, dnnl_nhwc));
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_any, 4, w_dims, adt, dnnl_format_tag_any));
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_dw_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_w_user, 4, w_dims, dnnl_f32, dnnl_oihw));
@@ -534,6 +566,17 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
                                                 pad_r));
     DNNL_TRY(dnnl_primitive_desc_create(&c->pd_fwd, &d, attr, g_engine, NULL));
     DNNL_TRY(dnnl_primitive_create(&c->fwd, c->pd_fwd));
+    if (need_bwd_data && bwdf_wanted(s)) {
+        ConvShape t;
+        if (conv_shape_init(&t, s->B, s->OH, s->OW, s->K, s->C, s->R, s->S, 1, s->R - 1 - s->pad))
+            goto fail;
+        t.dt = s->dt;
+        SC_ASSERT(t.OH == s->H && t.OW == s->W);
+        if (conv_create_impl(&c->bwdf, &t, 0, CONV_FWD_ONLY | CONV_OUT_F32)) goto fail;
+        c->flip_bytes = round64(sizeof(float) * s->K * s->C * s->R * s->S);
+        snprintf(c->bwdf_name, sizeof c->bwdf_name, "fwd(flipped w):%s", conv_impl_name(c->bwdf, 0));
+        need_bwd_data = 0; /* no backward-data primitive of its own */
+    }
     if (need_bwd_data) {
         DNNL_TRY(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &md_dsrc,
                                                           &md_w_any, &md_dst, strides, pad_l,
@@ -541,27 +584,31 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
         DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_d, &d, attr, g_engine, c->pd_fwd));
         DNNL_TRY(dnnl_primitive_create(&c->bwd_d, c->pd_bwd_d));
     }
-    DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &md_src,
-                                                         &md_dw_any, NULL, &md_dst, strides, pad_l,
-                                                         pad_r));
-    DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_w, &d, attr, g_engine, c->pd_fwd));
-    DNNL_TRY(dnnl_primitive_create(&c->bwd_w, c->pd_bwd_w));
+    int fwd_only = flags & CONV_FWD_ONLY;
+    if (!fwd_only) {
+        DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &md_src,
+                                                             &md_dw_any, NULL, &md_dst, strides,
+                                                             pad_l, pad_r));
+        DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_w, &d, attr, g_engine, c->pd_fwd));
+        DNNL_TRY(dnnl_primitive_create(&c->bwd_w, c->pd_bwd_w));
+    }
     /* the GEMM path: oneDNN matmul primitives (Debian's oneDNN 2.6 has no bf16 GEMM function in
      * its C API; in fp32 they beat dnnl_sgemm because the weights are packed once, not once per
      * block), and dnnl_sgemm for the fp32 weight gradient */
     c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
-    if (use_own_wgrad(s)) c->wg = conv_wgrad_create(s);
-    if (wgrad_bf16_usable(s)) c->wb = wgrad_bf16_create(s);
+    if (!fwd_only && use_own_wgrad(s)) c->wg = conv_wgrad_create(s);
+    if (!fwd_only && wgrad_bf16_usable(s)) c->wb = wgrad_bf16_create(s);
     if (c->gemm && use_small(s)) c->small = conv_small_create(s);
     if (c->gemm) {
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
         int bad;
         if (s->dt == DT_BF16) {
-            bad = mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_bf16, Kd, 1, Kd, 0, dnnl_bf16, s->K) ||
-                  (!c->wb &&
+            bad = mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_bf16, Kd, 1, Kd, 0,
+                                   flags & CONV_OUT_F32 ? dnnl_f32 : dnnl_bf16, s->K) ||
+                  (!fwd_only && !c->wb &&
                    mm_blocks_create(&c->mm_wgt, s->K, M, Kd, 0, dnnl_bf16, M, 0, Kd, 0, dnnl_f32, Kd));
             c->mm_col_bytes = round64(2 * (size_t)M * Kd);
-            c->mm_dyt_bytes = c->wb ? 0 : round64(2 * (size_t)M * s->K);
+            c->mm_dyt_bytes = c->wb || fwd_only ? 0 : round64(2 * (size_t)M * s->K);
         } else {
             bad = (!c->small &&
                    mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_f32, Kd, 1, Kd, 1, dnnl_f32, s->K)) ||
@@ -581,7 +628,7 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
             sc_error_set("oneDNN: matmul for a conv B%d %dx%dx%d -> %d", s->B, s->H, s->W, s->C, s->K);
             goto fail;
         }
-    } else if (!c->wg && !c->wb && wgrad_chunks_create(c, attr, &md_w_user))
+    } else if (!fwd_only && !c->wg && !c->wb && wgrad_chunks_create(c, attr, &md_w_user))
         goto fail;
 
     /* memories: activations get their handles at every call */
@@ -609,21 +656,26 @@ int conv_create(Conv **out, const ConvShape *s, int need_bwd_data) {
             dnnl_primitive_desc_destroy(rpd);
         }
     }
-    const dnnl_memory_desc_t *md_dw = dnnl_primitive_desc_query_md(c->pd_bwd_w, dnnl_query_diff_weights_md, 0);
-    DNNL_TRY(dnnl_memory_create(&c->m_dw, md_dw, g_engine, DNNL_MEMORY_NONE)); /* threaded only */
-    DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, md_dw, g_engine, &md_w_user, g_engine, NULL));
-    DNNL_TRY(dnnl_primitive_create(&c->reo_dw, rpd));
-    dnnl_primitive_desc_destroy(rpd);
+    if (!fwd_only) {
+        const dnnl_memory_desc_t *md_dw = dnnl_primitive_desc_query_md(c->pd_bwd_w, dnnl_query_diff_weights_md, 0);
+        DNNL_TRY(dnnl_memory_create(&c->m_dw, md_dw, g_engine, DNNL_MEMORY_NONE)); /* threaded only */
+        DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, md_dw, g_engine, &md_w_user, g_engine, NULL));
+        DNNL_TRY(dnnl_primitive_create(&c->reo_dw, rpd));
+        dnnl_primitive_desc_destroy(rpd);
+    }
 
     c->scratch_bytes = pd_scratch(c->pd_fwd);
     if (c->pd_bwd_d && pd_scratch(c->pd_bwd_d) > c->scratch_bytes) c->scratch_bytes = pd_scratch(c->pd_bwd_d);
-    if (pd_scratch(c->pd_bwd_w) > c->scratch_bytes) c->scratch_bytes = pd_scratch(c->pd_bwd_w);
+    if (c->pd_bwd_w && pd_scratch(c->pd_bwd_w) > c->scratch_bytes) c->scratch_bytes = pd_scratch(c->pd_bwd_w);
+    if (c->bwdf && c->flip_bytes + c->bwdf->scratch_bytes > c->scratch_bytes)
+        c->scratch_bytes = c->flip_bytes + c->bwdf->scratch_bytes;
     {
         size_t chunked = (size_t)c->nch * (c->ch_scr_bytes + c->ch_dw_bytes);
         if (chunked > c->scratch_bytes) c->scratch_bytes = chunked;
     }
-    c->wtmp_floats = c->wg ? conv_wgrad_tmp_floats(s)
-                           : (size_t)(c->gemm || c->wb ? 1 : c->nch) * s->K * s->C * s->R * s->S;
+    c->wtmp_floats = fwd_only ? 0
+                     : c->wg  ? conv_wgrad_tmp_floats(s)
+                              : (size_t)(c->gemm || c->wb ? 1 : c->nch) * s->K * s->C * s->R * s->S;
     if (c->wb && wgrad_bf16_scratch_bytes(c->wb) > c->scratch_bytes) c->scratch_bytes = wgrad_bf16_scratch_bytes(c->wb);
     if (c->wb && wgrad_bf16_tmp_floats(c->wb) > c->wtmp_floats) c->wtmp_floats = wgrad_bf16_tmp_floats(c->wb);
     if (c->gemm) {
@@ -685,6 +737,7 @@ void conv_free(Conv *c) {
     conv_wgrad_free(c->wg);
     wgrad_bf16_free(c->wb);
     conv_small_free(c->small);
+    conv_free(c->bwdf);
     sc_free(c);
 }
 
@@ -697,6 +750,7 @@ const char *conv_impl_name(const Conv *c, int which) {
     if (which == 2 && c->wg) return "own:avx512_nhwc";
     if (which == 2 && c->wb) return "own:avx512_bf16_dot";
     if (which == 0 && c->small) return "own:avx512_small";
+    if (which == 1 && c->bwdf) return c->bwdf_name;
     if (c->gemm && c->s.dt == DT_BF16 && which != 1) return "im2col+matmul_bf16";
     if (c->gemm && c->s.dt == DT_F32)
         return which == 0 ? "im2col+matmul" : which == 1 ? "matmul+col2im" : "im2col+dnnl_sgemm";
@@ -725,7 +779,8 @@ static void *packed_w(const Conv *c) {
 }
 
 size_t conv_weight_bytes(const Conv *c) {
-    size_t n = c->wf_bytes;
+    size_t n = c->bwdf ? conv_weight_bytes(c->bwdf) : 0;
+    if (c->wf_bytes > n) n = c->wf_bytes;
     if (c->wb_bytes > n) n = c->wb_bytes;
     if (krsc_bytes(c) > n) n = krsc_bytes(c);
     return n;
@@ -739,6 +794,7 @@ void conv_share_weights(Conv *c, void *wbuf) {
     }
     c->wshared = wbuf;
     c->w_fwd = c->w_bwd = c->w_krsc = wbuf;
+    if (c->bwdf) conv_share_weights(c->bwdf, wbuf);
 }
 
 /* w (K,C,R,S) -> the GEMM path's (K,R,S,C) of type dt */
@@ -838,8 +894,33 @@ void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
     exec(c->fwd, 4, a);
 }
 
+/* w (K,C,R,S) -> wf (C,K,R,S) with each kernel rotated by 180 degrees: wf[c][k][r][s] =
+ * w[k][c][R-1-r][S-1-s]; in blocks of 16 input channels, so that each reads a contiguous run of
+ * w per output channel and writes 16 streams */
+static void weights_flip(float *wf, const float *w, const ConvShape *s) {
+    const int K = s->K, C = s->C, rs = s->R * s->S;
+    const int nb = (C + 15) / 16;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < nb; b++) {
+        int c0 = b * 16, c1 = c0 + 16 < C ? c0 + 16 : C;
+        for (int k = 0; k < K; k++)
+            for (int ch = c0; ch < c1; ch++) {
+                const float *src = w + ((size_t)k * C + ch) * rs;
+                float *dst = wf + ((size_t)ch * K + k) * rs;
+                for (int p = 0; p < rs; p++) dst[p] = src[rs - 1 - p];
+            }
+    }
+}
+
 void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) {
-    SC_ASSERT(c->bwd_d && c->w_src);
+    SC_ASSERT((c->bwd_d || c->bwdf) && c->w_src);
+    if (c->bwdf) {
+        float *wf = scratch;
+        weights_flip(wf, c->w_src, &c->s);
+        conv_set_weights(c->bwdf, wf);
+        conv_forward(c->bwdf, d_in, d_out, (char *)scratch + c->flip_bytes);
+        return;
+    }
     if (c->gemm && c->s.dt == DT_F32) {
         /* dcol (M, Kd) = d_out (M, K) . W_krsc (K, Kd), blocks of columns; then each input pixel
          * gathers its entries of dcol */

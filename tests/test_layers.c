@@ -105,7 +105,15 @@ static ConvShape conv_case(const int *q, size_t *ni, size_t *nw, size_t *no) {
 
 /* oneDNN path against the reference, on ResNet-like shapes (incl. the 7x7/2 stem on 3 channels,
  * strided 1x1 downsample, odd sizes). Tolerance rtol 1e-4, atol 1e-5 x sqrt(reduction length). */
+/* Run twice: the routing as shipped, then with backward data as a forward conv of the flipped
+ * weights wherever it applies (SIMCLR_CONV_BWD_AS_FWD=1: also 1x1, the GEMM path's maps, bf16) */
+static void conv_onednn_cases(const char *bwd_as_fwd);
 TEST(conv_onednn_matches_reference) {
+    conv_onednn_cases(NULL);
+    conv_onednn_cases("1");
+}
+static void conv_onednn_cases(const char *bwd_as_fwd) {
+    if (bwd_as_fwd) setenv("SIMCLR_CONV_BWD_AS_FWD", bwd_as_fwd, 1);
     static const int cases[][8] = {
         {2, 16, 16, 3, 8, 7, 2, 3}, {2, 8, 8, 8, 8, 3, 1, 1},   {3, 9, 9, 8, 16, 3, 2, 1},
         {2, 8, 8, 8, 16, 1, 2, 0},  {2, 5, 7, 32, 16, 3, 1, 1}, {2, 6, 6, 16, 64, 1, 1, 0},
@@ -139,6 +147,9 @@ TEST(conv_onednn_matches_reference) {
         char what[96];
         snprintf(what, sizeof what, "case %zu (%s) forward", k, conv_impl_name(c, 0));
         CHECK_ARRAY_CLOSE(what, out, out_ref, no, 1e-4, at);
+        if (bwd_as_fwd && q[6] == 1) /* stride 1: the forced route must be the one taken */
+            CHECK(!strncmp(conv_impl_name(c, 1), "fwd(flipped w)", 14), "case %zu: %s", k,
+                  conv_impl_name(c, 1));
         snprintf(what, sizeof what, "case %zu (%s) backward data", k, conv_impl_name(c, 1));
         CHECK_ARRAY_CLOSE(what, din, din_ref, ni, 1e-4, at);
         snprintf(what, sizeof what, "case %zu (%s) backward weights", k, conv_impl_name(c, 2));
@@ -148,6 +159,7 @@ TEST(conv_onednn_matches_reference) {
         free(in), free(w), free(dout), free(out), free(out_ref), free(din), free(din_ref), free(dw),
             free(dw_ref), free(wtmp);
     }
+    unsetenv("SIMCLR_CONV_BWD_AS_FWD");
 }
 
 /* The fp32 weight gradient on both paths, oneDNN's fixed batch chunks (SIMCLR_CONV_WGRAD=dnnl) and
@@ -456,7 +468,13 @@ static double rel_l2(const float *got, const float *want, size_t n) {
  *  - the documented bf16 tolerance against the float32 problem: relative L2 error of each tensor
  *    at most 1e-2 (bf16 keeps 8 significant bits: about 2^-9 relative per operand; the sums of
  *    random-signed products here measure 2e-3 to 5e-3). */
-TEST(conv_bf16_matches_reference) {
+static void conv_bf16_cases(const char *bwd_as_fwd);
+TEST(conv_bf16_matches_reference) { /* as shipped, and backward data as a forward (see above) */
+    conv_bf16_cases(NULL);
+    conv_bf16_cases("1");
+}
+static void conv_bf16_cases(const char *bwd_as_fwd) {
+    if (bwd_as_fwd) setenv("SIMCLR_CONV_BWD_AS_FWD", bwd_as_fwd, 1);
     static const int cases[][8] = {
         {2, 16, 16, 3, 8, 7, 2, 3}, {2, 8, 8, 8, 8, 3, 1, 1},   {3, 9, 9, 8, 16, 3, 2, 1},
         {2, 8, 8, 8, 16, 1, 2, 0},  {2, 5, 7, 32, 16, 3, 1, 1}, {4, 4, 4, 64, 64, 3, 1, 1},
@@ -499,6 +517,9 @@ TEST(conv_bf16_matches_reference) {
         char what[128];
         snprintf(what, sizeof what, "bf16 case %zu (%s) forward", k, conv_impl_name(c, 0));
         CHECK_ARRAY_CLOSE(what, out, ref, no, 1.0 / 256, at);
+        if (bwd_as_fwd && q[6] == 1)
+            CHECK(!strncmp(conv_impl_name(c, 1), "fwd(flipped w)", 14), "bf16 case %zu: %s", k,
+                  conv_impl_name(c, 1));
         CHECK(rel_l2(out, ref32, no) < 1e-2, "%s: relative L2 error vs fp32 %.3g", what, rel_l2(out, ref32, no));
         snprintf(what, sizeof what, "bf16 case %zu (%s) backward data", k, conv_impl_name(c, 1));
         CHECK_ARRAY_CLOSE(what, din, din_ref, ni, 1e-4, at);
@@ -516,6 +537,7 @@ TEST(conv_bf16_matches_reference) {
             free(dout_b), free(out), free(ref), free(ref32), free(din), free(din_ref), free(din32),
             free(dw), free(dw_ref), free(dw32), free(wtmp);
     }
+    unsetenv("SIMCLR_CONV_BWD_AS_FWD");
 }
 
 /* Every float -> bf16 conversion rounds to nearest, ties to even: ours (bf16.h: activations,
