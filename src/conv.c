@@ -12,6 +12,7 @@
 #include "bf16.h"
 #include "common.h"
 #include "conv_small.h"
+#include "conv_pw.h"
 #include "conv_wgrad.h"
 #include "wgrad_bf16.h"
 
@@ -192,6 +193,9 @@ struct Conv {
     /* fp32 forward of the GEMM path by our own kernel (conv_small.h) instead of im2col + mm_fwd;
      * its packed weights take the place of mm_fwd's after the (K, R, S, C) copy */
     ConvSmall *small;
+    /* strided 1x1 (fp32): the forward (pw_fwd; weights W^T (C, K) in w_fwd) and backward data
+     * (pw_bwd; reading w_src) by conv_pw.h */
+    int pw_fwd, pw_bwd;
     /* stride-1 backward data as a forward convolution of d_out with the flipped, transposed
      * weights (see bwdf_wanted); the flipped (C,K,R,S) copy lives at the start of the scratch */
     Conv *bwdf;
@@ -597,6 +601,8 @@ static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, i
      * block), and dnnl_sgemm for the fp32 weight gradient */
     c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
     if (!fwd_only && use_own_wgrad(s)) c->wg = conv_wgrad_create(s);
+    c->pw_fwd = !c->gemm && conv_pw_usable(s, 0);
+    c->pw_bwd = !c->gemm && need_bwd_data && conv_pw_usable(s, 1);
     if (!fwd_only && wgrad_bf16_usable(s)) c->wb = wgrad_bf16_create(s);
     if (c->gemm && use_small(s)) c->small = conv_small_create(s);
     if (c->gemm) {
@@ -750,6 +756,7 @@ const char *conv_impl_name(const Conv *c, int which) {
     if (which == 2 && c->wg) return "own:avx512_nhwc";
     if (which == 2 && c->wb) return "own:avx512_bf16_dot";
     if (which == 0 && c->small) return "own:avx512_small";
+    if ((which == 0 && c->pw_fwd) || (which == 1 && c->pw_bwd)) return "own:avx512_1x1";
     if (which == 1 && c->bwdf) return c->bwdf_name;
     if (c->gemm && c->s.dt == DT_BF16 && which != 1) return "im2col+matmul_bf16";
     if (c->gemm && c->s.dt == DT_F32)
@@ -781,6 +788,7 @@ static void *packed_w(const Conv *c) {
 size_t conv_weight_bytes(const Conv *c) {
     size_t n = c->bwdf ? conv_weight_bytes(c->bwdf) : 0;
     if (c->wf_bytes > n) n = c->wf_bytes;
+    if (c->pw_fwd && sizeof(float) * c->s.K * c->s.C > n) n = sizeof(float) * c->s.K * c->s.C;
     if (c->wb_bytes > n) n = c->wb_bytes;
     if (krsc_bytes(c) > n) n = krsc_bytes(c);
     return n;
@@ -833,6 +841,11 @@ static void weights_bwd(Conv *c, const float *w) {
 
 void conv_set_weights(Conv *c, const float *w) {
     c->w_src = w;
+    if (c->pw_fwd) { /* W^T for the forward (the oneDNN layout's buffer holds it: as large or larger) */
+        if (!c->w_fwd) c->w_fwd = c->w_bwd = sc_alloc(conv_weight_bytes(c));
+        conv_pw_weights(&c->s, c->w_fwd, w);
+        return;
+    }
     if (c->gemm && c->s.dt == DT_F32) { /* (K,R,S,C), read by backward data, and the packed copy */
         if (!c->w_krsc) c->w_krsc = sc_alloc(krsc_bytes(c));
         if (c->small) { /* packed from w; (K,R,S,C) only where backward data reads it later */
@@ -864,10 +877,14 @@ void conv_set_weights(Conv *c, const float *w) {
     set(c->m_w_fwd, c->w_fwd);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_fwd}};
     exec(c->reo_w_fwd, 2, a);
-    if (c->bwd_d && c->reo_w_bwd) weights_bwd(c, w);
+    if (c->bwd_d && c->reo_w_bwd && !c->pw_bwd) weights_bwd(c, w);
 }
 
 void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
+    if (c->pw_fwd) {
+        conv_pw_forward(&c->s, out_, in_, c->w_fwd);
+        return;
+    }
     if (c->gemm && c->s.dt == DT_BF16) {
         /* out (M, K) bf16 = col (M, Kd) . w_krsc^T, blocks of output rows */
         char *col = scratch;
@@ -913,7 +930,11 @@ static void weights_flip(float *wf, const float *w, const ConvShape *s) {
 }
 
 void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) {
-    SC_ASSERT((c->bwd_d || c->bwdf) && c->w_src);
+    SC_ASSERT((c->bwd_d || c->bwdf || c->pw_bwd) && c->w_src);
+    if (c->pw_bwd) {
+        conv_pw_backward_data(&c->s, d_in, d_out, c->w_src);
+        return;
+    }
     if (c->bwdf) {
         float *wf = scratch;
         weights_flip(wf, c->w_src, &c->s);

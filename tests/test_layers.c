@@ -10,6 +10,7 @@
 #include "common.h"
 #include "conv.h"
 #include "conv_small.h"
+#include "conv_pw.h"
 #include "conv_wgrad.h"
 #include "layers.h"
 #include "peak.h"
@@ -286,17 +287,73 @@ TEST(conv_small_matches_reference_any_threads) {
         }
         for (int v = 0; v < 5 && (v == 0 || own_ok); v++) free(out[v]);
         free(in), free(w), free(ref);
+/* Strided 1x1 convs on conv_pw.h's GEMMs (forward and backward data): against the double
+ * reference within rtol 1e-4, atol 1e-5 x sqrt(reduction length), on shapes with C and K not
+ * multiples of 16 and under 64 (masked column tiles), a pixel count that is no multiple of the
+ * 6-row tile, strides 2 and 3 with input rows and columns no output reads (their gradient must be
+ * 0: d_in starts as garbage), and a stride-1 shape (SIMCLR_CONV_PW=own); the same bits on 1, 2
+ * and 3 threads, through a weight buffer shared with other Convs too (conv_share_weights). */
+TEST(conv_pw_matches_reference_any_threads) {
+    static const int cases[][8] = {
+        /* B H W C K R stride pad */
+        {3, 7, 9, 24, 40, 1, 2, 0}, {2, 11, 14, 70, 130, 1, 3, 0}, {2, 12, 12, 64, 128, 1, 2, 0},
+        {1, 9, 9, 5, 3, 1, 2, 0},   {2, 5, 4, 33, 17, 1, 1, 0},
+    };
+    int saved = sc_threads();
+    if (!conv_wgrad_supported()) printf("# this CPU has no AVX-512: the 1x1 GEMMs are not used\n");
+    for (size_t k = 0; k < sizeof cases / sizeof *cases && conv_wgrad_supported(); k++) {
+        const int *q = cases[k];
+        size_t ni, nw, no;
+        ConvShape s = conv_case(q, &ni, &nw, &no);
+        float *in = randv(ni, 800 + k, -1, 1), *w = randv(nw, 810 + k, -1, 1), *dout = randv(no, 820 + k, -1, 1);
+        float *out_ref = malloc(no * 4), *din_ref = calloc(ni, 4), *dw_ref = calloc(nw, 4), *out[4], *din[4];
+        conv2d_forward_ref(out_ref, in, w, &s);
+        conv2d_backward_ref(din_ref, dw_ref, dout, in, w, &s);
+        /* v 0: the default routing (2 threads; conv_pw_usable says which passes run here), 1-3:
+         * both passes here (SIMCLR_CONV_PW=own) on v threads, 3 with a shared weight buffer */
+        for (int v = 0; v <= 3; v++) {
+            sc_set_threads(v ? v : 2);
+            if (v) setenv("SIMCLR_CONV_PW", "own", 1);
+            Conv *c;
+            SC_ASSERT(!conv_create(&c, &s, 1));
+            unsetenv("SIMCLR_CONV_PW");
+            void *wbuf = NULL;
+            if (v == 3) conv_share_weights(c, wbuf = sc_alloc(conv_weight_bytes(c)));
+            void *scratch = sc_alloc(conv_scratch_bytes(c) + 64);
+            out[v] = malloc(no * 4), din[v] = malloc(ni * 4);
+            for (size_t i = 0; i < no; i++) out[v][i] = 7.0f;
+            for (size_t i = 0; i < ni; i++) din[v][i] = 7.0f;
+            conv_set_weights(c, w);
+            conv_forward(c, out[v], in, scratch);
+            conv_backward_data(c, din[v], dout, scratch);
+            char what[96];
+            snprintf(what, sizeof what, "case %zu (%s, %d threads) forward", k, conv_impl_name(c, 0), v);
+            CHECK(!strcmp(conv_impl_name(c, 0), "own:avx512_1x1") == (v || conv_pw_usable(&s, 0)) &&
+                      !strcmp(conv_impl_name(c, 1), "own:avx512_1x1") == (v || conv_pw_usable(&s, 1)),
+                  "%s: routed to %s / %s", what, conv_impl_name(c, 0), conv_impl_name(c, 1));
+            CHECK_ARRAY_CLOSE(what, out[v], out_ref, no, 1e-4, 1e-5 * sqrt((double)q[3]));
+            snprintf(what, sizeof what, "case %zu (%d threads) backward data", k, v);
+            CHECK_ARRAY_CLOSE(what, din[v], din_ref, ni, 1e-4, 1e-5 * sqrt((double)q[4]));
+            if (v > 1)
+                CHECK(!memcmp(out[v], out[1], no * 4) && !memcmp(din[v], din[1], ni * 4),
+                      "case %zu: bits on %d threads differ from 1 thread", k, v);
+            conv_free(c);
+            sc_free(scratch), sc_free(wbuf);
+        }
+        for (int v = 0; v <= 3; v++) free(out[v]), free(din[v]);
+        free(in), free(w), free(dout), free(out_ref), free(din_ref), free(dw_ref);
     }
     sc_set_threads(saved);
 }
 
 /* Convs sharing one weight buffer (conv_share_weights, as the model runs them: each forward right
  * after its conv_set_weights, backward data later from the remembered weights) give the same bits
- * as Convs with their own buffers; both paths (direct, im2col + GEMM), fp32 and bf16. */
+ * as Convs with their own buffers; both paths (direct, im2col + GEMM) and the strided 1x1 GEMMs (conv_pw.h), fp32 and bf16. */
 TEST(conv_shared_weights_bit_identical) {
     static const int cases[][8] = {{2, 8, 8, 8, 16, 3, 1, 1}, {3, 9, 9, 8, 16, 3, 2, 1},
-                                   {5, 3, 3, 16, 24, 3, 1, 1}};
-    enum { NC = 3 };
+                                   {5, 3, 3, 16, 24, 3, 1, 1}, {2, 10, 10, 8, 16, 1, 2, 0},
+                                   {2, 10, 10, 128, 16, 1, 2, 0}};
+    enum { NC = 5 };
     for (int dt = DT_F32; dt <= DT_BF16; dt++) {
         Conv *own[NC], *sh[NC];
         ConvShape s[NC];
