@@ -287,6 +287,10 @@ TEST(conv_small_matches_reference_any_threads) {
         }
         for (int v = 0; v < 5 && (v == 0 || own_ok); v++) free(out[v]);
         free(in), free(w), free(ref);
+    }
+    sc_set_threads(saved);
+}
+
 /* Strided 1x1 convs on conv_pw.h's GEMMs (forward and backward data): against the double
  * reference within rtol 1e-4, atol 1e-5 x sqrt(reduction length), on shapes with C and K not
  * multiples of 16 and under 64 (masked column tiles), a pixel count that is no multiple of the
