@@ -529,9 +529,10 @@ static int bwdf_wanted(const ConvShape *s) {
     const char *e = getenv("SIMCLR_CONV_BWD_AS_FWD");
     if (e) return atoi(e) != 0;
     /* fp32 only (in bf16 oneDNN's backward data is as fast as its forward), not 1x1 (no faster
-     * there), and not on the GEMM path's small maps (there the forward is im2col + matmul, no
-     * faster than the backward data's matmul + col2im) */
-    return s->dt == DT_F32 && s->R > 1 && (long long)s->OH * s->OW > gemm_max_pixels();
+     * there), and on the GEMM path's small maps only where their forward is our own kernel
+     * (conv_small.h; im2col + matmul is no faster than the backward data's matmul + col2im) */
+    return s->dt == DT_F32 && s->R > 1 &&
+           ((long long)s->OH * s->OW > gemm_max_pixels() || use_small(s));
 }
 
 static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, int flags);
@@ -620,7 +621,10 @@ static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, i
                    mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_f32, Kd, 1, Kd, 1, dnnl_f32, s->K)) ||
                   (need_bwd_data &&
                    mm_blocks_create(&c->mm_bwd, M, s->K, Kd, 1, dnnl_f32, s->K, 0, Kd, 0, dnnl_f32, Kd));
-            c->mm_col_bytes = round64(4 * (size_t)M * Kd); /* col, or the gradient wrt col */
+            /* col, or the gradient wrt col: for the matmul forward, backward data and the
+             * weight gradient by dnnl_sgemm (not needed by conv_small's forward) */
+            int col = !c->small || need_bwd_data || (!fwd_only && !c->wg);
+            c->mm_col_bytes = col ? round64(4 * (size_t)M * Kd) : 0;
             dnnl_memory_desc_t md_krsc;
             dnnl_primitive_desc_t kpd = NULL;
             DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_krsc, 4, w_dims, dnnl_f32, dnnl_ohwi));

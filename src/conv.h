@@ -34,10 +34,11 @@
  *   AVX512-BF16 kernel (wgrad_bf16.h, the same scheme on pairs of images); the other shapes and
  *   CPUs without AVX-512 keep oneDNN's kernels in fixed batch chunks (below) or the GEMM path.
  *   SIMCLR_CONV_WGRAD=own|dnnl forces one path for every shape (experiments, tests).
- * fp32 backward data of the stride-1 3x3 convs on maps larger than 16 pixels runs as the FORWARD
- *   convolution of d_out with the weights flipped and transposed (W'[c][k][r][s] =
- *   W[k][c][R-1-r][S-1-s], padding R-1-pad: a second, forward-only oneDNN primitive, whose
- *   kernels are faster than oneDNN's backward-data ones); SIMCLR_CONV_BWD_AS_FWD=0|1 forces
+ * fp32 backward data of the stride-1 3x3 convs runs as the FORWARD convolution of d_out with the
+ *   weights flipped and transposed (W'[c][k][r][s] = W[k][c][R-1-r][S-1-s], padding R-1-pad: a
+ *   second, forward-only Conv, whose kernels are faster than oneDNN's backward-data ones: oneDNN's
+ *   forward on maps larger than 16 pixels, conv_small.h's on the small maps where that kernel is
+ *   the forward); SIMCLR_CONV_BWD_AS_FWD=0|1 forces
  *   oneDNN's backward data / the forward wherever it applies (experiments, tests).
  * What it deliberately does not do: bias, groups, dilation (ResNets need none of them).
  *
