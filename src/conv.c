@@ -191,8 +191,10 @@ struct Conv {
     /* bf16 backward weights by our own kernel (wgrad_bf16.h) instead of the chunks / mm_wgt */
     WgradBf16 *wb;
     /* fp32 forward of the GEMM path by our own kernel (conv_small.h) instead of im2col + mm_fwd;
-     * its packed weights take the place of mm_fwd's after the (K, R, S, C) copy */
-    ConvSmall *small;
+     * its packed weights take the place of mm_fwd's after the (K, R, S, C) copy; and the
+     * backward data where it is no forward conv (strided) instead of mm_bwd + col2im, its packed
+     * weights in place of the (K, R, S, C) copy */
+    ConvSmall *small, *small_bwd;
     /* strided 1x1 (fp32): the forward (pw_fwd; weights W^T (C, K) in w_fwd) and backward data
      * (pw_bwd; reading w_src) by conv_pw.h */
     int pw_fwd, pw_bwd;
@@ -606,6 +608,7 @@ static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, i
     c->pw_bwd = !c->gemm && need_bwd_data && conv_pw_usable(s, 1);
     if (!fwd_only && wgrad_bf16_usable(s)) c->wb = wgrad_bf16_create(s);
     if (c->gemm && use_small(s)) c->small = conv_small_create(s);
+    if (c->small && need_bwd_data) c->small_bwd = conv_small_create_bwd(s);
     if (c->gemm) {
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
         int bad;
@@ -619,11 +622,11 @@ static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, i
         } else {
             bad = (!c->small &&
                    mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_f32, Kd, 1, Kd, 1, dnnl_f32, s->K)) ||
-                  (need_bwd_data &&
+                  (need_bwd_data && !c->small_bwd &&
                    mm_blocks_create(&c->mm_bwd, M, s->K, Kd, 1, dnnl_f32, s->K, 0, Kd, 0, dnnl_f32, Kd));
             /* col, or the gradient wrt col: for the matmul forward, backward data and the
              * weight gradient by dnnl_sgemm (not needed by conv_small's forward) */
-            int col = !c->small || need_bwd_data || (!fwd_only && !c->wg);
+            int col = !c->small || (need_bwd_data && !c->small_bwd) || (!fwd_only && !c->wg);
             c->mm_col_bytes = col ? round64(4 * (size_t)M * Kd) : 0;
             dnnl_memory_desc_t md_krsc;
             dnnl_primitive_desc_t kpd = NULL;
@@ -747,6 +750,7 @@ void conv_free(Conv *c) {
     conv_wgrad_free(c->wg);
     wgrad_bf16_free(c->wb);
     conv_small_free(c->small);
+    conv_small_free(c->small_bwd);
     conv_free(c->bwdf);
     sc_free(c);
 }
@@ -760,6 +764,7 @@ const char *conv_impl_name(const Conv *c, int which) {
     if (which == 2 && c->wg) return "own:avx512_nhwc";
     if (which == 2 && c->wb) return "own:avx512_bf16_dot";
     if (which == 0 && c->small) return "own:avx512_small";
+    if (which == 1 && c->small_bwd) return "own:avx512_small_bwd";
     if ((which == 0 && c->pw_fwd) || (which == 1 && c->pw_bwd)) return "own:avx512_1x1";
     if (which == 1 && c->bwdf) return c->bwdf_name;
     if (c->gemm && c->s.dt == DT_BF16 && which != 1) return "im2col+matmul_bf16";
@@ -778,16 +783,18 @@ static void exec(dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args) {
     DNNL_RUN(dnnl_stream_wait(g_stream));
 }
 
-/* the GEMM path's weights: (K,R,S,C), and in fp32 the forward's packed copy after it */
+/* the GEMM path's weights: (K,R,S,C) (fp32 with small_bwd: its packed weights instead), and in
+ * fp32 the forward's packed copy after it */
+static size_t krsc_only_bytes(const Conv *c) {
+    if (c->small_bwd) return conv_small_weight_bytes(c->small_bwd);
+    return dt_size(c->s.dt) * c->s.K * c->s.C * c->s.R * c->s.S;
+}
 static size_t krsc_bytes(const Conv *c) {
     if (!c->gemm) return 0;
-    size_t n = dt_size(c->s.dt) * c->s.K * c->s.C * c->s.R * c->s.S;
-    if (c->s.dt != DT_F32) return n;
-    return round64(n) + (c->small ? conv_small_weight_bytes(c->small) : c->mm_fwd.bp_bytes);
+    if (c->s.dt != DT_F32) return krsc_only_bytes(c);
+    return round64(krsc_only_bytes(c)) + (c->small ? conv_small_weight_bytes(c->small) : c->mm_fwd.bp_bytes);
 }
-static void *packed_w(const Conv *c) {
-    return (char *)c->w_krsc + round64(sizeof(float) * c->s.K * c->s.C * c->s.R * c->s.S);
-}
+static void *packed_w(const Conv *c) { return (char *)c->w_krsc + round64(krsc_only_bytes(c)); }
 
 size_t conv_weight_bytes(const Conv *c) {
     size_t n = c->bwdf ? conv_weight_bytes(c->bwdf) : 0;
@@ -853,7 +860,10 @@ void conv_set_weights(Conv *c, const float *w) {
     if (c->gemm && c->s.dt == DT_F32) { /* (K,R,S,C), read by backward data, and the packed copy */
         if (!c->w_krsc) c->w_krsc = sc_alloc(krsc_bytes(c));
         if (c->small) { /* packed from w; (K,R,S,C) only where backward data reads it later */
-            if (c->bwd_d && !c->wshared) weights_krsc(c, w);
+            if (c->bwd_d && !c->wshared) {
+                if (c->small_bwd) conv_small_pack(c->small_bwd, c->w_krsc, w);
+                else weights_krsc(c, w);
+            }
             conv_small_pack(c->small, packed_w(c), w);
             return;
         }
@@ -897,7 +907,7 @@ void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
         return;
     }
     if (c->small) { /* our implicit GEMM on the input in place (conv_small.h) */
-        conv_small_forward(c->small, out_, in_, packed_w(c));
+        conv_small_run(c->small, out_, in_, packed_w(c));
         return;
     }
     if (c->gemm) { /* out (M, K) = col (M, Kd) . W^T, blocks of output rows, W packed */
@@ -944,6 +954,11 @@ void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) 
         weights_flip(wf, c->w_src, &c->s);
         conv_set_weights(c->bwdf, wf);
         conv_forward(c->bwdf, d_in, d_out, (char *)scratch + c->flip_bytes);
+        return;
+    }
+    if (c->small_bwd) { /* our kernel, positions = input pixels (conv_small.h) */
+        if (c->wshared) conv_small_pack(c->small_bwd, c->w_krsc, c->w_src); /* another layer's now */
+        conv_small_run(c->small_bwd, d_in, d_out, c->w_krsc);
         return;
     }
     if (c->gemm && c->s.dt == DT_F32) {

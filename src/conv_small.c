@@ -26,11 +26,15 @@ int conv_small_supported(void) { return conv_wgrad_supported(); } /* the same: A
 
 struct ConvSmall {
     ConvShape s;
+    int bwd;      /* 0: the forward; 1: backward data (positions are input pixels) */
+    int nout, nred; /* output channels (K; bwd: C) and reduction channels (C; bwd: K) */
+    size_t xstr;  /* floats of one image of the operand read (in; bwd: d_out) */
+    size_t sn, sj; /* strides in w (K,C,R,S) of an output and a reduction channel */
     int nkb, taps, npos, mr, cb, ngrp, pf;
     int *grp;     /* image groups: [grp[g], grp[g + 1]) */
-    int *ntap;    /* per position: the number of taps inside the map */
-    int *tap;     /* per position: those taps, ascending (pos * taps + i) */
-    int *xoff;    /* per (position, tap): floats from an image's start to the pixel the tap reads */
+    int *ntap;    /* per position: the number of (tap, pixel) pairs */
+    int *tap;     /* per position: the taps of its pairs, ascending (pos * taps + i) */
+    int *xoff;    /* per position: floats from an image's start to each pair's pixel (pos * taps + i) */
     long *wsum;   /* units' cumulative work (taps), nkb * npos + 1 entries */
 };
 
@@ -40,17 +44,46 @@ static int env_int(const char *name, int def, int lo, int hi) {
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-ConvSmall *conv_small_create(const ConvShape *s) {
+/* the (tap, pixel) pairs of a position, taps ascending: forward, position (oh, ow) reads input
+ * pixel (oh*stride - pad + r, ow*stride - pad + q) for tap (r, q); backward data, position
+ * (ih, iw) reads the d_out pixel (oh, ow) whose tap (r, q) lands on it */
+static int pos_pairs(const ConvShape *s, int bwd, int pos, int *tap, int *xoff) {
+    int n = 0;
+    for (int r = 0; r < s->R; r++)
+        for (int q = 0; q < s->S; q++) {
+            if (!bwd) {
+                int oh = pos / s->OW, ow = pos % s->OW;
+                int ih = oh * s->stride - s->pad + r, iw = ow * s->stride - s->pad + q;
+                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
+                xoff[n] = (ih * s->W + iw) * s->C;
+            } else {
+                int ih = pos / s->W, iw = pos % s->W, th = ih + s->pad - r, tw = iw + s->pad - q;
+                if (th < 0 || tw < 0 || th % s->stride || tw % s->stride) continue;
+                int oh = th / s->stride, ow = tw / s->stride;
+                if (oh >= s->OH || ow >= s->OW) continue;
+                xoff[n] = (oh * s->OW + ow) * s->K;
+            }
+            tap[n++] = r * s->S + q;
+        }
+    return n;
+}
+
+static ConvSmall *create(const ConvShape *s, int bwd) {
     if (s->dt != DT_F32 || !conv_small_supported()) return NULL;
     ConvSmall *p = sc_alloc(sizeof *p);
     p->s = *s;
-    p->nkb = (s->K + KB - 1) / KB;
+    p->bwd = bwd;
+    p->nout = bwd ? s->C : s->K, p->nred = bwd ? s->K : s->C;
+    p->xstr = bwd ? (size_t)s->OH * s->OW * s->K : (size_t)s->H * s->W * s->C;
+    p->sn = bwd ? (size_t)s->R * s->S : (size_t)s->C * s->R * s->S;
+    p->sj = bwd ? (size_t)s->C * s->R * s->S : (size_t)s->R * s->S;
+    p->nkb = (p->nout + KB - 1) / KB;
     p->taps = s->R * s->S;
-    p->npos = s->OH * s->OW;
+    p->npos = bwd ? s->H * s->W : s->OH * s->OW;
     p->mr = env_int("SIMCLR_CONV_SMALL_MR", MR_MAX, 1, MR_MAX);
-    /* the whole tap by default: its weights (C x 64 floats) stay in L2, the sums go through
+    /* the whole tap by default: its weights (nred x 64 floats) stay in L2, the sums go through
      * memory once per tap */
-    p->cb = env_int("SIMCLR_CONV_SMALL_CB", s->C, 1, s->C);
+    p->cb = env_int("SIMCLR_CONV_SMALL_CB", p->nred, 1, p->nred);
     p->pf = env_int("SIMCLR_CONV_SMALL_PF", 0, 0, 3);
     /* groups of at most mr images, as even as possible (128 images: 14 of 7 and 5 of 6) */
     p->ngrp = (s->B + p->mr - 1) / p->mr;
@@ -59,19 +92,8 @@ ConvSmall *conv_small_create(const ConvShape *s) {
     p->ntap = sc_alloc(sizeof(int) * p->npos);
     p->tap = sc_alloc(sizeof(int) * p->npos * p->taps);
     p->xoff = sc_alloc(sizeof(int) * p->npos * p->taps);
-    for (int oh = 0; oh < s->OH; oh++)
-        for (int ow = 0; ow < s->OW; ow++) {
-            int pos = oh * s->OW + ow, n = 0;
-            for (int r = 0; r < s->R; r++)
-                for (int q = 0; q < s->S; q++) {
-                    int ih = oh * s->stride - s->pad + r, iw = ow * s->stride - s->pad + q;
-                    if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
-                    int t = r * s->S + q;
-                    p->tap[pos * p->taps + n++] = t;
-                    p->xoff[pos * p->taps + t] = (ih * s->W + iw) * s->C;
-                }
-            p->ntap[pos] = n;
-        }
+    for (int pos = 0; pos < p->npos; pos++)
+        p->ntap[pos] = pos_pairs(s, bwd, pos, p->tap + pos * p->taps, p->xoff + pos * p->taps);
     long nunits = (long)p->nkb * p->npos;
     p->wsum = sc_alloc(sizeof(long) * (nunits + 1));
     for (long u = 0; u < nunits; u++) {
@@ -81,6 +103,9 @@ ConvSmall *conv_small_create(const ConvShape *s) {
     return p;
 }
 
+ConvSmall *conv_small_create(const ConvShape *s) { return create(s, 0); }
+ConvSmall *conv_small_create_bwd(const ConvShape *s) { return create(s, 1); }
+
 void conv_small_free(ConvSmall *p) {
     if (!p) return;
     sc_free(p->grp), sc_free(p->ntap), sc_free(p->tap), sc_free(p->xoff), sc_free(p->wsum);
@@ -88,26 +113,38 @@ void conv_small_free(ConvSmall *p) {
 }
 
 size_t conv_small_weight_bytes(const ConvSmall *p) {
-    return sizeof(float) * p->nkb * KB * p->taps * p->s.C;
+    return sizeof(float) * p->nkb * KB * p->taps * p->nred;
 }
 
-void conv_small_pack(const ConvSmall *p, float *wp, const float *w) {
-    const ConvShape *s = &p->s;
-    const int C = s->C, RS = p->taps, K = s->K, ncb = (C + 15) / 16;
-    /* wp[kb][t][c][kk] = w[kb*64 + kk][c][t]; 16 channels at a time, so that the written part
-     * (RS x 16 lines) stays in L1 while the 64 output channels' rows are read in order */
+TGT void conv_small_pack(const ConvSmall *p, float *wp, const float *w) {
+    const int J = p->nred, RS = p->taps, N = p->nout, ncb = (J + 15) / 16;
+    /* wp[kb][t][j][kk] = w at output channel n = kb*64 + kk, reduction channel j, tap t: each
+     * line of wp gathered from 64 output channels' rows; 16 reduction channels at a time, so
+     * that the parts of w read (64 x 16*RS floats in the forward) stay in L1 */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int kb = 0; kb < p->nkb; kb++)
         for (int cbk = 0; cbk < ncb; cbk++) {
-            int c0 = cbk * 16, nc = C - c0 < 16 ? C - c0 : 16;
-            float *d = wp + (size_t)kb * RS * C * KB;
-            for (int kk = 0; kk < KB; kk++) {
-                int k = kb * KB + kk;
-                const float *src = w + ((size_t)k * C + c0) * RS;
-                for (int cc = 0; cc < nc; cc++)
-                    for (int t = 0; t < RS; t++)
-                        d[((size_t)t * C + c0 + cc) * KB + kk] = k < K ? src[cc * RS + t] : 0.0f;
+            int j0 = cbk * 16, nj = J - j0 < 16 ? J - j0 : 16;
+            __m512i idx[NV];
+            __mmask16 m[NV];
+            for (int v = 0; v < NV; v++) {
+                int n = N - kb * KB - 16 * v;
+                m[v] = n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+                idx[v] = _mm512_mullo_epi32(
+                    _mm512_add_epi32(_mm512_set1_epi32(16 * v),
+                                     _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+                    _mm512_set1_epi32((int)p->sn));
             }
+            const float *src = w + (size_t)kb * KB * p->sn + (size_t)j0 * p->sj;
+            float *d = wp + (size_t)kb * RS * J * KB;
+            for (int jj = 0; jj < nj; jj++)
+                for (int t = 0; t < RS; t++) {
+                    float *dl = d + ((size_t)t * J + j0 + jj) * KB;
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; v++)
+                        _mm512_store_ps(dl + 16 * v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m[v], idx[v],
+                                                                              src + jj * p->sj + t, 4));
+                }
         }
 }
 
@@ -177,9 +214,9 @@ TGT static void tile_any(int mr, float *o, size_t ostr, const float *x, size_t x
 TGT static void unit_run(const ConvSmall *p, float *out, const float *in, const float *wp,
                          long u) {
     const ConvShape *s = &p->s;
-    const int K = s->K, C = s->C, kb = (int)(u / p->npos), pos = (int)(u % p->npos);
+    const int K = p->nout, C = p->nred, kb = (int)(u / p->npos), pos = (int)(u % p->npos);
     const int k0 = kb * KB, nk = K - k0 < KB ? K - k0 : KB;
-    const size_t ostr = (size_t)p->npos * K, xstr = (size_t)s->H * s->W * C;
+    const size_t ostr = (size_t)p->npos * K, xstr = p->xstr;
     __mmask16 km[NV];
     for (int v = 0; v < NV; v++) {
         int n = nk - 16 * v;
@@ -193,7 +230,7 @@ TGT static void unit_run(const ConvSmall *p, float *out, const float *in, const 
     for (int ti = 0; ti < p->ntap[pos]; ti++) {
         int t = p->tap[pos * p->taps + ti];
         const float *wt = wp + ((size_t)kb * p->taps + t) * C * KB;
-        const float *xt = in + p->xoff[pos * p->taps + t];
+        const float *xt = in + p->xoff[pos * p->taps + ti];
         for (int c0 = 0; c0 < C; c0 += p->cb) {
             int nc = C - c0 < p->cb ? C - c0 : p->cb, first = ti == 0 && c0 == 0;
             for (int g = 0; g < p->ngrp; g++) {
@@ -202,7 +239,7 @@ TGT static void unit_run(const ConvSmall *p, float *out, const float *in, const 
                 const float *nx = NULL;
                 if (g + 1 < p->ngrp) nx = xt + p->grp[g + 1] * xstr + c0;
                 else if (c0 + p->cb < C) nx = xt + c0 + p->cb;
-                else if (ti + 1 < p->ntap[pos]) nx = in + p->xoff[pos * p->taps + p->tap[pos * p->taps + ti + 1]];
+                else if (ti + 1 < p->ntap[pos]) nx = in + p->xoff[pos * p->taps + ti + 1];
                 tile_any(p->grp[g + 1] - b0, ob + b0 * ostr, ostr, xt + b0 * xstr + c0, xstr,
                          wt + (size_t)c0 * KB, nc, first, km, nx, p->pf);
             }
@@ -210,7 +247,7 @@ TGT static void unit_run(const ConvSmall *p, float *out, const float *in, const 
     }
 }
 
-void conv_small_forward(const ConvSmall *p, float *out, const float *in, const float *wp) {
+void conv_small_run(const ConvSmall *p, float *out, const float *in, const float *wp) {
     long nunits = (long)p->nkb * p->npos, total = p->wsum[nunits];
 #pragma omp parallel
     {

@@ -24,7 +24,13 @@
  * Weights: packed once per weight change (conv_small_pack) as (K/64, R*S, C, 64), K padded to a
  * multiple of 64 with zeros, so that the 64 weights of one (tap, channel) are one line.
  *
- * What it does not do: bf16, backward passes, non-AVX-512 CPUs (conv_small_supported() says 0;
+ * Backward data (conv_small_create_bwd; the strided convs, whose backward data is no forward
+ * convolution): the same kernel with the roles swapped: a position is an input pixel (ih, iw),
+ * its pairs are the d_out pixels (oh, ow) whose tap (r, q) lands on it, and
+ * d_in(b, ih, iw, c) = sum over those pairs (taps ascending) and k of d_out(b, oh, ow, k) *
+ * W(k, c, r, q), the weights packed as (C/64, R*S, K, 64).
+ *
+ * What it does not do: bf16, the weight gradient, non-AVX-512 CPUs (conv_small_supported() says 0;
  * conv.c keeps im2col + oneDNN matmul there, and with SIMCLR_CONV_SMALL=0).
  */
 #ifndef SIMCLR_CONV_SMALL_H
@@ -42,13 +48,16 @@ typedef struct ConvSmall ConvSmall;
  * !conv_small_supported() or s->dt is not fp32. SIMCLR_CONV_SMALL_MR (1-7, tile height in
  * images) and SIMCLR_CONV_SMALL_CB (channels per block) are read here (experiments, tests). */
 ConvSmall *conv_small_create(const ConvShape *s);
+/* The plan of the backward data of shape s (same conditions). */
+ConvSmall *conv_small_create_bwd(const ConvShape *s);
 void conv_small_free(ConvSmall *p);
 /* Bytes of the packed weights. */
 size_t conv_small_weight_bytes(const ConvSmall *p);
 /* wp (conv_small_weight_bytes, 64-byte aligned) = the packed form of w (K,C,R,S). */
 void conv_small_pack(const ConvSmall *p, float *wp, const float *w);
-/* out (B,OH,OW,K) = conv(in (B,H,W,C)) with the packed weights wp; overwrites out. Uses every
- * OpenMP thread; bit-identical for any thread count. */
-void conv_small_forward(const ConvSmall *p, float *out, const float *in, const float *wp);
+/* Forward plan: out (B,OH,OW,K) = conv(in (B,H,W,C)); backward plan: out = d_in (B,H,W,C), the
+ * gradient wrt the input, from in = d_out (B,OH,OW,K). With the weights wp packed for that plan;
+ * overwrites out. Uses every OpenMP thread; bit-identical for any thread count. */
+void conv_small_run(const ConvSmall *p, float *out, const float *in, const float *wp);
 
 #endif

@@ -233,12 +233,14 @@ TEST(conv_wgrad_matches_reference_any_threads) {
     sc_set_threads(saved);
 }
 
-/* The fp32 forward of small output maps on both paths, im2col + oneDNN matmul
- * (SIMCLR_CONV_SMALL=0) and our own kernel (conv_small.h), on odd shapes: 3x3, 2x2 and 4x4 maps,
- * C and K not multiples of 16 or 64 (masked output channels), batches that split into image
- * groups of different sizes, stride 2 (3x3 and 1x1), padding wider than the kernel (border
- * positions with no tap inside the map: zeros) and wider than needed (one tap row per position).
- * Against the double reference within rtol 1e-4, atol 1e-5 x sqrt(C*R*S) (as above); ours must
+/* The fp32 forward and backward data of small output maps on both paths, im2col + oneDNN matmul
+ * (+ col2im) (SIMCLR_CONV_SMALL=0) and our own kernel (conv_small.h: the backward data of the
+ * stride-1 3x3 convs as its forward on flipped weights, of the others as its backward plan), on
+ * odd shapes: 3x3, 2x2 and 4x4 maps, C and K not multiples of 16 or 64 (masked output channels),
+ * batches that split into image groups of different sizes, stride 2 (3x3 and 1x1: input pixels
+ * no output reads, their gradient 0), padding wider than the kernel (border positions with no
+ * tap inside the map: zeros) and wider than needed (one tap row per position). Against the
+ * double reference within rtol 1e-4, atol 1e-5 x sqrt(reduction length) (as above); ours must
  * give the same bits on 1, 2 and 3 threads and with other tile heights and channel blocks. */
 TEST(conv_small_matches_reference_any_threads) {
     static const int cases[][8] = {
@@ -254,9 +256,11 @@ TEST(conv_small_matches_reference_any_threads) {
         size_t ni, nw, no;
         ConvShape s = conv_case(q, &ni, &nw, &no);
         float *in = randv(ni, 760 + k, -1, 1), *w = randv(nw, 780 + k, -1, 1);
-        float *ref = malloc(no * 4), *out[5];
+        float *dout = randv(no, 800 + k, -1, 1), *ref = malloc(no * 4), *out[5], *din[5];
+        float *din_ref = calloc(ni, 4), *dw_ref = calloc(nw, 4);
         conv2d_forward_ref(ref, in, w, &s);
-        double at = 1e-5 * sqrt((double)s.C * s.R * s.S);
+        conv2d_backward_ref(din_ref, dw_ref, dout, in, w, &s);
+        double at = 1e-5 * sqrt((double)s.C * s.R * s.S), atd = 1e-5 * sqrt((double)s.K * s.R * s.S);
         /* v 0: im2col + matmul (2 threads); 1..3: ours on v threads; 4: ours on 2 threads with
          * tiles of 3 images and blocks of 7 channels (sums through memory between blocks), which
          * must not change a bit */
@@ -272,21 +276,28 @@ TEST(conv_small_matches_reference_any_threads) {
             unsetenv("SIMCLR_CONV_SMALL_MR");
             unsetenv("SIMCLR_CONV_SMALL_CB");
             void *scratch = sc_alloc(conv_scratch_bytes(c) + 64);
-            out[v] = malloc(no * 4);
-            for (size_t i = 0; i < no; i++) out[v][i] = 1e30f; /* the forward must overwrite */
+            out[v] = malloc(no * 4), din[v] = malloc(ni * 4);
+            for (size_t i = 0; i < no; i++) out[v][i] = 1e30f; /* both must overwrite */
+            for (size_t i = 0; i < ni; i++) din[v][i] = 1e30f;
             conv_set_weights(c, w);
             conv_forward(c, out[v], in, scratch);
-            char what[96];
+            conv_backward_data(c, din[v], dout, scratch);
+            char what[96], whatd[128];
             snprintf(what, sizeof what, "case %zu (%s, %d threads%s)", k, conv_impl_name(c, 0), nt,
                      v == 4 ? ", other tiles and blocks" : "");
+            snprintf(whatd, sizeof whatd, "case %zu backward data (%s, %d threads%s)", k,
+                     conv_impl_name(c, 1), nt, v == 4 ? ", other tiles and blocks" : "");
             CHECK(v == 0 || !strcmp(conv_impl_name(c, 0), "own:avx512_small"), "%s: not our kernel", what);
+            CHECK(v == 0 || strstr(conv_impl_name(c, 1), "own:avx512_small"), "%s: not our kernel", whatd);
             CHECK_ARRAY_CLOSE(what, out[v], ref, no, 1e-4, at);
+            CHECK_ARRAY_CLOSE(whatd, din[v], din_ref, ni, 1e-4, atd);
             if (v > 1) CHECK(!memcmp(out[v], out[1], no * 4), "%s: bits differ from 1 thread", what);
+            if (v > 1) CHECK(!memcmp(din[v], din[1], ni * 4), "%s: bits differ from 1 thread", whatd);
             conv_free(c);
             sc_free(scratch);
         }
-        for (int v = 0; v < 5 && (v == 0 || own_ok); v++) free(out[v]);
-        free(in), free(w), free(ref);
+        for (int v = 0; v < 5 && (v == 0 || own_ok); v++) free(out[v]), free(din[v]);
+        free(in), free(w), free(dout), free(ref), free(din_ref), free(dw_ref);
     }
     sc_set_threads(saved);
 }
