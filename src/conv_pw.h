@@ -23,8 +23,8 @@
 #include "conv.h"
 
 /* 1 when pass (0 forward, 1 backward data) of this shape runs here: fp32, 1x1, no padding, an
- * AVX-512F CPU, stride > 1, and for the forward C >= 128 (where it was measured faster than
- * oneDNN, doc/core.md); SIMCLR_CONV_PW=own takes both passes of every such shape of any stride,
+ * AVX-512F CPU, stride > 1 (where it was measured faster than oneDNN, doc/core.md; today the
+ * same for both passes); SIMCLR_CONV_PW=own takes both passes of every such shape of any stride,
  * =dnnl none (experiments and tests). */
 int conv_pw_usable(const ConvShape *s, int pass);
 
