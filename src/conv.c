@@ -11,6 +11,7 @@
 
 #include "bf16.h"
 #include "common.h"
+#include "conv_small.h"
 #include "conv_pw.h"
 #include "conv_wgrad.h"
 #include "wgrad_bf16.h"
@@ -189,6 +190,11 @@ struct Conv {
     size_t mm_col_bytes, mm_dyt_bytes; /* scratch layout: col, d_out transposed, per block */
     /* bf16 backward weights by our own kernel (wgrad_bf16.h) instead of the chunks / mm_wgt */
     WgradBf16 *wb;
+    /* fp32 forward of the GEMM path by our own kernel (conv_small.h) instead of im2col + mm_fwd;
+     * its packed weights take the place of mm_fwd's after the (K, R, S, C) copy; and the
+     * backward data where it is no forward conv (strided) instead of mm_bwd + col2im, its packed
+     * weights in place of the (K, R, S, C) copy */
+    ConvSmall *small, *small_bwd;
     /* strided 1x1 (fp32): the forward (pw_fwd; weights W^T (C, K) in w_fwd) and backward data
      * (pw_bwd; reading w_src) by conv_pw.h */
     int pw_fwd, pw_bwd;
@@ -225,6 +231,13 @@ static int use_own_wgrad(const ConvShape *s) {
     return !(s->stride > 1 && small);
 }
 
+/* Whether the fp32 forward of the GEMM path runs on our own kernel (conv_small.h): by default
+ * wherever the CPU has AVX-512; SIMCLR_CONV_SMALL=0 keeps im2col + oneDNN matmul (A/B, tests). */
+static int use_small(const ConvShape *s) {
+    if (s->dt != DT_F32 || !conv_small_supported()) return 0;
+    const char *e = getenv("SIMCLR_CONV_SMALL");
+    return !(e && !strcmp(e, "0"));
+}
 
 /* col (B*OH*OW, R*S*C) from in (B,H,W,C): row (b,oh,ow) holds the receptive field, zero padded */
 static void im2col_nhwc(void *col_, const void *in_, const ConvShape *s) {
@@ -518,9 +531,10 @@ static int bwdf_wanted(const ConvShape *s) {
     const char *e = getenv("SIMCLR_CONV_BWD_AS_FWD");
     if (e) return atoi(e) != 0;
     /* fp32 only (in bf16 oneDNN's backward data is as fast as its forward), not 1x1 (no faster
-     * there), and not on the GEMM path's small maps (there the forward is im2col + matmul, no
-     * faster than the backward data's matmul + col2im) */
-    return s->dt == DT_F32 && s->R > 1 && (long long)s->OH * s->OW > gemm_max_pixels();
+     * there), and on the GEMM path's small maps only where their forward is our own kernel
+     * (conv_small.h; im2col + matmul is no faster than the backward data's matmul + col2im) */
+    return s->dt == DT_F32 && s->R > 1 &&
+           ((long long)s->OH * s->OW > gemm_max_pixels() || use_small(s));
 }
 
 static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, int flags);
@@ -593,6 +607,8 @@ static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, i
     c->pw_fwd = !c->gemm && conv_pw_usable(s, 0);
     c->pw_bwd = !c->gemm && need_bwd_data && conv_pw_usable(s, 1);
     if (!fwd_only && wgrad_bf16_usable(s)) c->wb = wgrad_bf16_create(s);
+    if (c->gemm && use_small(s)) c->small = conv_small_create(s);
+    if (c->small && need_bwd_data) c->small_bwd = conv_small_create_bwd(s);
     if (c->gemm) {
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
         int bad;
@@ -604,10 +620,14 @@ static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, i
             c->mm_col_bytes = round64(2 * (size_t)M * Kd);
             c->mm_dyt_bytes = c->wb || fwd_only ? 0 : round64(2 * (size_t)M * s->K);
         } else {
-            bad = mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_f32, Kd, 1, Kd, 1, dnnl_f32, s->K) ||
-                  (need_bwd_data &&
+            bad = (!c->small &&
+                   mm_blocks_create(&c->mm_fwd, M, Kd, s->K, 0, dnnl_f32, Kd, 1, Kd, 1, dnnl_f32, s->K)) ||
+                  (need_bwd_data && !c->small_bwd &&
                    mm_blocks_create(&c->mm_bwd, M, s->K, Kd, 1, dnnl_f32, s->K, 0, Kd, 0, dnnl_f32, Kd));
-            c->mm_col_bytes = round64(4 * (size_t)M * Kd); /* col, or the gradient wrt col */
+            /* col, or the gradient wrt col: for the matmul forward, backward data and the
+             * weight gradient by dnnl_sgemm (not needed by conv_small's forward) */
+            int col = !c->small || (need_bwd_data && !c->small_bwd) || (!fwd_only && !c->wg);
+            c->mm_col_bytes = col ? round64(4 * (size_t)M * Kd) : 0;
             dnnl_memory_desc_t md_krsc;
             dnnl_primitive_desc_t kpd = NULL;
             DNNL_TRY(dnnl_memory_desc_init_by_tag(&md_krsc, 4, w_dims, dnnl_f32, dnnl_ohwi));
@@ -729,6 +749,8 @@ void conv_free(Conv *c) {
     sc_free(c->dw);
     conv_wgrad_free(c->wg);
     wgrad_bf16_free(c->wb);
+    conv_small_free(c->small);
+    conv_small_free(c->small_bwd);
     conv_free(c->bwdf);
     sc_free(c);
 }
@@ -741,6 +763,8 @@ const char *conv_impl_name(const Conv *c, int which) {
     const char *name = "none";
     if (which == 2 && c->wg) return "own:avx512_nhwc";
     if (which == 2 && c->wb) return "own:avx512_bf16_dot";
+    if (which == 0 && c->small) return "own:avx512_small";
+    if (which == 1 && c->small_bwd) return "own:avx512_small_bwd";
     if ((which == 0 && c->pw_fwd) || (which == 1 && c->pw_bwd)) return "own:avx512_1x1";
     if (which == 1 && c->bwdf) return c->bwdf_name;
     if (c->gemm && c->s.dt == DT_BF16 && which != 1) return "im2col+matmul_bf16";
@@ -759,15 +783,18 @@ static void exec(dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args) {
     DNNL_RUN(dnnl_stream_wait(g_stream));
 }
 
-/* the GEMM path's weights: (K,R,S,C), and in fp32 the forward's packed copy after it */
+/* the GEMM path's weights: (K,R,S,C) (fp32 with small_bwd: its packed weights instead), and in
+ * fp32 the forward's packed copy after it */
+static size_t krsc_only_bytes(const Conv *c) {
+    if (c->small_bwd) return conv_small_weight_bytes(c->small_bwd);
+    return dt_size(c->s.dt) * c->s.K * c->s.C * c->s.R * c->s.S;
+}
 static size_t krsc_bytes(const Conv *c) {
     if (!c->gemm) return 0;
-    size_t n = dt_size(c->s.dt) * c->s.K * c->s.C * c->s.R * c->s.S;
-    return c->s.dt == DT_F32 ? round64(n) + c->mm_fwd.bp_bytes : n;
+    if (c->s.dt != DT_F32) return krsc_only_bytes(c);
+    return round64(krsc_only_bytes(c)) + (c->small ? conv_small_weight_bytes(c->small) : c->mm_fwd.bp_bytes);
 }
-static void *packed_w(const Conv *c) {
-    return (char *)c->w_krsc + round64(sizeof(float) * c->s.K * c->s.C * c->s.R * c->s.S);
-}
+static void *packed_w(const Conv *c) { return (char *)c->w_krsc + round64(krsc_only_bytes(c)); }
 
 size_t conv_weight_bytes(const Conv *c) {
     size_t n = c->bwdf ? conv_weight_bytes(c->bwdf) : 0;
@@ -832,6 +859,14 @@ void conv_set_weights(Conv *c, const float *w) {
     }
     if (c->gemm && c->s.dt == DT_F32) { /* (K,R,S,C), read by backward data, and the packed copy */
         if (!c->w_krsc) c->w_krsc = sc_alloc(krsc_bytes(c));
+        if (c->small) { /* packed from w; (K,R,S,C) only where backward data reads it later */
+            if (c->bwd_d && !c->wshared) {
+                if (c->small_bwd) conv_small_pack(c->small_bwd, c->w_krsc, w);
+                else weights_krsc(c, w);
+            }
+            conv_small_pack(c->small, packed_w(c), w);
+            return;
+        }
         weights_krsc(c, w);
         mm_pack_b(&c->mm_fwd, c->w_krsc, packed_w(c));
         return;
@@ -869,6 +904,10 @@ void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
         char *col = scratch;
         im2col_nhwc(col, in_, &c->s);
         mm_blocks_run(&c->mm_fwd, col, c->w_krsc, out_, col + c->mm_col_bytes + c->mm_dyt_bytes);
+        return;
+    }
+    if (c->small) { /* our implicit GEMM on the input in place (conv_small.h) */
+        conv_small_run(c->small, out_, in_, packed_w(c));
         return;
     }
     if (c->gemm) { /* out (M, K) = col (M, Kd) . W^T, blocks of output rows, W packed */
@@ -915,6 +954,11 @@ void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) 
         weights_flip(wf, c->w_src, &c->s);
         conv_set_weights(c->bwdf, wf);
         conv_forward(c->bwdf, d_in, d_out, (char *)scratch + c->flip_bytes);
+        return;
+    }
+    if (c->small_bwd) { /* our kernel, positions = input pixels (conv_small.h) */
+        if (c->wshared) conv_small_pack(c->small_bwd, c->w_krsc, c->w_src); /* another layer's now */
+        conv_small_run(c->small_bwd, d_in, d_out, c->w_krsc);
         return;
     }
     if (c->gemm && c->s.dt == DT_F32) {

@@ -13,14 +13,18 @@
  *     shape in conv_create, on nhwc activations so no activation is ever reordered; weights are
  *     reordered from (K,C,R,S) into the layout the primitive chose once per step
  *     (conv_set_weights), weight gradients back into (K,C,R,S) and added.
- *   Small output maps (OH*OW <= 16: the last stages of a ResNet at 64-96 px) run as im2col + GEMM
+ *   Small output maps (OH*OW <= 16: the last stages of a ResNet at 64-96 px) run as GEMMs
  *     instead (oneDNN's direct kernels block a row of the map into registers, and a 3-pixel row
- *     leaves them mostly idle). fp32: the forward as oneDNN matmul primitives on weights packed
- *     once per conv_set_weights, backward data as matmuls into the im2col gradient and a col2im
- *     gather, backward weights as dnnl_sgemm; bf16: forward and backward weights as bf16 matmuls,
- *     backward data a oneDNN convolution. The GEMMs are cut into fixed blocks (rows of the output
- *     for the forward, columns of the result for backward data and the fp32 weight gradient,
- *     output channels for the bf16 one), one single-threaded GEMM per block.
+ *     leaves them mostly idle). fp32: the forward on our own AVX-512 kernel (conv_small.h: an
+ *     implicit GEMM reading the channels-last input in place, tiles of images at one output
+ *     position, padding taps skipped; weights packed once per conv_set_weights;
+ *     SIMCLR_CONV_SMALL=0 or a CPU without AVX-512: im2col + oneDNN matmul primitives on weights
+ *     packed once per conv_set_weights), backward data as matmuls into the im2col gradient and a
+ *     col2im gather, backward weights as dnnl_sgemm (strided) or our kernel (below); bf16:
+ *     forward and backward weights as im2col + bf16 matmuls, backward data a oneDNN convolution.
+ *     The oneDNN GEMMs are cut into fixed blocks (rows of the output for the forward, columns of
+ *     the result for backward data and the fp32 weight gradient, output channels for the bf16
+ *     one), one single-threaded GEMM per block.
  *
  * fp32 weight gradients run on our own AVX-512 kernel (conv_wgrad.h: an implicit-im2col GEMM in
  *   register tiles, parallel over the tiles of dW, each element reduced over the whole batch in
@@ -30,10 +34,11 @@
  *   AVX512-BF16 kernel (wgrad_bf16.h, the same scheme on pairs of images); the other shapes and
  *   CPUs without AVX-512 keep oneDNN's kernels in fixed batch chunks (below) or the GEMM path.
  *   SIMCLR_CONV_WGRAD=own|dnnl forces one path for every shape (experiments, tests).
- * fp32 backward data of the stride-1 3x3 convs on maps larger than 16 pixels runs as the FORWARD
- *   convolution of d_out with the weights flipped and transposed (W'[c][k][r][s] =
- *   W[k][c][R-1-r][S-1-s], padding R-1-pad: a second, forward-only oneDNN primitive, whose
- *   kernels are faster than oneDNN's backward-data ones); SIMCLR_CONV_BWD_AS_FWD=0|1 forces
+ * fp32 backward data of the stride-1 3x3 convs runs as the FORWARD convolution of d_out with the
+ *   weights flipped and transposed (W'[c][k][r][s] = W[k][c][R-1-r][S-1-s], padding R-1-pad: a
+ *   second, forward-only Conv, whose kernels are faster than oneDNN's backward-data ones: oneDNN's
+ *   forward on maps larger than 16 pixels, conv_small.h's on the small maps where that kernel is
+ *   the forward); SIMCLR_CONV_BWD_AS_FWD=0|1 forces
  *   oneDNN's backward data / the forward wherever it applies (experiments, tests).
  * What it deliberately does not do: bias, groups, dilation (ResNets need none of them).
  *

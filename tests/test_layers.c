@@ -9,6 +9,7 @@
 #include "bf16.h"
 #include "common.h"
 #include "conv.h"
+#include "conv_small.h"
 #include "conv_pw.h"
 #include "conv_wgrad.h"
 #include "layers.h"
@@ -229,6 +230,75 @@ TEST(conv_wgrad_matches_reference_any_threads) {
         }
         for (int v = 0; v < 8 && (v == 0 || own_ok); v++) free(dw[v]);
         free(in), free(dout), free(ref);
+    }
+    sc_set_threads(saved);
+}
+
+/* The fp32 forward and backward data of small output maps on both paths, im2col + oneDNN matmul
+ * (+ col2im) (SIMCLR_CONV_SMALL=0) and our own kernel (conv_small.h: the backward data of the
+ * stride-1 3x3 convs as its forward on flipped weights, of the others as its backward plan), on
+ * odd shapes: 3x3, 2x2 and 4x4 maps, C and K not multiples of 16 or 64 (masked output channels),
+ * batches that split into image groups of different sizes, stride 2 (3x3 and 1x1: input pixels
+ * no output reads, their gradient 0), padding wider than the kernel (border positions with no
+ * tap inside the map: zeros) and wider than needed (one tap row per position). Against the
+ * double reference within rtol 1e-4, atol 1e-5 x sqrt(reduction length) (as above); ours must
+ * give the same bits on 1, 2 and 3 threads and with other tile heights and channel blocks. */
+TEST(conv_small_matches_reference_any_threads) {
+    static const int cases[][8] = {
+        /* B H W C K R stride pad */
+        {5, 3, 3, 20, 70, 3, 1, 1}, {9, 2, 2, 13, 33, 3, 1, 1},  {16, 4, 4, 24, 64, 3, 1, 1},
+        {3, 6, 6, 20, 40, 3, 2, 1}, {4, 6, 6, 24, 130, 1, 2, 0}, {3, 2, 2, 7, 20, 1, 1, 1},
+        {2, 1, 1, 5, 17, 3, 1, 2},  {29, 3, 3, 16, 64, 3, 1, 1}, {8, 5, 5, 32, 96, 3, 2, 1},
+    };
+    int saved = sc_threads(), own_ok = conv_small_supported();
+    if (!own_ok) printf("# this CPU has no AVX-512: only the im2col path is checked\n");
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const int *q = cases[k];
+        size_t ni, nw, no;
+        ConvShape s = conv_case(q, &ni, &nw, &no);
+        float *in = randv(ni, 760 + k, -1, 1), *w = randv(nw, 780 + k, -1, 1);
+        float *dout = randv(no, 800 + k, -1, 1), *ref = malloc(no * 4), *out[5], *din[5];
+        float *din_ref = calloc(ni, 4), *dw_ref = calloc(nw, 4);
+        conv2d_forward_ref(ref, in, w, &s);
+        conv2d_backward_ref(din_ref, dw_ref, dout, in, w, &s);
+        double at = 1e-5 * sqrt((double)s.C * s.R * s.S), atd = 1e-5 * sqrt((double)s.K * s.R * s.S);
+        /* v 0: im2col + matmul (2 threads); 1..3: ours on v threads; 4: ours on 2 threads with
+         * tiles of 3 images and blocks of 7 channels (sums through memory between blocks), which
+         * must not change a bit */
+        for (int v = 0; v < 5; v++) {
+            if (v && !own_ok) break;
+            if (!v) setenv("SIMCLR_CONV_SMALL", "0", 1);
+            if (v == 4) setenv("SIMCLR_CONV_SMALL_MR", "3", 1), setenv("SIMCLR_CONV_SMALL_CB", "7", 1);
+            int nt = v == 0 || v == 4 ? 2 : v;
+            sc_set_threads(nt);
+            Conv *c;
+            SC_ASSERT(!conv_create(&c, &s, 1));
+            unsetenv("SIMCLR_CONV_SMALL");
+            unsetenv("SIMCLR_CONV_SMALL_MR");
+            unsetenv("SIMCLR_CONV_SMALL_CB");
+            void *scratch = sc_alloc(conv_scratch_bytes(c) + 64);
+            out[v] = malloc(no * 4), din[v] = malloc(ni * 4);
+            for (size_t i = 0; i < no; i++) out[v][i] = 1e30f; /* both must overwrite */
+            for (size_t i = 0; i < ni; i++) din[v][i] = 1e30f;
+            conv_set_weights(c, w);
+            conv_forward(c, out[v], in, scratch);
+            conv_backward_data(c, din[v], dout, scratch);
+            char what[96], whatd[128];
+            snprintf(what, sizeof what, "case %zu (%s, %d threads%s)", k, conv_impl_name(c, 0), nt,
+                     v == 4 ? ", other tiles and blocks" : "");
+            snprintf(whatd, sizeof whatd, "case %zu backward data (%s, %d threads%s)", k,
+                     conv_impl_name(c, 1), nt, v == 4 ? ", other tiles and blocks" : "");
+            CHECK(v == 0 || !strcmp(conv_impl_name(c, 0), "own:avx512_small"), "%s: not our kernel", what);
+            CHECK(v == 0 || strstr(conv_impl_name(c, 1), "own:avx512_small"), "%s: not our kernel", whatd);
+            CHECK_ARRAY_CLOSE(what, out[v], ref, no, 1e-4, at);
+            CHECK_ARRAY_CLOSE(whatd, din[v], din_ref, ni, 1e-4, atd);
+            if (v > 1) CHECK(!memcmp(out[v], out[1], no * 4), "%s: bits differ from 1 thread", what);
+            if (v > 1) CHECK(!memcmp(din[v], din[1], ni * 4), "%s: bits differ from 1 thread", whatd);
+            conv_free(c);
+            sc_free(scratch);
+        }
+        for (int v = 0; v < 5 && (v == 0 || own_ok); v++) free(out[v]), free(din[v]);
+        free(in), free(w), free(dout), free(ref), free(din_ref), free(dw_ref);
     }
     sc_set_threads(saved);
 }
