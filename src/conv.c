@@ -580,7 +580,8 @@ static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, i
         t.dt = s->dt;
         SC_ASSERT(t.OH == s->H && t.OW == s->W);
         if (conv_create_impl(&c->bwdf, &t, 0, CONV_FWD_ONLY | CONV_OUT_F32)) goto fail;
-        c->flip_bytes = round64(sizeof(float) * s->K * s->C * s->R * s->S);
+        /* the flipped copy in the scratch (not with conv_small, which packs W' from w) */
+        c->flip_bytes = c->bwdf->small ? 0 : round64(sizeof(float) * s->K * s->C * s->R * s->S);
         snprintf(c->bwdf_name, sizeof c->bwdf_name, "fwd(flipped w):%s", conv_impl_name(c->bwdf, 0));
         need_bwd_data = 0; /* no backward-data primitive of its own */
     }
@@ -947,6 +948,13 @@ void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) 
     SC_ASSERT((c->bwd_d || c->bwdf || c->pw_bwd) && c->w_src);
     if (c->pw_bwd) {
         conv_pw_backward_data(&c->s, d_in, d_out, c->w_src);
+        return;
+    }
+    if (c->bwdf && c->bwdf->small) { /* W' packed straight from w: no flipped copy */
+        Conv *f = c->bwdf;
+        if (!f->w_krsc) f->w_krsc = sc_alloc(krsc_bytes(f));
+        conv_small_pack_flipped(f->small, packed_w(f), c->w_src);
+        conv_small_run(f->small, d_in, d_out, packed_w(f));
         return;
     }
     if (c->bwdf) {

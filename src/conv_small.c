@@ -116,7 +116,9 @@ size_t conv_small_weight_bytes(const ConvSmall *p) {
     return sizeof(float) * p->nkb * KB * p->taps * p->nred;
 }
 
-TGT void conv_small_pack(const ConvSmall *p, float *wp, const float *w) {
+/* wp from w with the strides sn, sj of an output and a reduction channel; flip: tap t read at
+ * RS-1-t */
+TGT static void pack(const ConvSmall *p, float *wp, const float *w, size_t sn, size_t sj, int flip) {
     const int J = p->nred, RS = p->taps, N = p->nout, ncb = (J + 15) / 16;
     /* wp[kb][t][j][kk] = w at output channel n = kb*64 + kk, reduction channel j, tap t: each
      * line of wp gathered from 64 output channels' rows; 16 reduction channels at a time, so
@@ -133,9 +135,9 @@ TGT void conv_small_pack(const ConvSmall *p, float *wp, const float *w) {
                 idx[v] = _mm512_mullo_epi32(
                     _mm512_add_epi32(_mm512_set1_epi32(16 * v),
                                      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
-                    _mm512_set1_epi32((int)p->sn));
+                    _mm512_set1_epi32((int)sn));
             }
-            const float *src = w + (size_t)kb * KB * p->sn + (size_t)j0 * p->sj;
+            const float *src = w + (size_t)kb * KB * sn + (size_t)j0 * sj;
             float *d = wp + (size_t)kb * RS * J * KB;
             for (int jj = 0; jj < nj; jj++)
                 for (int t = 0; t < RS; t++) {
@@ -143,9 +145,17 @@ TGT void conv_small_pack(const ConvSmall *p, float *wp, const float *w) {
 #pragma GCC unroll 4
                     for (int v = 0; v < NV; v++)
                         _mm512_store_ps(dl + 16 * v, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m[v], idx[v],
-                                                                              src + jj * p->sj + t, 4));
+                                                                              src + jj * sj + (flip ? RS - 1 - t : t), 4));
                 }
         }
+}
+
+void conv_small_pack(const ConvSmall *p, float *wp, const float *w) { pack(p, wp, w, p->sn, p->sj, 0); }
+
+void conv_small_pack_flipped(const ConvSmall *p, float *wp, const float *w) {
+    SC_ASSERT(!p->bwd);
+    /* W'(n, j, t) = w(j, n, RS-1-t), w of shape (nred, nout, R, S) */
+    pack(p, wp, w, (size_t)p->taps, (size_t)p->nout * p->taps, 1);
 }
 
 /* One tile: MR images (image i's input span at x + i*xstr, its output row at o + i*ostr) x the

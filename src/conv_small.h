@@ -55,6 +55,10 @@ void conv_small_free(ConvSmall *p);
 size_t conv_small_weight_bytes(const ConvSmall *p);
 /* wp (conv_small_weight_bytes, 64-byte aligned) = the packed form of w (K,C,R,S). */
 void conv_small_pack(const ConvSmall *p, float *wp, const float *w);
+/* For a forward plan of shape (B, OH, OW, K) -> C (the backward data of a stride-1 conv as a
+ * forward conv): wp = the packed form of W'(c, k, r, q) = w(k, c, R-1-r, S-1-q), read straight
+ * from that conv's weights w (K,C,R,S) (no flipped copy). */
+void conv_small_pack_flipped(const ConvSmall *p, float *wp, const float *w);
 /* Forward plan: out (B,OH,OW,K) = conv(in (B,H,W,C)); backward plan: out = d_in (B,H,W,C), the
  * gradient wrt the input, from in = d_out (B,OH,OW,K). With the weights wp packed for that plan;
  * overwrites out. Uses every OpenMP thread; bit-identical for any thread count. */
