@@ -32,8 +32,10 @@ for k in v:
     print(f"{names[k]:16s} views/s per round " + " ".join(f"{x:.1f}" for x in v[k]) +
           f"; least CPU time per step {c[k]:.0f} ms")
 for k in ("f32", "b16"):
-    print(f"{names[k]}: {runs[k][0]['gflops']:.0f} GFLOP/s in round 1 = {runs[k][0]['pct_of_peak']:.1f}% of the peak measured "
-          f"beside it; bytes per view {runs[k][0]['bytes_per_view']:.0f}")
+    pct = [r["pct_of_peak"] for r in runs[k]]
+    print(f"{names[k]}: % of the peak measured beside each round " + " ".join(f"{x:.1f}" for x in pct) +
+          f" (median {statistics.median(pct):.1f}); {runs[k][0]['gflops']:.0f} GFLOP/s in round 1; "
+          f"bytes per view {runs[k][0]['bytes_per_view']:.0f}")
 def ratio(a, b):
     return statistics.median(x / y for x, y in zip(v[a], v[b])), c[b] / c[a]
 out = {}
