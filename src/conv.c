@@ -585,7 +585,12 @@ static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, i
         snprintf(c->bwdf_name, sizeof c->bwdf_name, "fwd(flipped w):%s", conv_impl_name(c->bwdf, 0));
         need_bwd_data = 0; /* no backward-data primitive of its own */
     }
-    if (need_bwd_data) {
+    c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
+    c->pw_fwd = !c->gemm && conv_pw_usable(s, 0);
+    c->pw_bwd = !c->gemm && need_bwd_data && conv_pw_usable(s, 1);
+    if (c->gemm && use_small(s)) c->small = conv_small_create(s);
+    if (c->small && need_bwd_data) c->small_bwd = conv_small_create_bwd(s);
+    if (need_bwd_data && !c->pw_bwd && !c->small_bwd) { /* else our kernels: no oneDNN primitive */
         DNNL_TRY(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &md_dsrc,
                                                           &md_w_any, &md_dst, strides, pad_l,
                                                           pad_r));
@@ -600,16 +605,11 @@ static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, i
         DNNL_TRY(dnnl_primitive_desc_create(&c->pd_bwd_w, &d, attr, g_engine, c->pd_fwd));
         DNNL_TRY(dnnl_primitive_create(&c->bwd_w, c->pd_bwd_w));
     }
+    if (!fwd_only && use_own_wgrad(s)) c->wg = conv_wgrad_create(s);
+    if (!fwd_only && wgrad_bf16_usable(s)) c->wb = wgrad_bf16_create(s);
     /* the GEMM path: oneDNN matmul primitives (Debian's oneDNN 2.6 has no bf16 GEMM function in
      * its C API; in fp32 they beat dnnl_sgemm because the weights are packed once, not once per
      * block), and dnnl_sgemm for the fp32 weight gradient */
-    c->gemm = (long long)s->OH * s->OW <= gemm_max_pixels();
-    if (!fwd_only && use_own_wgrad(s)) c->wg = conv_wgrad_create(s);
-    c->pw_fwd = !c->gemm && conv_pw_usable(s, 0);
-    c->pw_bwd = !c->gemm && need_bwd_data && conv_pw_usable(s, 1);
-    if (!fwd_only && wgrad_bf16_usable(s)) c->wb = wgrad_bf16_create(s);
-    if (c->gemm && use_small(s)) c->small = conv_small_create(s);
-    if (c->small && need_bwd_data) c->small_bwd = conv_small_create_bwd(s);
     if (c->gemm) {
         long M = (long)s->B * s->OH * s->OW, Kd = (long)s->R * s->S * s->C;
         int bad;
@@ -660,7 +660,7 @@ static int conv_create_impl(Conv **out, const ConvShape *s, int need_bwd_data, i
     DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, &md_w_user, g_engine, md_wf, g_engine, NULL));
     DNNL_TRY(dnnl_primitive_create(&c->reo_w_fwd, rpd));
     dnnl_primitive_desc_destroy(rpd);
-    if (need_bwd_data) {
+    if (c->pd_bwd_d) {
         const dnnl_memory_desc_t *md_wb = dnnl_primitive_desc_query_md(c->pd_bwd_d, dnnl_query_weights_md, 0);
         DNNL_TRY(dnnl_memory_create(&c->m_w_bwd, md_wb, g_engine, DNNL_MEMORY_NONE));
         if (!dnnl_memory_desc_equal(md_wb, md_wf)) {
@@ -860,11 +860,8 @@ void conv_set_weights(Conv *c, const float *w) {
     }
     if (c->gemm && c->s.dt == DT_F32) { /* (K,R,S,C), read by backward data, and the packed copy */
         if (!c->w_krsc) c->w_krsc = sc_alloc(krsc_bytes(c));
-        if (c->small) { /* packed from w; (K,R,S,C) only where backward data reads it later */
-            if (c->bwd_d && !c->wshared) {
-                if (c->small_bwd) conv_small_pack(c->small_bwd, c->w_krsc, w);
-                else weights_krsc(c, w);
-            }
+        if (c->small) { /* packed from w; with a shared buffer conv_backward_data packs small_bwd's */
+            if (c->small_bwd && !c->wshared) conv_small_pack(c->small_bwd, c->w_krsc, w);
             conv_small_pack(c->small, packed_w(c), w);
             return;
         }
@@ -892,7 +889,7 @@ void conv_set_weights(Conv *c, const float *w) {
     set(c->m_w_fwd, c->w_fwd);
     dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w_user}, {DNNL_ARG_TO, c->m_w_fwd}};
     exec(c->reo_w_fwd, 2, a);
-    if (c->bwd_d && c->reo_w_bwd && !c->pw_bwd) weights_bwd(c, w);
+    if (c->bwd_d && c->reo_w_bwd) weights_bwd(c, w);
 }
 
 void conv_forward(Conv *c, void *out_, const void *in_, void *scratch) {
@@ -945,7 +942,7 @@ static void weights_flip(float *wf, const float *w, const ConvShape *s) {
 }
 
 void conv_backward_data(Conv *c, float *d_in, const void *d_out, void *scratch) {
-    SC_ASSERT((c->bwd_d || c->bwdf || c->pw_bwd) && c->w_src);
+    SC_ASSERT((c->bwd_d || c->bwdf || c->pw_bwd || c->small_bwd) && c->w_src);
     if (c->pw_bwd) {
         conv_pw_backward_data(&c->s, d_in, d_out, c->w_src);
         return;
